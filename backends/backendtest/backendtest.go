@@ -1,0 +1,195 @@
+// Package backendtest is the test suite every backend passes. A backend's
+// own test calls Run with a Harness that creates its store in Papyra's
+// format and reads it back; the suite then checks the contract documented
+// on backends.Backend with the same cases for every store.
+package backendtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+// Now is the suite's pinned clock, the fixtures' "now".
+var Now = time.Unix(1795000000, 0)
+
+// Record is one record the harness writes, as Papyra's fields.
+type Record struct {
+	Kind      string
+	I         int
+	Timestamp float64
+}
+
+// JSON renders r the way Papyra's JSON backend writes an event (kind
+// first, ", " and ": " separators).
+func (r Record) JSON() string {
+	return fmt.Sprintf(`{"kind": %q, "system_id": "local", "actor_address": {"system": "local", "actor_id": %d}, "event_type": "ActorStarted", "payload": {"i": %d}, "timestamp": %s}`,
+		r.Kind, r.I, r.I, pyFloat(r.Timestamp))
+}
+
+func pyFloat(f float64) string {
+	b, _ := json.Marshal(f)
+	s := string(b)
+	for _, c := range s {
+		if c == '.' || c == 'e' {
+			return s
+		}
+	}
+	return s + ".0"
+}
+
+// Harness adapts one backend to the suite.
+type Harness struct {
+	// New returns a backend on a fresh, empty (not yet existing) store.
+	New func(t *testing.T) backends.Backend
+	// Write appends records to the store the last New made. Nil for
+	// backends that persist nothing; the data cases are then not run.
+	Write func(t *testing.T, recs []Record)
+	// Read returns the I of every record in the store, in store order.
+	Read func(t *testing.T) []int
+}
+
+// Run runs every case of the suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("Properties", func(t *testing.T) { testProperties(t, h) })
+	t.Run("RecoverIdempotent", func(t *testing.T) { testRecover(t, h) })
+	if h.Write == nil {
+		return
+	}
+	t.Run("MissingStoreIsNothingToDo", func(t *testing.T) { testMissing(t, h) })
+	t.Run("DryRunChangesNothing", func(t *testing.T) { testDryRun(t, h) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, h) })
+	t.Run("PlanCloseIdempotent", func(t *testing.T) { testPlanClose(t, h) })
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func testProperties(t *testing.T, h Harness) {
+	b := h.New(t)
+	p := b.Properties()
+	k1, err := b.LockKey()
+	if err != nil {
+		t.Fatalf("LockKey: %v", err)
+	}
+	k2, _ := b.LockKey()
+	if k1 == "" || k1 != k2 {
+		t.Errorf("LockKey = %q then %q, want a stable non-empty key", k1, k2)
+	}
+	if p.AtomicSwap && !p.NeedsFileLock {
+		t.Errorf("Properties = %+v: an atomic file swap needs the file lock", p)
+	}
+}
+
+func testRecover(t *testing.T, h Harness) {
+	b := h.New(t)
+	for i := 0; i < 2; i++ {
+		if err := b.Recover(context.Background()); err != nil {
+			t.Fatalf("Recover #%d: %v", i+1, err)
+		}
+	}
+}
+
+func testMissing(t *testing.T, h Harness) {
+	b := h.New(t)
+	_, err := b.Plan(context.Background(), backends.Policy{Now: Now})
+	if !errors.Is(err, backends.ErrNothingToDo) {
+		t.Fatalf("Plan on a missing store: got %v, want ErrNothingToDo", err)
+	}
+}
+
+// records returns n records, the first half two days old, the rest
+// fresh, interleaved (age retention is per record, not a cut).
+func records(n int) []Record {
+	recs := make([]Record, n)
+	for i := range recs {
+		ts := float64(Now.Unix()) - 60
+		if i%2 == 0 {
+			ts = float64(Now.Unix()) - 2*86400
+		}
+		recs[i] = Record{Kind: "event", I: i, Timestamp: ts + float64(i)/1000}
+	}
+	return recs
+}
+
+func testDryRun(t *testing.T, h Harness) {
+	b := h.New(t)
+	h.Write(t, records(50))
+	before := h.Read(t)
+	p, err := b.Plan(context.Background(), backends.Policy{Now: Now, Retention: config.Retention{MaxRecords: ptr[int64](5)}})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if got, want := p.Stats().RecordsAfter, int64(5); got != want {
+		t.Errorf("planned RecordsAfter: got %d, want %d", got, want)
+	}
+	p.Close()
+	if got := h.Read(t); len(got) != len(before) {
+		t.Errorf("after a plan without apply: got %d records, want %d", len(got), len(before))
+	}
+}
+
+func testRetention(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		ret  config.Retention
+		want []int
+	}{
+		{"None", config.Retention{}, seq(0, 20, 1)},
+		{"MaxRecords", config.Retention{MaxRecords: ptr[int64](5)}, seq(15, 20, 1)},
+		{"MaxRecordsZeroKeepsAll", config.Retention{MaxRecords: ptr[int64](0)}, seq(0, 20, 1)},
+		{"MaxAge", config.Retention{MaxAgeSeconds: ptr(86400.0)}, seq(1, 20, 2)},
+		{"AgeThenCount", config.Retention{MaxAgeSeconds: ptr(86400.0), MaxRecords: ptr[int64](3)}, []int{15, 17, 19}},
+		{"MaxTotalBytesZero", config.Retention{MaxTotalBytes: ptr[int64](0)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := h.New(t)
+			h.Write(t, records(20))
+			p, err := b.Plan(context.Background(), backends.Policy{Now: Now, Retention: tt.ret})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			defer p.Close()
+			st, err := b.Apply(context.Background(), p)
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			got := h.Read(t)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("records after Apply: got %v, want %v", got, tt.want)
+			}
+			if st.RecordsAfter != int64(len(tt.want)) || st.RecordsBefore != 20 {
+				t.Errorf("stats: got %d -> %d, want 20 -> %d", st.RecordsBefore, st.RecordsAfter, len(tt.want))
+			}
+		})
+	}
+}
+
+func testPlanClose(t *testing.T, h Harness) {
+	b := h.New(t)
+	h.Write(t, records(3))
+	p, err := b.Plan(context.Background(), backends.Policy{Now: Now})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: got %v, want nil", err)
+	}
+}
+
+func seq(from, to, step int) []int {
+	var out []int
+	for i := from; i < to; i += step {
+		out = append(out, i)
+	}
+	return out
+}

@@ -1,0 +1,168 @@
+// Package fsutil holds the small file-system primitives the file backends
+// build their crash safety on: exclusive temp files, directory fsync, and
+// keeping a file's mode and owner across a replace.
+package fsutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Prefix starts the name of every file the agent creates next to a store.
+// It never starts with a store's own name (Papyra's rotating scan reports
+// any <store>* file as an anomaly) and it is hidden from a plain ls.
+const Prefix = ".papyra-compact."
+
+// RandomToken returns 16 lowercase hex characters.
+func RandomToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
+	return hex.EncodeToString(b[:])
+}
+
+// IsToken reports whether s has the shape RandomToken returns.
+func IsToken(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// SideName returns the name of a side file for the store named base:
+// Prefix + base + "." + token + "." + suffix.
+func SideName(base, token, suffix string) string {
+	return Prefix + base + "." + token + "." + suffix
+}
+
+// ParseSideName is the inverse of SideName for one store: it reports the
+// token and suffix of name when name is a side file of base. A store whose
+// name extends base ("a.b" for "a") never matches, because the token must
+// be exactly the 16 hex characters after base.
+func ParseSideName(base, name string) (token, suffix string, ok bool) {
+	p := Prefix + base + "."
+	if len(name) <= len(p)+17 || name[:len(p)] != p {
+		return "", "", false
+	}
+	rest := name[len(p):]
+	token, suffix = rest[:16], rest[17:]
+	if rest[16] != '.' || !IsToken(token) || suffix == "" {
+		return "", "", false
+	}
+	return token, suffix, true
+}
+
+// CreateExclusive creates path with O_EXCL, opened for appending, so that a
+// name clash fails instead of truncating someone else's file and every
+// write lands at the end even when another process appends too.
+func CreateExclusive(path string, perm fs.FileMode) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|unix.O_CLOEXEC, perm)
+}
+
+// SyncDir fsyncs a directory so that a rename or unlink in it survives a
+// power loss. rename(2) alone is atomic but not durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ErrOwner means a replacement file could not be given the original's
+// owner or mode; swapping it in would change who may read the store.
+var ErrOwner = errors.New("cannot keep the store's owner and mode")
+
+// MatchOwner gives f the permission bits, owner and group in st. Changing
+// the owner needs CAP_CHOWN unless it already matches; the error then says
+// so instead of swapping in a file owned by the agent's user.
+func MatchOwner(f *os.File, st *unix.Stat_t) error {
+	var cur unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &cur); err != nil {
+		return fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if cur.Uid != st.Uid || cur.Gid != st.Gid {
+		if err := unix.Fchown(int(f.Fd()), int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("%w: chown %s to %d:%d: %w (run as the store's owner or grant CAP_CHOWN)", ErrOwner, f.Name(), st.Uid, st.Gid, err)
+		}
+	}
+	// chmod after chown: chown clears setuid/setgid bits.
+	if err := unix.Fchmod(int(f.Fd()), st.Mode&0o7777); err != nil {
+		return fmt.Errorf("%w: chmod %s to %o: %w", ErrOwner, f.Name(), st.Mode&0o7777, err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data: temp file in the same
+// directory, fsync, rename, directory fsync. A reader sees the old or the
+// new content, never a part.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	ok = true
+	return SyncDir(dir)
+}
+
+// Resolve returns the real path of a store: symlinks in the path and in
+// the file itself are followed, so the agent replaces the target of a
+// symlinked store and leaves the link alone. A store that does not exist
+// yet resolves through its directory.
+func Resolve(path string) (string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err == nil {
+		return real, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("resolve %s: %w", path, err)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return filepath.Clean(path), nil
+	}
+	return filepath.Join(dir, filepath.Base(path)), nil
+}

@@ -1,0 +1,166 @@
+// Package quarantine writes the lines a compaction takes out of a store
+// because Papyra could not read them (torn, not JSON, not an object, …).
+//
+// A quarantine file is JSON lines, one object per corrupt line:
+//
+//	{"source": "/var/lib/papyra/orders.jsonl", "line": 196, "offset": 40123,
+//	 "reason": "not valid JSON", "raw": "not json at all"}
+//
+// "raw" holds the line's bytes without its newline when they are valid
+// UTF-8; otherwise "raw_base64" holds them base64-encoded, so every byte
+// survives. The file lives outside the store's directory, is fsynced
+// together with its directory before the store is swapped, and is removed
+// again if the swap does not happen, so a line is never only in a
+// quarantine file that nobody knows about. A kill between the two can leave
+// a line both in the store and in quarantine; the next run quarantines it
+// again into a new file (duplicated, never lost).
+package quarantine
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+	"unicode/utf8"
+
+	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+)
+
+// Entry is one quarantined line.
+type Entry struct {
+	Source    string `json:"source"`
+	Line      int64  `json:"line"`
+	Offset    int64  `json:"offset"`
+	Reason    string `json:"reason"`
+	Raw       string `json:"raw,omitempty"`
+	RawBase64 string `json:"raw_base64,omitempty"`
+}
+
+// Writer appends entries to one quarantine file, created on first use.
+type Writer struct {
+	dir, base string
+	now       time.Time
+	path      string
+	f         *os.File
+	w         *bufio.Writer
+	n         int64
+}
+
+// NewWriter prepares a writer for store base in dir. Nothing is created
+// until the first entry.
+func NewWriter(dir, base string, now time.Time) *Writer {
+	return &Writer{dir: dir, base: base, now: now}
+}
+
+// Path is the quarantine file's path, "" before the first entry.
+func (w *Writer) Path() string { return w.path }
+
+// Count is the number of entries written.
+func (w *Writer) Count() int64 { return w.n }
+
+func (w *Writer) open() error {
+	if w.f != nil {
+		return nil
+	}
+	if err := os.MkdirAll(w.dir, 0o750); err != nil {
+		return fmt.Errorf("create quarantine directory %s: %w", w.dir, err)
+	}
+	name := fmt.Sprintf("%s.%s.%s.jsonl", w.base, w.now.UTC().Format("20060102T150405Z"), fsutil.RandomToken()[:8])
+	f, err := fsutil.CreateExclusive(filepath.Join(w.dir, name), 0o640)
+	if err != nil {
+		return fmt.Errorf("create quarantine file: %w", err)
+	}
+	w.f, w.w, w.path = f, bufio.NewWriterSize(f, 64<<10), f.Name()
+	return nil
+}
+
+// Add quarantines one line held in memory.
+func (w *Writer) Add(e Entry, raw []byte) error {
+	if err := w.open(); err != nil {
+		return err
+	}
+	if utf8.Valid(raw) {
+		e.Raw = string(raw)
+	} else {
+		e.RawBase64 = base64.StdEncoding.EncodeToString(raw)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode quarantine entry: %w", err)
+	}
+	b = append(b, '\n')
+	if _, err := w.w.Write(b); err != nil {
+		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+	}
+	w.n++
+	return nil
+}
+
+// AddStream quarantines a line too long to hold in memory, streaming its
+// bytes from r as base64.
+func (w *Writer) AddStream(e Entry, r io.Reader) error {
+	if err := w.open(); err != nil {
+		return err
+	}
+	head, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode quarantine entry: %w", err)
+	}
+	// Splice "raw_base64" in as the last member: drop the closing brace.
+	if _, err := fmt.Fprintf(w.w, `%s,"raw_base64":"`, head[:len(head)-1]); err != nil {
+		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+	}
+	enc := base64.NewEncoder(base64.StdEncoding, w.w)
+	if _, err := io.Copy(enc, r); err != nil {
+		return fmt.Errorf("quarantine line %d: %w", e.Line, err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+	}
+	if _, err := w.w.WriteString("\"}\n"); err != nil {
+		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+	}
+	w.n++
+	return nil
+}
+
+// Commit makes the entries durable: flush, fsync the file and its
+// directory. It must return before the store that held the lines is
+// replaced.
+func (w *Writer) Commit() error {
+	if w.f == nil {
+		return nil
+	}
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("fsync quarantine file %s: %w", w.f.Name(), err)
+	}
+	return fsutil.SyncDir(w.dir)
+}
+
+// Close closes the file, keeping it.
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// Discard closes and removes the file: the lines are still in the store.
+func (w *Writer) Discard() {
+	if w.f == nil {
+		return
+	}
+	name := w.f.Name()
+	_ = w.f.Close()
+	_ = os.Remove(name)
+	w.f, w.path, w.n = nil, "", 0
+}

@@ -1,0 +1,494 @@
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
+)
+
+// maxTailRounds bounds the copy-the-tail loop before the swap: a writer
+// that never pauses must not keep the run from finishing. Whatever it
+// appends after the last round is picked up by the drain.
+const maxTailRounds = 50
+
+// drainTick is how often the old inode is polled during the grace period.
+const drainTick = 20 * time.Millisecond
+
+// fragmentWait is how long a last line without a newline may stay
+// incomplete before it counts as torn rather than in flight, and
+// fragmentPoll how often it is looked at meanwhile.
+const (
+	fragmentWait = 250 * time.Millisecond
+	fragmentPoll = 5 * time.Millisecond
+)
+
+// swap is one Apply in progress.
+type swap struct {
+	b      *Backend
+	p      *plan
+	dir    string
+	base   string
+	token  string
+	tmp    *os.File
+	q      *quarantine.Writer
+	copied int64 // bytes of the original accounted for in the new file
+	stats  backends.Stats
+}
+
+// Apply implements backends.Backend; see the package doc for the sequence
+// and what a kill at each step leaves behind.
+func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, error) {
+	p, ok := bp.(*plan)
+	if !ok || p.b != b || p.f == nil {
+		return backends.Stats{}, fmt.Errorf("apply %s: plan is not an open plan of this backend", b.path)
+	}
+	s := &swap{
+		b: b, p: p,
+		dir:   filepath.Dir(p.real),
+		base:  filepath.Base(p.real),
+		token: fsutil.RandomToken(),
+		stats: p.stats,
+	}
+	s.q = quarantine.NewWriter(b.env.QuarantineDir, s.base, p.now())
+	if err := s.prepare(ctx); err != nil {
+		s.abort()
+		return s.stats, err
+	}
+	if err := s.commit(ctx); err != nil {
+		return s.stats, err
+	}
+	return s.stats, nil
+}
+
+// sameFile reports whether path currently names the inode in st.
+func sameFile(path string, st *unix.Stat_t) (bool, error) {
+	var cur unix.Stat_t
+	if err := unix.Stat(path, &cur); err != nil {
+		return false, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return cur.Dev == st.Dev && cur.Ino == st.Ino, nil
+}
+
+func (s *swap) tmpPath() string { return filepath.Join(s.dir, fsutil.SideName(s.base, s.token, "tmp")) }
+func (s *swap) oldPath() string { return filepath.Join(s.dir, fsutil.SideName(s.base, s.token, "old")) }
+
+// prepare writes the new file next to the store: survivors, then the tail.
+// Until it returns, the original is untouched.
+func (s *swap) prepare(ctx context.Context) error {
+	p := s.p
+	same, err := sameFile(p.real, &p.st)
+	if err != nil {
+		return err
+	}
+	var cur unix.Stat_t
+	if err := unix.Fstat(int(p.f.Fd()), &cur); err != nil {
+		return fmt.Errorf("stat %s: %w", p.real, err)
+	}
+	if !same || cur.Size < p.st.Size {
+		return fmt.Errorf("%s: %w (replaced or truncated since planning)", p.real, backends.ErrChanged)
+	}
+	if s.tmp, err = fsutil.CreateExclusive(s.tmpPath(), 0o600); err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	if err := fsutil.MatchOwner(s.tmp, &p.st); err != nil {
+		return err
+	}
+	if err := failpoint.Inject("temp-created"); err != nil {
+		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
+	}
+	w := bufio.NewWriterSize(s.tmp, bufSize)
+	if err := s.copySurvivors(ctx, w); err != nil {
+		return err
+	}
+	if err := failpoint.Inject("survivors-written"); err != nil {
+		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
+	}
+	s.copied = p.end
+	if err := s.copyTails(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
+	}
+	if err := s.tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.tmp.Name(), err)
+	}
+	if err := failpoint.Inject("temp-synced"); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.tmp.Name(), err)
+	}
+	if err := s.q.Commit(); err != nil {
+		return err
+	}
+	s.stats.QuarantineFile = s.q.Path()
+	return failpoint.Inject("quarantine-synced")
+}
+
+// copySurvivors is the second pass over [0, end): guided by the scratch
+// entries, it copies kept lines and quarantines corrupt ones.
+func (s *swap) copySurvivors(ctx context.Context, w *bufio.Writer) error {
+	p := s.p
+	sr, err := newScratchReader(p.scratch)
+	if err != nil {
+		return err
+	}
+	r := lines.NewReader(io.NewSectionReader(p.f, 0, p.end), 0, bufSize, maxLine)
+	var (
+		kept   int64 // index among records that passed age retention
+		lineNo int64
+		nextCk int64
+	)
+	for lineNo = 1; lineNo <= p.lines; lineNo++ {
+		l, err := r.Next()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p.real, err)
+		}
+		e, err := sr.next()
+		if err != nil {
+			return fmt.Errorf("read scratch file: %w", err)
+		}
+		if l.Off >= nextCk {
+			nextCk = l.Off + 8<<20
+			if err := s.b.checkCtx(ctx); err != nil {
+				return err
+			}
+			if p.policy.Progress != nil {
+				p.policy.Progress("rewrite", l.Off, p.end)
+			}
+		}
+		switch e.code {
+		case entryKeep:
+			if kept >= p.cut {
+				if _, err := w.Write(l.Raw); err != nil {
+					return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
+				}
+			}
+			kept++
+		case entryCorrupt:
+			qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: l.Off, Reason: e.reason.String()}
+			if l.TooLong {
+				err = s.q.AddStream(qe, io.NewSectionReader(p.f, l.Off, l.Len-1))
+			} else {
+				err = s.q.Add(qe, l.Body())
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if kept != p.stats.RecordsBefore-p.stats.RemovedAge {
+		return fmt.Errorf("%s: %w (second pass saw %d records, first %d)", p.real, backends.ErrChanged, kept, p.stats.RecordsBefore-p.stats.RemovedAge)
+	}
+	return nil
+}
+
+// copyTails copies what follows the planned range: records appended since
+// planning, in whole lines, until the file stops growing. A last line
+// without a newline is either a write in flight (on Linux a reader can see
+// part of a write that crosses a page) or a torn line left by a crash.
+// Copying half a write would let the next record glue onto it, so it is
+// given fragmentWait to complete; only a fragment that stays is carried
+// over verbatim, as the torn tail it is.
+func (s *swap) copyTails(w io.Writer) error {
+	s.stats.TornTail = false
+	rounds := 0
+	var fragSince time.Time
+	for rounds < maxTailRounds {
+		n, frag, err := s.copyTail(w)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			rounds++
+			fragSince = time.Time{}
+			continue
+		}
+		if frag == 0 {
+			return nil
+		}
+		if fragSince.IsZero() {
+			fragSince = time.Now()
+		}
+		if time.Since(fragSince) >= fragmentWait {
+			c, err := io.Copy(w, io.NewSectionReader(s.p.f, s.copied, frag))
+			s.copied += c
+			if err != nil {
+				return fmt.Errorf("copy the last line of %s: %w", s.p.real, err)
+			}
+			s.stats.TornTail = true
+			return nil
+		}
+		time.Sleep(fragmentPoll)
+	}
+	return nil
+}
+
+// copyTail copies the complete lines from s.copied to the original's
+// current end through w, and returns how many bytes it copied and how many
+// follow the last newline.
+func (s *swap) copyTail(w io.Writer) (n, frag int64, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.p.f.Fd()), &st); err != nil {
+		return 0, 0, fmt.Errorf("stat %s: %w", s.p.real, err)
+	}
+	end, err := lastLineEnd(s.p.f, s.copied, st.Size)
+	if err != nil {
+		return 0, 0, err
+	}
+	if end > s.copied {
+		n, err = io.Copy(w, io.NewSectionReader(s.p.f, s.copied, end-s.copied))
+		s.copied += n
+		if s.copied > s.p.st.Size {
+			s.stats.Appended = s.copied - s.p.st.Size
+		}
+		if err != nil {
+			return n, 0, fmt.Errorf("copy appended bytes of %s: %w", s.p.real, err)
+		}
+	}
+	return n, st.Size - end, nil
+}
+
+// lastLineEnd returns the offset just past the last newline of f in
+// [from, size), or from when there is none. It reads backwards, so the cost
+// is the length of the last line, not of the range.
+func lastLineEnd(f *os.File, from, size int64) (int64, error) {
+	var buf [4096]byte
+	for end := size; end > from; {
+		start := max(from, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil {
+			return 0, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			return start + int64(i) + 1, nil
+		}
+		end = start
+	}
+	return from, nil
+}
+
+// abort undoes prepare: the original was never touched.
+func (s *swap) abort() {
+	if s.tmp != nil {
+		_ = s.tmp.Close()
+		_ = os.Remove(s.tmp.Name())
+	}
+	s.q.Discard()
+	s.stats.QuarantineFile = ""
+}
+
+// commit swaps the new file in and drains the old inode. From the rename
+// on, the new file is the store; errors after it are reported but the
+// recovery record lets the next run finish the job.
+func (s *swap) commit(ctx context.Context) error {
+	p := s.p
+	if err := s.linkOld(); err != nil {
+		s.abort()
+		return err
+	}
+	rec := &recoveryRecord{Store: p.real, Old: s.oldPath(), Offset: s.copied}
+	var tst unix.Stat_t
+	if err := unix.Fstat(int(s.tmp.Fd()), &tst); err != nil {
+		s.undoLink(rec)
+		return fmt.Errorf("stat %s: %w", s.tmp.Name(), err)
+	}
+	rec.NewDev, rec.NewIno = uint64(tst.Dev), tst.Ino
+	if err := s.b.writeRecord(rec); err != nil {
+		s.undoLink(rec)
+		return err
+	}
+	if err := failpoint.Inject("before-rename"); err != nil {
+		s.undoLink(rec)
+		return fmt.Errorf("rename %s: %w", s.tmp.Name(), err)
+	}
+	// Papyra's own compaction (or an admin) may have replaced the store:
+	// renaming over it would destroy a file whose content is not ours.
+	if same, err := sameFile(p.real, &p.st); err != nil || !same {
+		s.undoLink(rec)
+		if err == nil {
+			err = fmt.Errorf("%s: %w (replaced before the swap)", p.real, backends.ErrChanged)
+		}
+		return err
+	}
+	if err := os.Rename(s.tmp.Name(), p.real); err != nil {
+		s.undoLink(rec)
+		return fmt.Errorf("swap %s: %w", p.real, err)
+	}
+	_ = failpoint.Inject("after-rename")
+	errs := []error{fsutil.SyncDir(s.dir)}
+	_ = failpoint.Inject("dir-synced")
+	errs = append(errs, s.drain(ctx, rec))
+	_ = failpoint.Inject("drained")
+	if err := errors.Join(errs...); err != nil {
+		// The record and the old name stay: the next Recover finishes.
+		_ = s.tmp.Close()
+		return err
+	}
+	var fin unix.Stat_t
+	if err := unix.Fstat(int(s.tmp.Fd()), &fin); err == nil {
+		s.stats.BytesAfter = fin.Size
+	}
+	_ = s.tmp.Close()
+	if err := s.b.finishRecovery(rec); err != nil {
+		return err
+	}
+	s.stats.QuarantineFile = s.q.Path()
+	s.stats.Quarantined = s.q.Count()
+	return s.q.Close()
+}
+
+// linkOld gives the original inode a second name so that it outlives the
+// rename until every byte of it is accounted for.
+func (s *swap) linkOld() error {
+	old := s.oldPath()
+	// Link the open descriptor, not the path: the path could name another
+	// inode by now. /proc/self/fd with AT_SYMLINK_FOLLOW needs no privilege.
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(s.p.f.Fd())), unix.AT_FDCWD, old, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		if err := os.Link(s.p.real, old); err != nil {
+			return fmt.Errorf("link %s to %s: %w", s.p.real, old, err)
+		}
+	}
+	if same, err := sameFile(old, &s.p.st); err != nil || !same {
+		_ = os.Remove(old)
+		if err == nil {
+			err = fmt.Errorf("%s: %w (replaced before the swap)", s.p.real, backends.ErrChanged)
+		}
+		return err
+	}
+	return nil
+}
+
+// undoLink reverses linkOld and the recovery record before the rename.
+func (s *swap) undoLink(rec *recoveryRecord) {
+	_ = os.Remove(rec.Old)
+	_ = os.Remove(s.b.recordPath(rec.Store))
+	s.abort()
+}
+
+// drain appends to the new file what writers still append to the old
+// inode, in whole lines, until the grace period ends (or ctx is done: then
+// one last look).
+func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
+	deadline := time.Now().Add(s.b.env.GracePeriod)
+	for {
+		last := ctx.Err() != nil || !time.Now().Before(deadline)
+		if err := s.drainOnce(rec); err != nil {
+			return err
+		}
+		if last {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(drainTick):
+		}
+	}
+	// A fragment without a newline may be a write in flight: give it
+	// fragmentWait to complete. One that stays would poison the next Papyra
+	// record if appended: quarantine it instead.
+	for waited := time.Duration(0); waited < fragmentWait; waited += fragmentPoll {
+		end, err := lastLineEnd(s.p.f, rec.Offset, fileSize(s.p.f))
+		if err != nil {
+			return err
+		}
+		if end == fileSize(s.p.f) {
+			break
+		}
+		if end > rec.Offset {
+			if err := s.drainOnce(rec); err != nil {
+				return err
+			}
+			continue
+		}
+		time.Sleep(fragmentPoll)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.p.f.Fd()), &st); err != nil {
+		return fmt.Errorf("stat %s: %w", rec.Old, err)
+	}
+	if st.Size > rec.Offset {
+		frag := make([]byte, st.Size-rec.Offset)
+		if _, err := s.p.f.ReadAt(frag, rec.Offset); err != nil {
+			return fmt.Errorf("read %s: %w", rec.Old, err)
+		}
+		qe := quarantine.Entry{Source: s.p.real, Offset: rec.Offset, Reason: "torn write left on the replaced file"}
+		if err := s.q.Add(qe, frag); err != nil {
+			return err
+		}
+		if err := s.q.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drainOnce appends the complete lines past rec.Offset on the old inode.
+func (s *swap) drainOnce(rec *recoveryRecord) error {
+	n, err := appendLines(s.p.f, rec.Offset, s.tmp)
+	if err != nil || n == 0 {
+		return err
+	}
+	if err := s.tmp.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", s.p.real, err)
+	}
+	rec.Offset += n
+	s.stats.Appended += n
+	return s.b.writeRecord(rec)
+}
+
+// appendLines copies the complete lines of src from off to its end to dst
+// (opened O_APPEND), one write per chunk of whole lines, and returns the
+// bytes copied.
+func appendLines(src *os.File, off int64, dst *os.File) (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", src.Name(), err)
+	}
+	var done int64
+	buf := make([]byte, 0, 1<<20)
+	for off+done < st.Size {
+		n := min(int64(cap(buf)), st.Size-off-done)
+		b := buf[:n]
+		if _, err := src.ReadAt(b, off+done); err != nil {
+			return done, fmt.Errorf("read %s: %w", src.Name(), err)
+		}
+		i := bytes.LastIndexByte(b, '\n')
+		if i < 0 {
+			if n == int64(cap(buf)) { // a line longer than the buffer
+				buf = make([]byte, 0, 2*cap(buf))
+				continue
+			}
+			break
+		}
+		if _, err := dst.Write(b[:i+1]); err != nil {
+			return done, fmt.Errorf("append to %s: %w", dst.Name(), err)
+		}
+		done += int64(i + 1)
+	}
+	return done, nil
+}
+
+// fileSize is f's current size, 0 when it cannot be read (the caller's
+// next read reports the error).
+func fileSize(f *os.File) int64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Size
+}

@@ -1,0 +1,267 @@
+package jsonl_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/backendtest"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+func rec(i int, ts float64) string {
+	return backendtest.Record{Kind: "event", I: i, Timestamp: ts}.JSON()
+}
+
+var fresh = float64(backendtest.Now.Unix()) - 10
+
+func write(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestBackend_Lines(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          string
+		ret         config.Retention
+		want        string
+		quarantined int64
+		blank       int64
+		torn        bool
+	}{
+		{
+			name: "TornTailCarriedOver",
+			in:   lines(rec(1, fresh), rec(2, fresh)) + `{"kind": "event", "times`,
+			ret:  config.Retention{MaxRecords: ptr[int64](1)},
+			want: lines(rec(2, fresh)) + `{"kind": "event", "times`,
+			torn: true,
+		},
+		{
+			name:  "BlankLinesRemovedAndCounted",
+			in:    lines(rec(1, fresh), "", "   \t", rec(2, fresh)),
+			want:  lines(rec(1, fresh), rec(2, fresh)),
+			blank: 2,
+		},
+		{
+			name:        "CorruptLinesQuarantined",
+			in:          lines(rec(1, fresh), "not json", "[1, 2]", `{"timestamp": "yesterday"}`, `{"a": 1,`+"\r"+` "b": 2}`, "\xff\xfe", rec(2, fresh)),
+			want:        lines(rec(1, fresh), rec(2, fresh)),
+			quarantined: 5,
+		},
+		{
+			name: "CRLFKeptByteForByte",
+			in:   rec(1, fresh) + "\r\n" + rec(2, fresh) + "\r\n",
+			want: rec(1, fresh) + "\r\n" + rec(2, fresh) + "\r\n",
+		},
+		{
+			name: "NullAndMissingTimestampDroppedByAge",
+			in:   lines(`{"kind": "event", "timestamp": null}`, `{"kind": "event"}`, rec(3, fresh)),
+			ret:  config.Retention{MaxAgeSeconds: ptr(60.0)},
+			want: lines(rec(3, fresh)),
+		},
+		{
+			name: "AllRemovedLeavesEmptyFile",
+			in:   lines(rec(1, fresh), rec(2, fresh)),
+			ret:  config.Retention{MaxTotalBytes: ptr[int64](0)},
+			want: "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.jsonl")
+			write(t, path, tt.in, 0o644)
+			st, err := compact(t, newBackend(t, path), tt.ret)
+			if err != nil {
+				t.Fatalf("compact: %v", err)
+			}
+			if got := read(t, path); got != tt.want {
+				t.Errorf("store after compaction:\ngot  %q\nwant %q", got, tt.want)
+			}
+			if st.Quarantined != tt.quarantined || st.BlankLines != tt.blank || st.TornTail != tt.torn {
+				t.Errorf("stats: got quarantined %d, blank %d, torn %v; want %d, %d, %v",
+					st.Quarantined, st.BlankLines, st.TornTail, tt.quarantined, tt.blank, tt.torn)
+			}
+		})
+	}
+}
+
+func TestBackend_QuarantineEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	first := rec(1, fresh) + "\n"
+	write(t, path, first+"not json\n\xff\n", 0o644)
+	st, err := compact(t, newBackend(t, path), config.Retention{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := testutil.ReadLines(t, st.QuarantineFile)
+	if len(got) != 2 {
+		t.Fatalf("quarantine lines: got %d, want 2", len(got))
+	}
+	var e struct {
+		Source    string
+		Line      int64
+		Offset    int64
+		Reason    string
+		Raw       string
+		RawBase64 string `json:"raw_base64"`
+	}
+	if err := json.Unmarshal([]byte(got[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(path)
+	if e.Source != real || e.Line != 2 || e.Offset != int64(len(first)) || e.Raw != "not json" || e.Reason == "" {
+		t.Errorf("entry: got %+v, want source %s, line 2, offset %d, raw %q and a reason", e, real, len(first), "not json")
+	}
+	if err := json.Unmarshal([]byte(got[1]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.RawBase64 != "/w==" {
+		t.Errorf("invalid UTF-8 entry: got raw_base64 %q, want %q", e.RawBase64, "/w==")
+	}
+	if dir := filepath.Dir(st.QuarantineFile); dir == filepath.Dir(path) {
+		t.Errorf("quarantine file %s is in the store's directory", st.QuarantineFile)
+	}
+}
+
+func TestBackend_KeepsFileIdentity(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "data", "s.jsonl")
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, real, lines(rec(1, fresh), rec(2, fresh)), 0o600)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(real, 4321, 4322); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "link.jsonl")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	var before unix.Stat_t
+	if err := unix.Stat(real, &before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compact(t, newBackend(t, link), config.Retention{MaxRecords: ptr[int64](1)}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(link)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("store path is no longer a symlink: %v, %v", fi.Mode(), err)
+	}
+	var after unix.Stat_t
+	if err := unix.Stat(real, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Mode != before.Mode || after.Uid != before.Uid || after.Gid != before.Gid {
+		t.Errorf("mode/owner: got %o %d:%d, want %o %d:%d", after.Mode, after.Uid, after.Gid, before.Mode, before.Uid, before.Gid)
+	}
+	if after.Ino == before.Ino {
+		t.Errorf("inode unchanged: the store was not swapped")
+	}
+	if got := read(t, real); got != lines(rec(2, fresh)) {
+		t.Errorf("content: got %q", got)
+	}
+	assertNoSideFiles(t, filepath.Dir(real))
+}
+
+func TestBackend_Errors(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	write(t, notDir, "x", 0o644)
+	monotonic := filepath.Join(dir, "monotonic.jsonl")
+	write(t, monotonic, lines(rec(1, 9253.27), rec(2, 9254.5)), 0o644)
+	tests := []struct {
+		name    string
+		path    string
+		ret     config.Retention
+		wantIs  error
+		wantSub string
+	}{
+		{"Missing", filepath.Join(dir, "nope.jsonl"), config.Retention{}, backends.ErrNothingToDo, ""},
+		{"Directory", dir, config.Retention{}, nil, dir},
+		{"ParentIsAFile", filepath.Join(notDir, "s.jsonl"), config.Retention{}, syscall.ENOTDIR, notDir},
+		{"MonotonicClock", monotonic, config.Retention{MaxAgeSeconds: ptr(3600.0)}, backends.ErrUnsafe, "time_fn=time.time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := compact(t, newBackend(t, tt.path), tt.ret)
+			if err == nil {
+				t.Fatal("compact: got nil error")
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("error: got %v, want one wrapping %v", err, tt.wantIs)
+			}
+			if !strings.Contains(err.Error(), tt.wantSub) {
+				t.Errorf("error %q does not mention %q", err, tt.wantSub)
+			}
+		})
+	}
+	if got := read(t, monotonic); got != lines(rec(1, 9253.27), rec(2, 9254.5)) {
+		t.Errorf("monotonic store changed: %q", got)
+	}
+}
+
+// TestBackend_FullDisk fills a small tmpfs: the run must fail with a clear
+// error, the original must stay intact and no temp file may remain.
+func TestBackend_FullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testutil.SkipOrFail(t, "mounting a tmpfs needs root; the crash harness covers ENOSPC by injection")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=96k"); err != nil {
+		testutil.SkipOrFail(t, "mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, 0) })
+	path := filepath.Join(dir, "s.jsonl")
+	var b strings.Builder
+	for i := 0; b.Len() < 60<<10; i++ {
+		b.WriteString(rec(i, fresh) + "\n")
+	}
+	write(t, path, b.String(), 0o644)
+	_, err := compact(t, newBackend(t, path), config.Retention{})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("compact on a full disk: got %v, want ENOSPC", err)
+	}
+	if got := read(t, path); got != b.String() {
+		t.Errorf("original changed after a failed run")
+	}
+	assertNoSideFiles(t, dir)
+}
+
+func assertNoSideFiles(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".papyra-compact.") {
+			t.Errorf("side file left behind: %s", e.Name())
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package jsonl_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/backendtest"
+	"github.com/papyra-compact/papyra-compact/backends/jsonl"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// env returns a backend environment under dir.
+func env(dir string) backends.Env {
+	return backends.Env{
+		QuarantineDir: filepath.Join(dir, "quarantine"),
+		StateDir:      filepath.Join(dir, "state"),
+		ScratchDir:    filepath.Join(dir, "state", "scratch"),
+		GracePeriod:   10 * time.Millisecond,
+	}
+}
+
+func newBackend(t *testing.T, path string) backends.Backend {
+	t.Helper()
+	return newBackendIn(t, path, env(t.TempDir()))
+}
+
+func newBackendIn(t *testing.T, path string, e backends.Env) backends.Backend {
+	t.Helper()
+	b, err := jsonl.New(config.Target{Name: "t", Kind: config.KindJSONL, Path: path}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestBackend_Suite(t *testing.T) {
+	var path string
+	backendtest.Run(t, backendtest.Harness{
+		New: func(t *testing.T) backends.Backend {
+			path = filepath.Join(t.TempDir(), "events.ndjson")
+			return newBackend(t, path)
+		},
+		Write: func(t *testing.T, recs []backendtest.Record) {
+			for _, r := range recs {
+				if err := testutil.AppendPapyra(path, []byte(r.JSON()+"\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Read: func(t *testing.T) []int {
+			var out []int
+			for _, l := range testutil.ReadLines(t, path) {
+				var r struct{ Payload struct{ I int } }
+				if err := json.Unmarshal([]byte(l), &r); err != nil {
+					t.Fatalf("line %q: %v", l, err)
+				}
+				out = append(out, r.Payload.I)
+			}
+			return out
+		},
+	})
+}
+
+// compact plans and applies pol on the store at path.
+func compact(t *testing.T, b backends.Backend, pol config.Retention) (backends.Stats, error) {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.Recover(ctx); err != nil {
+		return backends.Stats{}, err
+	}
+	p, err := b.Plan(ctx, backends.Policy{Retention: pol, Now: backendtest.Now})
+	if err != nil {
+		return backends.Stats{}, err
+	}
+	defer p.Close()
+	return b.Apply(ctx, p)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func lines(s ...string) string { return strings.Join(s, "\n") + "\n" }

@@ -1,0 +1,101 @@
+package jsonl_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// TestMain doubles as the Papyra writer process of the concurrency and
+// crash tests: with PAPYRA_TEST_APPENDER set, the test binary appends
+// records and exits instead of running tests.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv("PAPYRA_TEST_APPENDER"); spec != "" {
+		os.Exit(appender(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// appenderSpec is "path|writer id|records|pause between records".
+func appenderSpec(path string, id, n int, pause time.Duration) string {
+	return fmt.Sprintf("%s|%d|%d|%s", path, id, n, pause)
+}
+
+// appender writes n numbered records exactly as Papyra's JSON backend
+// does: open O_APPEND, one write, close, per record.
+func appender(spec string) int {
+	parts := strings.Split(spec, "|")
+	id, _ := strconv.Atoi(parts[1])
+	n, _ := strconv.Atoi(parts[2])
+	pause, _ := time.ParseDuration(parts[3])
+	for k := 0; k < n; k++ {
+		ts := float64(time.Now().UnixNano()) / 1e9
+		line := fmt.Sprintf(`{"kind": "event", "system_id": "local", "actor_address": {"system": "local", "actor_id": %d}, "event_type": "ActorStarted", "payload": {"w": %d, "n": %d}, "timestamp": %s}`+"\n",
+			id, id, k, strconv.FormatFloat(ts, 'f', 6, 64))
+		if err := testutil.AppendPapyra(parts[0], []byte(line)); err != nil {
+			fmt.Fprintln(os.Stderr, "appender:", err)
+			return 1
+		}
+		if pause > 0 {
+			time.Sleep(pause)
+		}
+	}
+	return 0
+}
+
+// census counts what a store holds: seeded records by their "i", and
+// appended records by writer and number.
+type census struct {
+	seeded   map[int]int
+	appended map[[2]int]int
+	other    int
+}
+
+func takeCensus(t *testing.T, path string) census {
+	t.Helper()
+	c := census{seeded: map[int]int{}, appended: map[[2]int]int{}}
+	for _, l := range testutil.ReadLines(t, path) {
+		var r struct {
+			Payload struct {
+				I    *int
+				W, N *int
+			}
+		}
+		if json.Unmarshal([]byte(l), &r) != nil {
+			c.other++
+			continue
+		}
+		switch {
+		case r.Payload.W != nil && r.Payload.N != nil:
+			c.appended[[2]int{*r.Payload.W, *r.Payload.N}]++
+		case r.Payload.I != nil:
+			c.seeded[*r.Payload.I]++
+		default:
+			c.other++
+		}
+	}
+	return c
+}
+
+// missingAppended lists appended records absent from c (writers 0..w-1,
+// n records each), and counts duplicates.
+func (c census) missingAppended(w, n int) (missing []string, dups int) {
+	for id := 0; id < w; id++ {
+		for k := 0; k < n; k++ {
+			switch c.appended[[2]int{id, k}] {
+			case 0:
+				missing = append(missing, fmt.Sprintf("w%d/n%d", id, k))
+			case 1:
+			default:
+				dups++
+			}
+		}
+	}
+	return missing, dups
+}

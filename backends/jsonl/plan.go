@@ -1,0 +1,359 @@
+package jsonl
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+)
+
+// Scratch entry codes, one entry per complete line of the planned range.
+const (
+	entryKeep    = 0 // a record that passed age retention: len, size[, ts]
+	entryAged    = 1 // a record removed by age retention
+	entryBlank   = 2 // a blank line
+	entryCorrupt = 3 // a corrupt line: reason byte follows
+	entryHasTS   = 0x10
+)
+
+// plan is the jsonl implementation of backends.Plan.
+type plan struct {
+	b       *Backend
+	f       *os.File // the original store, kept open for Apply
+	real    string   // the store's real path
+	st      unix.Stat_t
+	end     int64    // end of the last complete line planned
+	scratch *os.File // one entry per line in [0, end)
+	policy  backends.Policy
+	lines   int64 // complete lines in [0, end)
+	cut     int64 // index among age-passed records of the first kept one
+	stats   backends.Stats
+}
+
+func (p *plan) Stats() backends.Stats { return p.stats }
+
+func (p *plan) Close() error {
+	var errs []error
+	if p.f != nil {
+		errs = append(errs, p.f.Close())
+		p.f = nil
+	}
+	if p.scratch != nil {
+		errs = append(errs, p.scratch.Close())
+		p.scratch = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Plan implements backends.Backend. It reads the store once and writes the
+// per-line scratch entries; see the package doc.
+func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan, error) {
+	f, real, err := b.open()
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{b: b, f: f, real: real, policy: pol}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if err := unix.Fstat(int(f.Fd()), &p.st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", real, err)
+	}
+	if p.scratch, err = newScratch(b.env.ScratchDir); err != nil {
+		return nil, err
+	}
+	if err := p.scan(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.cutAndMeasure(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// newScratch creates an unlinked scratch file: nothing to clean up after a
+// kill.
+func newScratch(dir string) (*os.File, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create scratch directory %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return f, nil
+	}
+	// Filesystems without O_TMPFILE: create and unlink at once.
+	f, err = os.CreateTemp(dir, ".papyra-compact-scratch-*")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
+}
+
+// scan is the first pass: classify every complete line of [0, size) and
+// write its scratch entry.
+func (p *plan) scan(ctx context.Context) error {
+	size := p.st.Size
+	pol := p.policy.Retention
+	wantSize := pol.MaxTotalBytes != nil
+	var cutoff float64
+	if pol.MaxAgeSeconds != nil {
+		cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
+	}
+	cls := pyjson.NewClassifier(maxDepth)
+	r := lines.NewReader(io.NewSectionReader(p.f, 0, size), 0, bufSize, maxLine)
+	w := bufio.NewWriterSize(p.scratch, 256<<10)
+	var (
+		s      = &p.stats
+		buf    [1 + 2*binary.MaxVarintLen64 + 8]byte
+		maxTS  = math.Inf(-1)
+		nextCk int64
+	)
+	s.BytesBefore = size
+	for {
+		l, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p.real, err)
+		}
+		if !l.Complete {
+			// A torn or in-flight last line: carried over verbatim by Apply.
+			s.TornTail = true
+			break
+		}
+		p.lines++
+		p.end = l.Off + l.Len
+		if p.end >= nextCk {
+			nextCk = p.end + 8<<20
+			if err := p.b.checkCtx(ctx); err != nil {
+				return err
+			}
+			if p.policy.Progress != nil {
+				p.policy.Progress("scan", p.end, size)
+			}
+		}
+		var line pyjson.Line
+		if l.TooLong {
+			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
+		} else {
+			line = cls.Classify(l.Body(), wantSize)
+		}
+		e := buf[:1]
+		switch line.Class {
+		case pyjson.Blank:
+			s.BlankLines++
+			e[0] = entryBlank
+		case pyjson.Corrupt:
+			s.Quarantined++
+			e[0] = entryCorrupt
+			e = append(e, byte(line.Reason))
+		default:
+			s.RecordsBefore++
+			hasTS := line.TS == pyjson.TSNumber
+			if hasTS && line.Value > maxTS && !math.IsInf(line.Value, 1) {
+				maxTS = line.Value
+			}
+			// Papyra: keep iff timestamp is not None and timestamp >= cutoff.
+			// NaN compares false and is dropped; +Inf is kept.
+			if pol.MaxAgeSeconds != nil && !(hasTS && line.Value >= cutoff) {
+				s.RemovedAge++
+				e[0] = entryAged
+				break
+			}
+			e[0] = entryKeep
+			e = binary.AppendUvarint(e, uint64(l.Len))
+			e = binary.AppendUvarint(e, uint64(line.ReprSize))
+			if hasTS {
+				e[0] |= entryHasTS
+				e = binary.LittleEndian.AppendUint64(e, math.Float64bits(line.Value))
+			}
+		}
+		if _, err := w.Write(e); err != nil {
+			return fmt.Errorf("write scratch file: %w", err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write scratch file: %w", err)
+	}
+	if pol.MaxAgeSeconds != nil && s.RecordsBefore > 0 && maxTS < minUnixTime {
+		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
+			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
+			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
+			backends.ErrUnsafe, p.real, maxTS)
+	}
+	return nil
+}
+
+// scratchReader iterates over the scratch entries.
+type scratchReader struct{ r *bufio.Reader }
+
+type entry struct {
+	code   byte
+	reason pyjson.Reason
+	len    int64
+	size   int64
+	ts     float64
+	hasTS  bool
+}
+
+func newScratchReader(f *os.File) (*scratchReader, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind scratch file: %w", err)
+	}
+	return &scratchReader{r: bufio.NewReaderSize(f, 256<<10)}, nil
+}
+
+func (s *scratchReader) next() (entry, error) {
+	c, err := s.r.ReadByte()
+	if err != nil {
+		return entry{}, err
+	}
+	e := entry{code: c &^ entryHasTS, hasTS: c&entryHasTS != 0}
+	switch e.code {
+	case entryCorrupt:
+		r, err := s.r.ReadByte()
+		e.reason = pyjson.Reason(r)
+		return e, err
+	case entryKeep:
+		n, err := binary.ReadUvarint(s.r)
+		if err != nil {
+			return e, err
+		}
+		size, err := binary.ReadUvarint(s.r)
+		if err != nil {
+			return e, err
+		}
+		e.len, e.size = int64(n), int64(size)
+		if e.hasTS {
+			var b [8]byte
+			if _, err := io.ReadFull(s.r, b[:]); err != nil {
+				return e, err
+			}
+			e.ts = math.Float64frombits(binary.LittleEndian.Uint64(b[:]))
+		}
+	}
+	return e, nil
+}
+
+// cutAndMeasure finds the first kept record among those that passed age
+// retention, from the scratch entries alone, and measures what is kept.
+//
+// With K records past age, max_records N removes the first c = K-N.
+// max_total_bytes B then keeps the longest suffix of the remaining ones
+// whose summed sizes are <= B: Papyra walks newest-first and stops at the
+// first record that does not fit, and as sizes are positive that is the
+// suffix starting at the smallest index s >= c with total(s..K) <= B.
+func (p *plan) cutAndMeasure() error {
+	s := &p.stats
+	pol := p.policy.Retention
+	k := s.RecordsBefore - s.RemovedAge
+	c := int64(0)
+	if pol.MaxRecords != nil && *pol.MaxRecords > 0 && k > *pol.MaxRecords {
+		c = k - *pol.MaxRecords
+	}
+	// Pass one over the scratch file: the total size from c on.
+	var total int64
+	if pol.MaxTotalBytes != nil {
+		if err := p.eachKept(func(i int64, e entry) bool {
+			if i >= c {
+				total += e.size
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	cut := c
+	if pol.MaxTotalBytes != nil {
+		cut = k
+		var run int64
+		if err := p.eachKept(func(i int64, e entry) bool {
+			if i < c {
+				return true
+			}
+			if total-run <= *pol.MaxTotalBytes {
+				cut = i
+				return false
+			}
+			run += e.size
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	p.cut = cut
+	s.RemovedCount = c
+	s.RemovedBytes = cut - c
+	s.RecordsAfter = k - cut
+	// Measure what stays: bytes and the oldest timestamp.
+	after := p.st.Size - p.end // the tail is carried over as is
+	oldest := math.Inf(1)
+	if err := p.eachKept(func(i int64, e entry) bool {
+		if i >= cut {
+			after += e.len
+			if e.hasTS && e.ts < oldest {
+				oldest = e.ts
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	s.BytesAfter = after
+	if !math.IsInf(oldest, 1) {
+		s.OldestKept, s.HasOldest = oldest, true
+	}
+	return nil
+}
+
+// eachKept calls fn with the index and entry of every record that passed
+// age retention, in file order, until fn returns false.
+func (p *plan) eachKept(fn func(i int64, e entry) bool) error {
+	sr, err := newScratchReader(p.scratch)
+	if err != nil {
+		return err
+	}
+	var i int64
+	for n := int64(0); n < p.lines; n++ {
+		e, err := sr.next()
+		if err != nil {
+			return fmt.Errorf("read scratch file: %w", err)
+		}
+		if e.code != entryKeep {
+			continue
+		}
+		if !fn(i, e) {
+			return nil
+		}
+		i++
+	}
+	return nil
+}
+
+// now is for tests and Recover: the policy clock, or the wall clock.
+func (p *plan) now() time.Time {
+	if p.policy.Now.IsZero() {
+		return time.Now()
+	}
+	return p.policy.Now
+}

@@ -1,0 +1,189 @@
+package jsonl
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+)
+
+// recoveryRecord says, while a swap is in flight, which bytes of the old
+// inode the new file already holds.
+type recoveryRecord struct {
+	Store  string `json:"store"`  // the store's real path
+	Old    string `json:"old"`    // the old inode's second name
+	Offset int64  `json:"offset"` // bytes of the old inode present in the new file
+	NewDev uint64 `json:"new_dev"`
+	NewIno uint64 `json:"new_ino"`
+}
+
+func (b *Backend) recordPath(real string) string {
+	sum := sha256.Sum256([]byte(real))
+	return filepath.Join(b.env.StateDir, "jsonl-swap-"+hex.EncodeToString(sum[:8])+".json")
+}
+
+func (b *Backend) writeRecord(rec *recoveryRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode recovery record: %w", err)
+	}
+	if err := os.MkdirAll(b.env.StateDir, 0o750); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	return fsutil.WriteFileAtomic(b.recordPath(rec.Store), data, 0o640)
+}
+
+// finishRecovery removes the old inode's second name, then the record.
+// The order matters: a record without its old name is harmless, an old
+// name without its record is data Recover must not delete blindly.
+func (b *Backend) finishRecovery(rec *recoveryRecord) error {
+	if err := os.Remove(rec.Old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", rec.Old, err)
+	}
+	if err := fsutil.SyncDir(filepath.Dir(rec.Old)); err != nil {
+		return err
+	}
+	if err := os.Remove(b.recordPath(rec.Store)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove recovery record: %w", err)
+	}
+	return nil
+}
+
+// Recover implements backends.Backend: it finishes a swap a killed run
+// left half done and deletes stale temp files. It must run under the
+// store's lock, which is what makes every side file it finds stale.
+func (b *Backend) Recover(ctx context.Context) error {
+	real, err := fsutil.Resolve(b.path)
+	if err != nil {
+		return err
+	}
+	var accounted string
+	if data, err := os.ReadFile(b.recordPath(real)); err == nil {
+		var rec recoveryRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return fmt.Errorf("read recovery record %s: %w", b.recordPath(real), err)
+		}
+		if err := b.recoverSwap(&rec); err != nil {
+			return err
+		}
+		accounted = filepath.Base(rec.Old)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read recovery record: %w", err)
+	}
+	dir, base := filepath.Dir(real), filepath.Base(real)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	var errs []error
+	removed := false
+	for _, e := range ents {
+		_, suffix, ok := fsutil.ParseSideName(base, e.Name())
+		if !ok || e.Name() == accounted {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		switch suffix {
+		case "tmp":
+			// A temp file of a run that never renamed it: its content is a
+			// copy of records that are still in the store.
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove stale temp file: %w", err))
+			}
+			removed = true
+			b.log.Info("removed a temp file left by an interrupted run", "file", p)
+		case "old":
+			// No record names it, so the rename never happened: it must be
+			// a second name of the store itself. Anything else is data we
+			// cannot account for and is left alone.
+			var st unix.Stat_t
+			if err := unix.Fstatat(unix.AT_FDCWD, real, &st, 0); err == nil {
+				if same, _ := sameFile(p, &st); same {
+					if err := os.Remove(p); err == nil {
+						removed = true
+					}
+					continue
+				}
+			}
+			errs = append(errs, fmt.Errorf("%w: %s holds an earlier version of %s that no recovery record accounts for; inspect it and append any missing lines by hand, then delete it", backends.ErrUnsafe, p, real))
+		}
+	}
+	if removed {
+		errs = append(errs, fsutil.SyncDir(dir))
+	}
+	return errors.Join(errs...)
+}
+
+// recoverSwap finishes a swap from its record.
+func (b *Backend) recoverSwap(rec *recoveryRecord) error {
+	old, err := os.Open(rec.Old)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The drain had finished; only the record was left.
+		return b.finishRecovery(rec)
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", rec.Old, err)
+	}
+	defer old.Close()
+	var ost unix.Stat_t
+	if err := unix.Fstat(int(old.Fd()), &ost); err != nil {
+		return fmt.Errorf("stat %s: %w", rec.Old, err)
+	}
+	if same, err := sameFile(rec.Store, &ost); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	} else if same {
+		// Killed before the rename: the store is still the old inode.
+		return b.finishRecovery(rec)
+	}
+	// The rename happened: append what the new file does not hold yet.
+	dst, err := os.OpenFile(rec.Store, os.O_WRONLY|os.O_APPEND|os.O_CREATE, os.FileMode(ost.Mode&0o777))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", rec.Store, err)
+	}
+	defer dst.Close()
+	n, err := appendLines(old, rec.Offset, dst)
+	if err != nil {
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", rec.Store, err)
+	}
+	rec.Offset += n
+	if err := b.writeRecord(rec); err != nil {
+		return err
+	}
+	if ost.Size > rec.Offset {
+		frag := make([]byte, ost.Size-rec.Offset)
+		if _, err := old.ReadAt(frag, rec.Offset); err != nil {
+			return fmt.Errorf("read %s: %w", rec.Old, err)
+		}
+		q := quarantine.NewWriter(b.env.QuarantineDir, filepath.Base(rec.Store), time.Now())
+		qe := quarantine.Entry{Source: rec.Store, Offset: rec.Offset, Reason: "torn write left on the replaced file"}
+		if err := q.Add(qe, frag); err != nil {
+			return err
+		}
+		if err := q.Commit(); err != nil {
+			return err
+		}
+		_ = q.Close()
+	}
+	if n > 0 {
+		b.log.Info("recovered records appended during an interrupted swap", "store", rec.Store, "bytes", n)
+	}
+	return b.finishRecovery(rec)
+}

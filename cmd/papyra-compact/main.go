@@ -1,0 +1,82 @@
+// Command papyra-compact applies retention physically to Papyra's
+// persistence stores. See `papyra-compact --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Errors main maps to exit codes; commands wrap them.
+var (
+	errUsage    = errors.New("usage error")
+	errConfig   = errors.New("configuration error")
+	errFailed   = errors.New("a target failed")
+	errLockHeld = errors.New("another run holds a lock")
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a command and maps its error to the exit status. This
+// switch is the only place exit codes are decided; --help documents them.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errLockHeld):
+		return 75 // EX_TEMPFAIL: systemd treats it as success (SuccessExitStatus=75)
+	case errors.Is(err, errFailed):
+		return 1
+	case errors.Is(err, errUsage), errors.Is(err, errConfig):
+		fmt.Fprintf(stderr, "papyra-compact: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "papyra-compact: %v\n", err)
+		return 1
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageShort)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "version", "--version":
+		return cmdVersion(rest, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, manual)
+		return nil
+	}
+	fmt.Fprint(stderr, usageShort)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// newLogger returns the process logger: text on stderr at the given level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends/all"
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var targets stringList
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	dryRun := fs.Bool("dry-run", false, "report what would be removed; change nothing")
+	nowFlag := fs.String("now", "", "evaluate age retention as of this Unix time (seconds)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	noProgress := fs.Bool("no-progress", false, "never draw a progress bar")
+	fs.Var(&targets, "target", "compact only this target (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: run: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: run: unexpected argument %q (targets are selected with --target NAME)", errUsage, fs.Arg(0))
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	opts := agent.Options{Targets: targets, DryRun: *dryRun}
+	if *nowFlag != "" {
+		sec, err := strconv.ParseFloat(*nowFlag, 64)
+		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
+			return fmt.Errorf("%w: --now %q: want Unix seconds", errUsage, *nowFlag)
+		}
+		whole, frac := math.Modf(sec)
+		opts.Now = time.Unix(int64(whole), int64(frac*1e9))
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	var bar *progressBar
+	if !*noProgress && isTerminal(stderr) {
+		bar = newProgressBar(stderr)
+		opts.Progress = bar.update
+	}
+	a := agent.New(cfg, all.Backends(), log)
+	if _, err := a.Select(opts.Targets); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	results, err := a.RunOnce(ctx, opts)
+	if bar != nil {
+		bar.clear()
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		fmt.Fprintln(stdout, agent.Summary(r))
+	}
+	if len(results) == 0 {
+		fmt.Fprintf(stdout, "no targets configured in %s: nothing to do\n", cfg.File)
+	}
+	switch agent.ExitCode(results) {
+	case 1:
+		return errFailed
+	case 75:
+		return errLockHeld
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal (not merely a character
+// device such as /dev/null).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

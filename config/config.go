@@ -1,0 +1,133 @@
+package config
+
+import (
+	"time"
+)
+
+// DefaultPath is where the packaged agent reads its configuration.
+const DefaultPath = "/etc/papyra/compact.yaml"
+
+// Kinds of targets. Each names one subpackage of backends/.
+const (
+	KindJSONL    = "jsonl"
+	KindRotating = "rotating"
+	KindRedis    = "redis"
+	KindMemory   = "memory"
+)
+
+// Config is the whole retention configuration. Every path in it is absolute;
+// Load rejects relative ones because the agent runs from systemd with "/" as
+// its working directory, where a relative path means something else than it
+// did in the admin's shell.
+type Config struct {
+	// File is the path the configuration was read from ("" for Default()).
+	File string `yaml:"-"`
+
+	// StateDir holds the agent's own state: cumulative counters, the last
+	// result of every target, swap recovery records and scratch files.
+	StateDir string `yaml:"state_dir"`
+	// LockDir holds one flock(2) file per store. It is never the store's
+	// own directory: Papyra's scan reports any file named <store>* there.
+	LockDir string `yaml:"lock_dir"`
+	// QuarantineDir receives corrupt lines, one subdirectory per target.
+	QuarantineDir string `yaml:"quarantine_dir"`
+
+	Metrics  Metrics  `yaml:"metrics"`
+	Defaults Defaults `yaml:"defaults"`
+	Targets  []Target `yaml:"targets"`
+}
+
+// Metrics configures the node_exporter textfile output.
+type Metrics struct {
+	// Textfile is the .prom file written atomically after every run; ""
+	// disables it.
+	Textfile string `yaml:"textfile"`
+}
+
+// Defaults apply to every target that does not set its own value.
+type Defaults struct {
+	// Retention is used by targets without a retention block of their own.
+	Retention *Retention `yaml:"retention"`
+	// GracePeriod is how long a file backend keeps draining the replaced
+	// file for records appended by writers that opened it just before the
+	// swap.
+	GracePeriod Duration `yaml:"grace_period"`
+}
+
+// Retention is Papyra's RetentionPolicy with Papyra's field names and
+// meaning (papyra/persistence/_retention.py). A nil field is "no limit".
+type Retention struct {
+	// MaxRecords keeps the last N records. 0 keeps everything: Papyra
+	// slices with [-0:], which is the whole list.
+	MaxRecords *int64 `yaml:"max_records"`
+	// MaxAgeSeconds keeps records whose timestamp is >= now - MaxAgeSeconds
+	// (boundary kept; no or null timestamp dropped). The YAML may give it
+	// as max_age_seconds (a number) or max_age (a duration such as 7d).
+	MaxAgeSeconds *float64 `yaml:"max_age_seconds"`
+	// MaxAge is the human form of MaxAgeSeconds; Load folds it into
+	// MaxAgeSeconds and clears it.
+	MaxAge *Duration `yaml:"max_age"`
+	// MaxTotalBytes keeps the longest newest-first run of records whose
+	// summed Python repr sizes fit, as Papyra counts them.
+	MaxTotalBytes *int64 `yaml:"max_total_bytes"`
+}
+
+// IsZero reports whether no limit is set at all.
+func (r Retention) IsZero() bool {
+	return r.MaxRecords == nil && r.MaxAgeSeconds == nil && r.MaxTotalBytes == nil
+}
+
+// Target is one store to compact.
+type Target struct {
+	// Line is the line of the target's entry in the file, for messages.
+	Line int `yaml:"-"`
+
+	Name string `yaml:"name"`
+	Kind string `yaml:"kind"`
+	// Retention overrides defaults.retention as a whole when set.
+	Retention *Retention `yaml:"retention"`
+	// GracePeriod overrides defaults.grace_period.
+	GracePeriod *Duration `yaml:"grace_period"`
+
+	// Path is the store file (jsonl) or the active segment (rotating).
+	Path string `yaml:"path"`
+
+	// Rotating settings, Papyra's RotatingFilePersistence names.
+	MaxBytes *int64 `yaml:"max_bytes"`
+	MaxFiles *int64 `yaml:"max_files"`
+}
+
+// Policy returns the retention that applies to t.
+func (c *Config) Policy(t Target) Retention {
+	if t.Retention != nil {
+		return *t.Retention
+	}
+	if c.Defaults.Retention != nil {
+		return *c.Defaults.Retention
+	}
+	return Retention{}
+}
+
+// Grace returns the drain grace period that applies to t.
+func (c *Config) Grace(t Target) time.Duration {
+	if t.GracePeriod != nil {
+		return time.Duration(*t.GracePeriod)
+	}
+	return time.Duration(c.Defaults.GracePeriod)
+}
+
+// Default returns the built-in configuration: the packaged directories and
+// no targets, so that an agent installed without editing compacts nothing.
+func Default() *Config {
+	return &Config{
+		StateDir:      "/var/lib/papyra-compact",
+		LockDir:       "/run/papyra-compact",
+		QuarantineDir: "/var/lib/papyra-compact/quarantine",
+		Metrics: Metrics{
+			Textfile: "/var/lib/prometheus/node-exporter/papyra_compact.prom",
+		},
+		Defaults: Defaults{
+			GracePeriod: Duration(2 * time.Second),
+		},
+	}
+}

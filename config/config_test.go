@@ -1,0 +1,775 @@
+package config_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+const file = "compact.yaml"
+
+func ptr[T any](v T) *T { return &v }
+
+// asJSON renders a Config so that a mismatch shows values, not pointers.
+func asJSON(t *testing.T, c *config.Config) string {
+	t.Helper()
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		t.Fatalf("marshal config: %v", err)
+	}
+	return string(b)
+}
+
+func withFile(c *config.Config, f string) *config.Config {
+	c.File = f
+	return c
+}
+
+func TestParse(t *testing.T) {
+	const full = `# every option
+state_dir: /srv/papyra/state
+lock_dir: /run/papyra
+quarantine_dir: /srv/papyra/quarantine
+metrics:
+  textfile: /srv/metrics/papyra.prom
+defaults:
+  grace_period: 1500ms
+  retention:
+    max_records: 1000
+    max_age: 7d
+    max_total_bytes: 1048576
+targets:
+  - name: events
+    kind: jsonl
+    path: /srv/app/events.jsonl
+  - name: audit.log
+    kind: rotating
+    path: /srv/app/audit.jsonl
+    max_bytes: 10485760
+    max_files: 5
+    grace_period: 10
+    retention:
+      max_records: 0
+      max_age_seconds: 2.5
+  - name: cache-1
+    kind: redis
+    retention: {}
+  - name: scratch_2
+    kind: memory
+    retention: ~
+`
+	want := &config.Config{
+		File:          file,
+		StateDir:      "/srv/papyra/state",
+		LockDir:       "/run/papyra",
+		QuarantineDir: "/srv/papyra/quarantine",
+		Metrics:       config.Metrics{Textfile: "/srv/metrics/papyra.prom"},
+		Defaults: config.Defaults{
+			GracePeriod: config.Duration(1500 * time.Millisecond),
+			Retention: &config.Retention{
+				MaxRecords:    ptr[int64](1000),
+				MaxAgeSeconds: ptr(604800.0),
+				MaxTotalBytes: ptr[int64](1 << 20),
+			},
+		},
+		Targets: []config.Target{
+			{Line: 14, Name: "events", Kind: config.KindJSONL, Path: "/srv/app/events.jsonl"},
+			{
+				Line: 17, Name: "audit.log", Kind: config.KindRotating, Path: "/srv/app/audit.jsonl",
+				MaxBytes: ptr[int64](10 << 20), MaxFiles: ptr[int64](5),
+				GracePeriod: ptr(config.Duration(10 * time.Second)),
+				Retention:   &config.Retention{MaxRecords: ptr[int64](0), MaxAgeSeconds: ptr(2.5)},
+			},
+			{Line: 26, Name: "cache-1", Kind: config.KindRedis, Retention: &config.Retention{}},
+			{Line: 29, Name: "scratch_2", Kind: config.KindMemory},
+		},
+	}
+
+	tests := []struct {
+		name string
+		yaml string
+		want *config.Config
+	}{
+		{"Full", full, want},
+		{"Empty", "", withFile(config.Default(), file)},
+		{"OnlyComments", "# nothing yet\n\n", withFile(config.Default(), file)},
+		{"EmptyDocument", "---\n", withFile(config.Default(), file)},
+		{"NullDocument", "~\n", withFile(config.Default(), file)},
+		{"EmptyMapping", "{}\n", withFile(config.Default(), file)},
+		{
+			"PartialMappingKeepsDefaults", "defaults:\n  retention:\n    max_records: 5\n",
+			func() *config.Config {
+				c := withFile(config.Default(), file)
+				c.Defaults.Retention = &config.Retention{MaxRecords: ptr[int64](5)}
+				return c
+			}(),
+		},
+		{
+			"Aliases", "defaults:\n  retention: &std {max_age: 1d}\ntargets:\n  - {name: a, kind: memory, retention: *std}\n",
+			func() *config.Config {
+				c := withFile(config.Default(), file)
+				c.Defaults.Retention = &config.Retention{MaxAgeSeconds: ptr(86400.0)}
+				c.Targets = []config.Target{{Line: 4, Name: "a", Kind: config.KindMemory,
+					Retention: &config.Retention{MaxAgeSeconds: ptr(86400.0)}}}
+				return c
+			}(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse(file, []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if g, w := asJSON(t, got), asJSON(t, tt.want); g != w {
+				t.Errorf("got %v, want %v", g, w)
+			}
+		})
+	}
+}
+
+func TestParse_Null(t *testing.T) {
+	tests := []struct {
+		name  string
+		yaml  string
+		check func(*config.Config) bool
+	}{
+		{"PointerTilde", "defaults:\n  retention:\n    max_records: ~\n    max_total_bytes: 5\n",
+			func(c *config.Config) bool {
+				return c.Defaults.Retention.MaxRecords == nil && *c.Defaults.Retention.MaxTotalBytes == 5
+			}},
+		{"PointerEmpty", "defaults:\n  retention:\n", func(c *config.Config) bool { return c.Defaults.Retention == nil }},
+		{"TargetRetention", "targets:\n  - {name: a, kind: memory, retention: null}\n",
+			func(c *config.Config) bool { return c.Targets[0].Retention == nil }},
+		{"Slice", "targets: ~\n", func(c *config.Config) bool { return c.Targets == nil }},
+		{"StringIsEmpty", "metrics:\n  textfile: ~\n", func(c *config.Config) bool { return c.Metrics.Textfile == "" }},
+		{"DurationIsZero", "defaults:\n  grace_period:\n", func(c *config.Config) bool { return c.Defaults.GracePeriod == 0 }},
+		{"PointerDuration", "targets:\n  - {name: a, kind: memory, grace_period: ~}\n",
+			func(c *config.Config) bool { return c.Targets[0].GracePeriod == nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse(file, []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !tt.check(got) {
+				t.Errorf("got %v, want the null field unset", asJSON(t, got))
+			}
+		})
+	}
+}
+
+func TestParse_MaxAge(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want float64
+	}{
+		{"Days", "max_age: 7d", 604800},
+		{"Weeks", "max_age: 2w", 1209600},
+		{"Mixed", "max_age: 1d12h", 129600},
+		{"GoSyntax", "max_age: 1h30m", 5400},
+		{"SubSecond", "max_age: 1500ms", 1.5},
+		{"BareSeconds", "max_age: 90", 90},
+		{"SecondsInt", "max_age_seconds: 86400", 86400},
+		{"SecondsFloat", "max_age_seconds: 0.25", 0.25},
+		{"SecondsZero", "max_age_seconds: 0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse(file, []byte("defaults:\n  retention:\n    "+tt.yaml+"\n"))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			r := got.Defaults.Retention
+			if r.MaxAge != nil {
+				t.Errorf("MaxAge: got %v, want nil", *r.MaxAge)
+			}
+			if r.MaxAgeSeconds == nil || *r.MaxAgeSeconds != tt.want {
+				t.Errorf("MaxAgeSeconds: got %v, want %v", r.MaxAgeSeconds, tt.want)
+			}
+		})
+	}
+}
+
+// problem is one expected FieldError: its class and its whole message.
+type problem struct {
+	is  error
+	msg string
+}
+
+// checkProblems asserts that err is exactly the joined FieldErrors want, in
+// order.
+func checkProblems(t *testing.T, err error, want []problem) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %d", len(want))
+	}
+	var got []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		got = joined.Unwrap()
+	} else {
+		got = []error{err}
+	}
+	var msgs []string
+	for _, w := range want {
+		msgs = append(msgs, w.msg)
+	}
+	if g, w := err.Error(), strings.Join(msgs, "\n"); g != w {
+		t.Errorf("got %v, want %v", g, w)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v errors, want %v", len(got), len(want))
+	}
+	for i, e := range got {
+		var fe *config.FieldError
+		if !errors.As(e, &fe) {
+			t.Errorf("error %d: got %T, want *config.FieldError", i, e)
+			continue
+		}
+		if fe.File != file {
+			t.Errorf("error %d: File: got %v, want %v", i, fe.File, file)
+		}
+		if !errors.Is(e, want[i].is) {
+			t.Errorf("error %d (%v): got errors.Is(%v) false, want true", i, e, want[i].is)
+		}
+	}
+}
+
+func target(lines ...string) string {
+	return "targets:\n  - " + strings.Join(lines, "\n    ") + "\n"
+}
+
+func TestParse_Errors(t *testing.T) {
+	var (
+		syntax    = config.ErrSyntax
+		unknown   = config.ErrUnknownField
+		wrongType = config.ErrWrongType
+		invalid   = config.ErrInvalidValue
+		dup       = config.ErrDuplicate
+		required  = config.ErrRequired
+		relative  = config.ErrRelativePath
+		conflict  = config.ErrConflict
+	)
+	tests := []struct {
+		name string
+		yaml string
+		want []problem
+	}{
+		// Syntax and document shape.
+		{"NotYAML", "state_dir: /a\nlock_dir /b\nquarantine_dir: /c\n",
+			[]problem{{syntax, "compact.yaml:2: invalid YAML: could not find expected ':'"}}},
+		{"Tabs", "metrics:\n\ttextfile: /x\n",
+			[]problem{{syntax, "compact.yaml:2: invalid YAML: found character that cannot start any token"}}},
+		{"UnknownAnchor", "state_dir: *nope\n",
+			[]problem{{syntax, "compact.yaml: invalid YAML: unknown anchor 'nope' referenced"}}},
+		{"TwoDocuments", "state_dir: /a\n---\nstate_dir: /b\n",
+			[]problem{{invalid, "compact.yaml:2: a second YAML document; the file must hold exactly one"}}},
+		{"RootSequence", "- state_dir: /a\n",
+			[]problem{{wrongType, "compact.yaml:1: must be a mapping, not a sequence"}}},
+		{"RootScalar", "hello\n",
+			[]problem{{wrongType, "compact.yaml:1: must be a mapping (got hello)"}}},
+
+		// Unknown fields.
+		{"UnknownTopLevel", "colour: blue\n",
+			[]problem{{unknown, "compact.yaml:1: colour: unknown field"}}},
+		{"UnknownTypo", "lock_dri: /run/x\n",
+			[]problem{{unknown, "compact.yaml:1: lock_dri: unknown field; did you mean lock_dir?"}}},
+		{"UnknownNested", target("name: a", "kind: memory", "retention:", "  max_agee: 7d"),
+			[]problem{{unknown, "compact.yaml:5: targets[0].retention.max_agee: unknown field; did you mean max_age?"}}},
+		{"UnknownIgnoredField", "file: /etc/other.yaml\n",
+			[]problem{{unknown, "compact.yaml:1: file: unknown field"}}},
+		{"UnknownQuotedKey", "\"state dir\": /x\n",
+			[]problem{{unknown, `compact.yaml:1: "state dir": unknown field; did you mean state_dir?`}}},
+		{"MergeKey", "defaults:\n  retention:\n    <<: {max_records: 1}\n",
+			[]problem{{unknown, "compact.yaml:3: defaults.retention.<<: merge keys are not supported; repeat the fields or alias the whole value"}}},
+		{"NonScalarKey", "? [a]\n: 1\n",
+			[]problem{{wrongType, "compact.yaml:1: keys must be strings, not a sequence"}}},
+
+		// Wrong types.
+		{"StringForInteger", target("name: a", "kind: rotating", "path: /x", "max_bytes: ten", "max_files: 2"),
+			[]problem{{wrongType, "compact.yaml:5: targets[0].max_bytes: must be an integer (got ten)"}}},
+		{"QuotedNumber", "defaults:\n  retention:\n    max_records: \"10\"\n",
+			[]problem{{wrongType, `compact.yaml:3: defaults.retention.max_records: must be an integer (got "10")`}}},
+		{"FloatForInteger", "defaults:\n  retention:\n    max_total_bytes: 1.5\n",
+			[]problem{{wrongType, "compact.yaml:3: defaults.retention.max_total_bytes: must be an integer (got 1.5)"}}},
+		{"StringForFloat", "defaults:\n  retention:\n    max_age_seconds: soon\n",
+			[]problem{{wrongType, "compact.yaml:3: defaults.retention.max_age_seconds: must be a number (got soon)"}}},
+		{"IntegerOutOfRange", "defaults:\n  retention:\n    max_records: 99999999999999999999\n",
+			[]problem{{invalid, "compact.yaml:3: defaults.retention.max_records: out of range (got 99999999999999999999)"}}},
+		{"MappingForScalar", "state_dir:\n  path: /x\n",
+			[]problem{{wrongType, "compact.yaml:1: state_dir: must be a string, not a mapping"}}},
+		{"SequenceForScalar", target("name: [a, b]", "kind: memory"),
+			[]problem{{wrongType, "compact.yaml:2: targets[0].name: must be a string, not a sequence"}}},
+		{"ScalarForMapping", "metrics: /x.prom\n",
+			[]problem{{wrongType, "compact.yaml:1: metrics: must be a mapping (got /x.prom)"}}},
+		{"ScalarForSequence", "targets: all\n",
+			[]problem{{wrongType, "compact.yaml:1: targets: must be a sequence (got all)"}}},
+		{"MappingForSequence", "targets:\n  name: a\n",
+			[]problem{{wrongType, "compact.yaml:1: targets: must be a sequence, not a mapping"}}},
+		{"ScalarForTarget", "targets:\n  - a\n",
+			[]problem{{wrongType, "compact.yaml:2: targets[0]: must be a mapping (got a)"}}},
+		{"MappingForDuration", "defaults:\n  grace_period: {seconds: 2}\n",
+			[]problem{{wrongType, "compact.yaml:2: defaults.grace_period: must be a duration such as 90s or 7d, not a mapping"}}},
+
+		// Duplicates.
+		{"DuplicateKey", "metrics:\n  textfile: /a.prom\n  textfile: /b.prom\n",
+			[]problem{{dup, "compact.yaml:3: metrics.textfile: duplicate key, first at line 2"}}},
+		{"DuplicateKeyInTarget", target("name: a", "kind: memory", "name: b"),
+			[]problem{{dup, "compact.yaml:4: targets[0].name: duplicate key, first at line 2"}}},
+		{"DuplicateName", "targets:\n  - {name: a, kind: memory}\n  - {name: b, kind: memory}\n  - {name: a, kind: redis}\n",
+			[]problem{{dup, "compact.yaml:4: targets[2].name: duplicate target name, first used at line 2 (got a)"}}},
+
+		// Directories.
+		{"RelativeStateDir", "state_dir: var/lib/papyra\n",
+			[]problem{{relative, "compact.yaml:1: state_dir: must be an absolute path (got var/lib/papyra)"}}},
+		{"RelativeLockDir", "lock_dir: ./run\n",
+			[]problem{{relative, "compact.yaml:1: lock_dir: must be an absolute path (got ./run)"}}},
+		{"RelativeQuarantineDir", "quarantine_dir: \"my dir\"\n",
+			[]problem{{relative, `compact.yaml:1: quarantine_dir: must be an absolute path (got "my dir")`}}},
+		{"RelativeTextfile", "metrics:\n  textfile: papyra.prom\n",
+			[]problem{{relative, "compact.yaml:2: metrics.textfile: must be an absolute path (got papyra.prom)"}}},
+		{"EmptyStateDir", "state_dir: \"\"\n",
+			[]problem{{required, "compact.yaml:1: state_dir: required"}}},
+		{"NullLockDir", "lock_dir: ~\n",
+			[]problem{{required, "compact.yaml:1: lock_dir: required"}}},
+
+		// Retention.
+		{"NegativeMaxRecords", "defaults:\n  retention:\n    max_records: -1\n",
+			[]problem{{invalid, "compact.yaml:3: defaults.retention.max_records: must be >= 0 (got -1)"}}},
+		{"NegativeMaxTotalBytes", target("name: a", "kind: memory", "retention:", "  max_total_bytes: -5"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].retention.max_total_bytes: must be >= 0 (got -5)"}}},
+		{"NegativeMaxAgeSeconds", "defaults:\n  retention:\n    max_age_seconds: -0.5\n",
+			[]problem{{invalid, "compact.yaml:3: defaults.retention.max_age_seconds: must be >= 0 (got -0.5)"}}},
+		{"NaNMaxAgeSeconds", "defaults:\n  retention:\n    max_age_seconds: .nan\n",
+			[]problem{{invalid, "compact.yaml:3: defaults.retention.max_age_seconds: must be a finite number (got NaN)"}}},
+		{"ZeroMaxAge", target("name: a", "kind: memory", "retention:", "  max_age: 0s"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].retention.max_age: must be > 0 (got 0s)"}}},
+		{"NegativeMaxAge", target("name: a", "kind: memory", "retention:", "  max_age: -1h"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].retention.max_age: must not be negative (got -1h)"}}},
+		{"GarbageMaxAge", "defaults:\n  retention:\n    max_age: a week\n",
+			[]problem{{invalid, `compact.yaml:3: defaults.retention.max_age: invalid duration; write it like 90s, 1h30m, 7d or 2w (got "a week")`}}},
+		{"UnknownUnit", "defaults:\n  retention:\n    max_age: 3y\n",
+			[]problem{{invalid, `compact.yaml:3: defaults.retention.max_age: invalid duration: unknown unit "y"; use ns, us, ms, s, m, h, d or w (got 3y)`}}},
+		{"MaxAgeConflict", "defaults:\n  retention:\n    max_age_seconds: 60\n    max_age: 1m\n",
+			[]problem{{conflict, "compact.yaml:4: defaults.retention.max_age: conflicts with max_age_seconds (line 3); set only one"}}},
+
+		// Grace period.
+		{"NegativeGrace", "defaults:\n  grace_period: -2s\n",
+			[]problem{{invalid, "compact.yaml:2: defaults.grace_period: must not be negative (got -2s)"}}},
+		{"NegativeGraceSeconds", target("name: a", "kind: memory", "grace_period: -3"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].grace_period: must not be negative (got -3)"}}},
+
+		// Targets.
+		{"NameRequired", target("kind: memory"),
+			[]problem{{required, "compact.yaml:2: targets[0].name: required"}}},
+		{"NameInvalid", target("name: ../etc", "kind: memory"),
+			[]problem{{invalid, "compact.yaml:2: targets[0].name: must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (got ../etc)"}}},
+		{"NameWithBlank", target("kind: memory", "name: my store"),
+			[]problem{{invalid, `compact.yaml:3: targets[0].name: must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (got "my store")`}}},
+		{"KindRequired", target("name: a"),
+			[]problem{{required, "compact.yaml:2: targets[0].kind: required, one of jsonl, rotating, redis, memory"}}},
+		{"KindInvalid", target("name: a", "kind: JSONL", "path: relative"),
+			[]problem{{invalid, "compact.yaml:3: targets[0].kind: must be one of jsonl, rotating, redis, memory (got JSONL)"}}},
+		{"JSONLPathRequired", target("name: a", "kind: jsonl"),
+			[]problem{{required, "compact.yaml:2: targets[0].path: required for kind jsonl"}}},
+		{"JSONLPathRelative", target("name: a", "kind: jsonl", "path: data/a.jsonl"),
+			[]problem{{relative, "compact.yaml:4: targets[0].path: must be an absolute path (got data/a.jsonl)"}}},
+		{"JSONLMaxBytes", target("name: a", "kind: jsonl", "path: /a.jsonl", "max_bytes: 10"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].max_bytes: not valid for kind jsonl, only for rotating"}}},
+		{"RotatingRequired", target("name: a", "kind: rotating"),
+			[]problem{
+				{required, "compact.yaml:2: targets[0].path: required for kind rotating"},
+				{required, "compact.yaml:2: targets[0].max_bytes: required for kind rotating"},
+				{required, "compact.yaml:2: targets[0].max_files: required for kind rotating"},
+			}},
+		{"RotatingNotPositive", target("name: a", "kind: rotating", "path: /a", "max_bytes: 0", "max_files: -1"),
+			[]problem{
+				{invalid, "compact.yaml:5: targets[0].max_bytes: must be > 0 (got 0)"},
+				{invalid, "compact.yaml:6: targets[0].max_files: must be > 0 (got -1)"},
+			}},
+		{"MemoryPath", target("name: a", "kind: memory", "path: /a"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].path: not valid for kind memory, only for jsonl, rotating"}}},
+		{"RedisRotatingFields", target("name: a", "kind: redis", "max_files: 3", "max_bytes: 1"),
+			[]problem{
+				{invalid, "compact.yaml:4: targets[0].max_files: not valid for kind redis, only for rotating"},
+				{invalid, "compact.yaml:5: targets[0].max_bytes: not valid for kind redis, only for rotating"},
+			}},
+		// A value that failed to decode is reported once, not again as
+		// missing.
+		{"DecodeErrorNotRepeated", target("name: a", "kind: {x: 1}"),
+			[]problem{{wrongType, "compact.yaml:3: targets[0].kind: must be a string, not a mapping"}}},
+		{"TargetErrorNotRepeated", "targets:\n  - [a]\n",
+			[]problem{{wrongType, "compact.yaml:2: targets[0]: must be a mapping, not a sequence"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse(file, []byte(tt.yaml))
+			if got != nil {
+				t.Errorf("Config: got %v, want nil", asJSON(t, got))
+			}
+			checkProblems(t, err, tt.want)
+		})
+	}
+}
+
+func TestParse_AllErrorsAtOnce(t *testing.T) {
+	const yaml = `state_dir: relative
+metrics:
+  textfile: 5x.prom
+  colour: red
+defaults:
+  retention:
+    max_records: many
+    max_age: 7d
+    max_age_seconds: 3600
+targets:
+  - name: web
+    kind: jsonl
+  - name: web
+    kind: rotating
+    path: /var/lib/web/segment.jsonl
+    max_bytes: 1024
+    max_files: 0
+`
+	checkProblems(t, errorsOf(yaml), []problem{
+		{config.ErrRelativePath, "compact.yaml:1: state_dir: must be an absolute path (got relative)"},
+		{config.ErrRelativePath, "compact.yaml:3: metrics.textfile: must be an absolute path (got 5x.prom)"},
+		{config.ErrUnknownField, "compact.yaml:4: metrics.colour: unknown field"},
+		{config.ErrWrongType, "compact.yaml:7: defaults.retention.max_records: must be an integer (got many)"},
+		{config.ErrConflict, "compact.yaml:8: defaults.retention.max_age: conflicts with max_age_seconds (line 9); set only one"},
+		{config.ErrRequired, "compact.yaml:11: targets[0].path: required for kind jsonl"},
+		{config.ErrDuplicate, "compact.yaml:13: targets[1].name: duplicate target name, first used at line 11 (got web)"},
+		{config.ErrInvalidValue, "compact.yaml:17: targets[1].max_files: must be > 0 (got 0)"},
+	})
+}
+
+func errorsOf(yaml string) error {
+	_, err := config.Parse(file, []byte(yaml))
+	return err
+}
+
+func TestParse_TooManyErrors(t *testing.T) {
+	// One anchored target with many unknown keys, aliased many times:
+	// the problems multiply, the report does not.
+	var b strings.Builder
+	b.WriteString("x: &t {")
+	for i := range 50 {
+		b.WriteString("k" + strings.Repeat("x", i) + ": 1, ")
+	}
+	b.WriteString("}\ntargets: [")
+	b.WriteString(strings.Repeat("*t, ", 1000))
+	b.WriteString("]\n")
+	err := errorsOf(b.String())
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("got %v, want a joined error", err)
+	}
+	errs := joined.Unwrap()
+	if got, want := len(errs), 101; got != want {
+		t.Errorf("got %v errors, want %v", got, want)
+	}
+	if got, want := errs[len(errs)-1].Error(), "compact.yaml: too many problems; only the first 100 are shown"; got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// uncomment enables the commented-out settings of the example file: lines
+// whose "#" is followed by a key or by two blanks, as opposed to prose,
+// which reads "# Text".
+func uncomment(s string) string {
+	setting := regexp.MustCompile(`(?m)^(\s*)#(\S|  )`)
+	return setting.ReplaceAllString(s, "$1$2")
+}
+
+func TestLoad_Example(t *testing.T) {
+	const path = "testdata/example.yaml"
+	t.Run("AsShipped", func(t *testing.T) {
+		got, err := config.Load(path)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		// The shipped file documents the built-in defaults and must
+		// enable nothing.
+		if g, w := asJSON(t, got), asJSON(t, withFile(config.Default(), path)); g != w {
+			t.Errorf("got %v, want %v", g, w)
+		}
+	})
+	t.Run("Uncommented", func(t *testing.T) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := config.Parse(path, []byte(uncomment(string(data))))
+		if err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+		if got.Defaults.Retention == nil {
+			t.Errorf("Defaults.Retention: got nil, want the example's")
+		}
+		var names []string
+		for _, tgt := range got.Targets {
+			names = append(names, tgt.Name)
+		}
+		if g, w := strings.Join(names, ","), "app-events,audit"; g != w {
+			t.Errorf("targets: got %v, want %v", g, w)
+		}
+	})
+}
+
+func TestLoad_Missing(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("got %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestLoad_ErrorNamesPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "compact.yaml")
+	if err := os.WriteFile(path, []byte("\n\nstate_dir: rel\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	if got, want := err.Error(), path+":3: state_dir: must be an absolute path (got rel)"; got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestFieldError_Error(t *testing.T) {
+	cause := errors.New("must be > 0")
+	tests := []struct {
+		name string
+		err  config.FieldError
+		want string
+	}{
+		{"Full", config.FieldError{File: "compact.yaml", Line: 12, Field: "targets[0].max_age", Value: "-1h", Err: cause},
+			"compact.yaml:12: targets[0].max_age: must be > 0 (got -1h)"},
+		{"AbsolutePath", config.FieldError{File: "/etc/papyra/compact.yaml", Line: 3, Field: "state_dir", Err: cause},
+			"/etc/papyra/compact.yaml:3: state_dir: must be > 0"},
+		{"NoLine", config.FieldError{File: "compact.yaml", Err: cause}, "compact.yaml: must be > 0"},
+		{"NoFile", config.FieldError{Line: 4, Value: "x", Err: cause}, "line 4: must be > 0 (got x)"},
+		{"OnlyErr", config.FieldError{Err: cause}, "must be > 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if !errors.Is(&tt.err, cause) {
+				t.Errorf("got errors.Is false, want Unwrap to reach Err")
+			}
+		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{in: "0", want: 0},
+		{in: "90", want: 90 * time.Second},
+		{in: "90s", want: 90 * time.Second},
+		{in: "1h30m", want: 90 * time.Minute},
+		{in: "1.5h", want: 90 * time.Minute},
+		{in: "250ms", want: 250 * time.Millisecond},
+		{in: "10us", want: 10 * time.Microsecond},
+		{in: "10µs", want: 10 * time.Microsecond},
+		{in: "7d", want: 7 * 24 * time.Hour},
+		{in: "2w", want: 14 * 24 * time.Hour},
+		{in: "1d12h", want: 36 * time.Hour},
+		{in: "1w1d1h1m1s", want: 8*24*time.Hour + time.Hour + time.Minute + time.Second},
+		{in: "0.5d", want: 12 * time.Hour},
+		{in: "+5m", want: 5 * time.Minute},
+		{in: "-0s", want: 0},
+		{in: "", wantErr: `invalid duration: empty`},
+		{in: "-1h", wantErr: `must not be negative (got -1h)`},
+		{in: "-5", wantErr: `must not be negative (got -5)`},
+		{in: "abc", wantErr: `invalid duration; write it like 90s, 1h30m, 7d or 2w (got abc)`},
+		{in: "1.2.3s", wantErr: `invalid duration; write it like 90s, 1h30m, 7d or 2w (got 1.2.3s)`},
+		{in: "1h30", wantErr: `invalid duration: missing unit (got 1h30)`},
+		{in: "1.5", wantErr: `invalid duration: missing unit (got 1.5)`},
+		{in: "5y", wantErr: `invalid duration: unknown unit "y"; use ns, us, ms, s, m, h, d or w (got 5y)`},
+		{in: "5 minutes", wantErr: `invalid duration; write it like 90s, 1h30m, 7d or 2w (got "5 minutes")`},
+		{in: "1h-5m", wantErr: `invalid duration; write it like 90s, 1h30m, 7d or 2w (got 1h-5m)`},
+		{in: "15250w", want: 15250 * 7 * 24 * time.Hour},
+		{in: "15251w", wantErr: `invalid duration: out of range (got 15251w)`},
+		{in: "9223372036855", wantErr: `invalid duration: out of range (got 9223372036855)`},
+		{in: "99999999999999999999", wantErr: `invalid duration: out of range (got 99999999999999999999)`},
+		{in: "2000000h2000000h", wantErr: `invalid duration: out of range (got 2000000h2000000h)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := config.ParseDuration(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("got %v, want %v", err, tt.wantErr)
+				}
+				if !errors.Is(err, config.ErrInvalidValue) {
+					t.Errorf("got errors.Is(ErrInvalidValue) false, want true")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseDuration: %v", err)
+			}
+			if time.Duration(got) != tt.want {
+				t.Errorf("got %v, want %v", time.Duration(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestDuration_String(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{1500 * time.Millisecond, "1.5s"},
+		{90 * time.Second, "1m30s"},
+		{10 * time.Minute, "10m"},
+		{time.Hour, "1h"},
+		{90 * time.Minute, "1h30m"},
+		{24 * time.Hour, "1d"},
+		{7 * 24 * time.Hour, "7d"},
+		{36 * time.Hour, "1d12h"},
+		{24*time.Hour + 500*time.Millisecond, "1d500ms"},
+		{-time.Hour, "-1h"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := config.Duration(tt.in).String(); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDuration_UnmarshalYAML(t *testing.T) {
+	tests := []struct {
+		name    string
+		yaml    string
+		want    time.Duration
+		wantErr string
+	}{
+		{"String", "d: 1d", 24 * time.Hour, ""},
+		{"Integer", "d: 30", 30 * time.Second, ""},
+		{"HexInteger", "d: 0x10", 16 * time.Second, ""},
+		{"QuotedInteger", `d: "30"`, 30 * time.Second, ""},
+		{"Float", "d: 1.5", 0, "line 1: invalid duration: missing unit (got 1.5)"},
+		{"Negative", "d: -1", 0, "line 1: must not be negative (got -1)"},
+		{"Sequence", "d: [1s]", 0, "line 1: must be a duration such as 90s or 7d, not a sequence"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v struct{ D config.Duration }
+			err := yaml.Unmarshal([]byte(tt.yaml), &v)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("got %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			if time.Duration(v.D) != tt.want {
+				t.Errorf("got %v, want %v", time.Duration(v.D), tt.want)
+			}
+		})
+	}
+}
+
+func TestDuration_MarshalYAML(t *testing.T) {
+	out, err := yaml.Marshal(struct{ D config.Duration }{config.Duration(36 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(out), "d: 1d12h\n"; got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{
+		"",
+		"state_dir: /a\nlock_dir: /b\nquarantine_dir: /c\nmetrics: {textfile: ''}\n",
+		"defaults:\n  grace_period: 1d\n  retention: {max_records: 1, max_age: 7d, max_total_bytes: 3}\n",
+		"targets:\n  - {name: a, kind: rotating, path: /a, max_bytes: 1, max_files: 2, grace_period: 3}\n",
+		"targets: &x [*x]\n",
+		"a: &a {b: *a}\n",
+		"<<: {a: 1}\n",
+		"---\n---\n",
+		"targets:\n  - name: a\n    kind: jsonl\n    path: /x\n    retention: {max_age_seconds: .inf}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	if data, err := os.ReadFile("testdata/example.yaml"); err == nil {
+		f.Add(data)
+		f.Add([]byte(uncomment(string(data))))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tm := time.AfterFunc(2*time.Second, func() { panic(fmt.Sprintf("HANG %q", data)) })
+		defer tm.Stop()
+		c, err := config.Parse(file, data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("got a Config with error %v", err)
+			}
+			joined, ok := err.(interface{ Unwrap() []error })
+			if !ok {
+				t.Fatalf("got %T, want a joined error", err)
+			}
+			for _, e := range joined.Unwrap() {
+				var fe *config.FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("got %T (%v), want *config.FieldError", e, e)
+				}
+			}
+			return
+		}
+		for _, dir := range []string{c.StateDir, c.LockDir, c.QuarantineDir} {
+			if !filepath.IsAbs(dir) {
+				t.Fatalf("valid config with relative dir %q", dir)
+			}
+		}
+		for _, tgt := range c.Targets {
+			if r := tgt.Retention; r != nil && r.MaxAge != nil {
+				t.Fatalf("target %s: MaxAge not folded", tgt.Name)
+			}
+		}
+	})
+}
+
+func FuzzParseDuration(f *testing.F) {
+	for _, seed := range []string{"0", "90", "1h30m", "7d", "1.5w", "-1s", "1d12h", "x"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := config.ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v, want >= 0", s, time.Duration(d))
+		}
+		back, err := config.ParseDuration(d.String())
+		if err != nil || back != d {
+			t.Fatalf("round trip of %q via %q: got %v, %v, want %v", s, d.String(), time.Duration(back), err, time.Duration(d))
+		}
+	})
+}
