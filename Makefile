@@ -39,10 +39,12 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 test: deps
-	@echo ">> running all tests with the race detector"
-	$(GO) test -race -count=1 -timeout 20m ./...
-	@echo ">> crash harness (CI size) and fail-point builds"
-	PAPYRA_CRASH_KILLS=$${PAPYRA_CRASH_KILLS:-120} $(GO) test -tags failpoints -count=1 -timeout 20m -run 'TestCrash' ./backends/jsonl/
+	@echo ">> all tests with the race detector (long rounds shortened)"
+	$(GO) test -race -short -count=1 -timeout 20m ./...
+	@echo ">> full-length tests: 20 concurrency rounds"
+	$(GO) test -count=1 -timeout 20m -run 'ConcurrentWriters' ./...
+	@echo ">> crash harness (CI size) with fail points"
+	PAPYRA_CRASH_KILLS=$${PAPYRA_CRASH_KILLS:-120} $(GO) test -tags failpoints -count=1 -timeout 20m -run 'TestCrash' ./...
 
 test-short:
 	@echo ">> running short tests"

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -330,4 +332,60 @@ func FuzzReprSize(f *testing.F) {
 			t.Fatalf("ReprSize(%q) = %d, want %d: %s", text, n, len(want), want)
 		}
 	})
+}
+
+// TestFloatReprRandom compares the repr length of random float literals,
+// which mostly take ReprSize's fast paths, with the slow reference.
+func TestFloatReprRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	c := pyjson.NewClassifier(0)
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + rng.IntN(10))
+		}
+		return string(b)
+	}
+	for i := 0; i < 300000; i++ {
+		var lit string
+		switch rng.IntN(4) {
+		case 0: // what Python writes
+			f := math.Float64frombits(rng.Uint64())
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				continue
+			}
+			lit = refFloatRepr(f)
+		case 1: // timestamps
+			lit = strconv.FormatFloat(1.7e9+rng.Float64()*1e8, 'f', 1+rng.IntN(9), 64)
+		default:
+			lit = strconv.Itoa(rng.IntN(10)) + digits(rng.IntN(18))
+			if rng.IntN(2) == 0 {
+				lit = lit[:1] + "." + digits(1+rng.IntN(20))
+			} else {
+				lit += "." + digits(1+rng.IntN(20))
+			}
+			if rng.IntN(2) == 0 {
+				lit += "e" + strconv.Itoa(rng.IntN(700)-350)
+			}
+		}
+		if rng.IntN(3) == 0 && lit[0] != '-' {
+			lit = "-" + lit
+		}
+		if strings.HasPrefix(strings.TrimPrefix(lit, "-"), "0") && len(strings.TrimPrefix(lit, "-")) > 1 &&
+			strings.TrimPrefix(lit, "-")[1] != '.' {
+			continue // not JSON (leading zero)
+		}
+		f, err := strconv.ParseFloat(lit, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			t.Fatal(err)
+		}
+		want := refFloatRepr(f)
+		if got, ok := c.ReprSize([]byte(lit)); !ok || got != int64(len(want)) {
+			t.Fatalf("ReprSize(%s) = %d, %v; want %d (%s)", lit, got, ok, len(want), want)
+		}
+		line := []byte(`{"timestamp": ` + lit + `}`)
+		if l := c.Classify(line, false); l.TS != pyjson.TSNumber || !sameFloat(l.Value, f) {
+			t.Fatalf("Classify(%s) = %+v, want value %v", line, l, f)
+		}
+	}
 }

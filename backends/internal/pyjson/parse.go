@@ -169,19 +169,149 @@ func (p *parser) number(i int) (int, int64) {
 			return i, 1 // Python int -0 is 0
 		}
 		if p.wantNum {
-			p.num = parseFloat(lit)
+			p.num, _ = p.float(lit, false)
 		}
 		return i, int64(len(lit))
 	}
 	if !p.size && !p.wantNum {
 		return i, 0
 	}
-	f := parseFloat(lit)
-	p.num = f
-	if !p.size {
-		return i, 0
+	var n int
+	p.num, n = p.float(lit, p.size)
+	return i, int64(n)
+}
+
+// float converts a validated JSON number literal to a Python float and,
+// if wantLen, returns len(repr(f)). Short literals take a fast path: an
+// exact conversion (Clinger) when the mantissa and the power of ten are
+// exact doubles, and the repr length straight from the literal's digits
+// when they are provably the shortest round-trip digits.
+func (p *parser) float(lit []byte, wantLen bool) (f float64, n int) {
+	neg, m, e, ok := decimal(lit)
+	if !ok {
+		f = parseFloat(lit)
+		if wantLen {
+			n = floatReprLen(f, &p.c.fbuf)
+		}
+		return f, n
 	}
-	return i, int64(floatReprLen(f, &p.c.fbuf))
+	if m == 0 {
+		if neg {
+			return math.Copysign(0, -1), 4 // -0.0
+		}
+		return 0, 3 // 0.0
+	}
+	for m%10 == 0 {
+		m /= 10
+		e++
+	}
+	f, exact := exactFloat(m, e)
+	if !exact {
+		f = math.Abs(parseFloat(lit))
+	}
+	if neg {
+		f = -f
+	}
+	if !wantLen {
+		return f, 0
+	}
+	nd := 1
+	for t := m; t >= 10; t /= 10 {
+		nd++
+	}
+	// The value is m × 10**e = 0.d1d2...dn × 10**decpt.
+	if decpt := e + nd; decpt > -300 && decpt < 300 {
+		// Within the normal range, distinct decimals of at most 15
+		// significant digits are distinct doubles (DBL_DIG), so no
+		// shorter string rounds to f and the literal's digits are the
+		// repr's.
+		if nd <= 15 {
+			return f, reprLen(neg, nd, decpt)
+		}
+		// Longer: the literal's digits are the shortest iff neither
+		// neighbour with one digit fewer rounds to f (the decimals that
+		// round to f form an interval around the literal).
+		if nd <= 17 {
+			lo, ok1 := exactFloat(m/10, e+1)
+			hi, ok2 := exactFloat(m/10+1, e+1)
+			if af := math.Abs(f); ok1 && ok2 && lo != af && hi != af {
+				return f, reprLen(neg, nd, decpt)
+			}
+		}
+	}
+	return f, floatReprLen(f, &p.c.fbuf)
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactFloat returns m × 10**e correctly rounded when both factors are
+// exact doubles (one rounding in the multiply or divide).
+func exactFloat(m uint64, e int) (float64, bool) {
+	if m > 1<<53 || e < -22 || e > 22 {
+		return 0, false
+	}
+	if e >= 0 {
+		return float64(m) * pow10[e], true
+	}
+	return float64(m) / pow10[-e], true
+}
+
+// decimal splits a validated JSON number literal: |value| = mant × 10**exp.
+// ok is false when it has more than 19 significant digits or an exponent
+// beyond ±9999.
+func decimal(lit []byte) (neg bool, mant uint64, exp int, ok bool) {
+	i := 0
+	if lit[0] == '-' {
+		neg = true
+		i = 1
+	}
+	nd, frac := 0, false
+	for ; i < len(lit); i++ {
+		c := lit[i]
+		if d := c - '0'; d < 10 {
+			if nd == 19 {
+				if d != 0 {
+					return neg, 0, 0, false
+				}
+				if !frac {
+					exp++
+				}
+				continue
+			}
+			mant = mant*10 + uint64(d)
+			if mant != 0 {
+				nd++
+			}
+			if frac {
+				exp--
+			}
+			continue
+		}
+		if c == '.' {
+			frac = true
+			continue
+		}
+		// The exponent.
+		i++
+		eneg := false
+		if lit[i] == '-' || lit[i] == '+' {
+			eneg = lit[i] == '-'
+			i++
+		}
+		x := 0
+		for ; i < len(lit); i++ {
+			x = x*10 + int(lit[i]-'0')
+			if x > 9999 {
+				return neg, 0, 0, false
+			}
+		}
+		if eneg {
+			x = -x
+		}
+		return neg, mant, exp + x, true
+	}
+	return neg, mant, exp, true
 }
 
 // parseFloat converts a validated JSON number literal. Overflow gives ±Inf
@@ -227,30 +357,37 @@ func floatReprLen(f float64, buf *[40]byte) int {
 	if b[k+1] == '-' {
 		e = -e
 	}
-	decpt := e + 1 // value = 0.d1d2... * 10**decpt
+	return reprLen(neg == 1, nd, e+1)
+}
+
+// reprLen is the length of Python's repr of a finite nonzero float whose
+// shortest round-trip digits are nd digits d1...dn with value
+// ±0.d1...dn × 10**decpt: scientific notation when decpt <= -4 or
+// decpt > 16, with at least two exponent digits.
+func reprLen(neg bool, nd, decpt int) int {
+	n := 0
+	if neg {
+		n = 1
+	}
 	if decpt <= -4 || decpt > 16 {
-		n := neg + nd + 2 // mantissa digits, 'e', sign
+		n += nd + 2 // digits, 'e', exponent sign
 		if nd > 1 {
 			n++ // '.'
 		}
-		if e < 0 {
-			e = -e
-		}
-		switch {
-		case e < 100:
-			n += 2
-		default:
+		if e := decpt - 1; e >= 100 || e <= -100 {
 			n += 3
+		} else {
+			n += 2
 		}
 		return n
 	}
 	switch {
 	case decpt <= 0:
-		return neg + 2 - decpt + nd // 0.000ddd
+		return n + 2 - decpt + nd // 0.000ddd
 	case decpt >= nd:
-		return neg + decpt + 2 // ddd000.0
+		return n + decpt + 2 // ddd000.0
 	default:
-		return neg + nd + 1 // dd.ddd
+		return n + nd + 1 // dd.ddd
 	}
 }
 
@@ -325,7 +462,8 @@ func (p *parser) object(i int, top bool) (int, int64) {
 	base := len(c.keys)
 	var (
 		total   int64 = 2 // braces, then ", " between and "key: value" per key
-		indexed bool
+		indexed bool      // duplicates are found with the hash index
+		seen    uint64    // key fingerprints seen so far (linear mode)
 	)
 	for {
 		if i >= len(s) || s[i] != '"' {
@@ -333,19 +471,18 @@ func (p *parser) object(i int, top bool) (int, int64) {
 		}
 		var k keyEnt
 		var ksize int64
-		k.start = i + 1
+		start := i + 1
 		if p.size {
-			i, ksize, k.esc, k.dlen = p.strSize(i)
+			var dlen int
+			i, ksize, k.esc, dlen = p.strSize(i)
+			k.dlen = int32(dlen)
 		} else {
 			i, k.esc = p.skipStr(i)
 		}
 		if i < 0 {
 			return -1, 0
 		}
-		k.end = i - 1
-		if !p.size {
-			k.dlen = k.end - k.start
-		}
+		k.start, k.end = int32(start), int32(i-1)
 		if i < len(s) && s[i] == ':' {
 			i++
 		} else {
@@ -375,34 +512,39 @@ func (p *parser) object(i int, top bool) (int, int64) {
 		}
 		if p.size {
 			dup := -1
-			ents := c.keys[base:]
-			if !indexed && len(ents) < linearKeys {
-				for j := range ents {
-					if p.keyEq(&ents[j], &k) {
-						dup = j
-						break
+			n := len(c.keys) - base
+			var h uint64
+			if !indexed && n >= linearKeys {
+				p.buildIndex(base)
+				indexed = true
+			}
+			if indexed {
+				h = p.keyHash(&k)
+				dup = p.indexFind(base, h, &k)
+			} else {
+				bit := uint64(1) << p.keyFingerprint(&k)
+				if seen&bit != 0 {
+					for j := base; j < len(c.keys); j++ {
+						if p.keyEq(&c.keys[j], &k) {
+							dup = j
+							break
+						}
 					}
 				}
-			} else {
-				if !indexed {
-					p.buildIndex(base)
-					indexed = true
-				}
-				k.hash = p.keyHash(&k)
-				dup = p.indexFind(base, &k)
+				seen |= bit
 			}
 			if dup >= 0 {
-				total += vsize - ents[dup].val
-				ents[dup].val = vsize
+				total += vsize - c.keys[dup].val
+				c.keys[dup].val = vsize
 			} else {
-				if len(ents) > 0 {
+				if n > 0 {
 					total += 2
 				}
 				total += ksize + 2 + vsize
 				k.val = vsize
 				c.keys = append(c.keys, k)
 				if indexed {
-					p.indexAdd(base, len(c.keys)-1-base)
+					p.indexAdd(len(c.keys)-1, h)
 				}
 			}
 		}
@@ -442,7 +584,7 @@ func (p *parser) isTimestampKey(k *keyEnt) bool {
 	if !k.esc {
 		return string(raw) == tsKey
 	}
-	if p.size && k.dlen != len(tsKey) {
+	if p.size && k.dlen != int32(len(tsKey)) {
 		return false
 	}
 	p.c.dec1 = decodeString(p.c.dec1[:0], raw)
@@ -477,69 +619,78 @@ func (p *parser) tsValue(i int) (int, int64) {
 	return j, n
 }
 
+// decodedKey returns the decoded bytes of a key (in scratch dst if it has
+// escapes).
+func (p *parser) decodedKey(k *keyEnt, dst *[]byte) []byte {
+	raw := p.s[k.start:k.end]
+	if !k.esc {
+		return raw
+	}
+	*dst = decodeString((*dst)[:0], raw)
+	return *dst
+}
+
+// keyFingerprint is a 6-bit digest of the decoded key: equal keys have
+// equal fingerprints.
+func (p *parser) keyFingerprint(k *keyEnt) uint {
+	d := p.decodedKey(k, &p.c.dec1)
+	if len(d) == 0 {
+		return 0
+	}
+	return (uint(len(d)) + uint(d[0])*7 + uint(d[len(d)-1])*13) & 63
+}
+
 // keyEq reports whether two keys of the current line decode equal.
 func (p *parser) keyEq(a, b *keyEnt) bool {
 	if a.dlen != b.dlen {
 		return false
 	}
-	ra, rb := p.s[a.start:a.end], p.s[b.start:b.end]
 	if !a.esc && !b.esc {
-		return bytes.Equal(ra, rb)
+		return bytes.Equal(p.s[a.start:a.end], p.s[b.start:b.end])
 	}
-	c := p.c
-	c.dec1 = decodeString(c.dec1[:0], ra)
-	c.dec2 = decodeString(c.dec2[:0], rb)
-	return bytes.Equal(c.dec1, c.dec2)
+	return bytes.Equal(p.decodedKey(a, &p.c.dec1), p.decodedKey(b, &p.c.dec2))
 }
 
 func (p *parser) keyHash(k *keyEnt) uint64 {
-	raw := p.s[k.start:k.end]
-	if k.esc {
-		p.c.dec1 = decodeString(p.c.dec1[:0], raw)
-		raw = p.c.dec1
-	}
-	return maphash.Bytes(p.c.seed, raw)
+	return maphash.Bytes(p.c.seed, p.decodedKey(k, &p.c.dec1))
 }
 
-// index returns the (cleared on first use per object) hash index of the
-// object at the current depth.
-func (p *parser) index() map[uint64]int {
+// buildIndex switches the object whose keys start at base to hash lookups.
+// Its index lives at the current depth, where no other object is open.
+func (p *parser) buildIndex(base int) {
 	c := p.c
 	for len(c.idx) <= p.depth {
 		c.idx = append(c.idx, nil)
 	}
+	if c.idx[p.depth] == nil {
+		c.idx[p.depth] = make(map[uint64]int32)
+	}
+	clear(c.idx[p.depth])
+	for j := base; j < len(c.keys); j++ {
+		p.indexAdd(j, p.keyHash(&c.keys[j]))
+	}
+}
+
+// indexAdd links entry j, whose key hashes to h, into the index.
+func (p *parser) indexAdd(j int, h uint64) {
+	c := p.c
+	for len(c.khash) <= j {
+		c.khash = append(c.khash, 0)
+		c.knext = append(c.knext, 0)
+	}
 	m := c.idx[p.depth]
-	if m == nil {
-		m = make(map[uint64]int)
-		c.idx[p.depth] = m
-	}
-	return m
+	c.khash[j] = h
+	c.knext[j] = m[h]
+	m[h] = int32(j + 1)
 }
 
-func (p *parser) buildIndex(base int) {
-	m := p.index()
-	clear(m)
-	for j := range p.c.keys[base:] {
-		e := &p.c.keys[base+j]
-		e.hash = p.keyHash(e)
-		p.indexAdd(base, j)
-	}
-}
-
-// indexAdd links entry j (whose hash is set) into the index.
-func (p *parser) indexAdd(base, j int) {
-	m := p.c.idx[p.depth]
-	e := &p.c.keys[base+j]
-	e.next = m[e.hash]
-	m[e.hash] = j + 1
-}
-
-// indexFind returns the entry equal to k (whose hash is set), or -1.
-func (p *parser) indexFind(base int, k *keyEnt) int {
-	ents := p.c.keys[base:]
-	for j := p.c.idx[p.depth][k.hash]; j != 0; j = ents[j-1].next {
-		if ents[j-1].hash == k.hash && p.keyEq(&ents[j-1], k) {
-			return j - 1
+// indexFind returns the entry whose key equals k (hash h), or -1.
+func (p *parser) indexFind(base int, h uint64, k *keyEnt) int {
+	c := p.c
+	for j := c.idx[p.depth][h]; j != 0; j = c.knext[j-1] {
+		e := int(j - 1)
+		if e >= base && c.khash[e] == h && p.keyEq(&c.keys[e], k) {
+			return e
 		}
 	}
 	return -1

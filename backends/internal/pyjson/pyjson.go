@@ -108,25 +108,30 @@ const linearKeys = 16
 
 // keyEnt is one distinct key of an object being measured.
 type keyEnt struct {
-	start, end int   // raw key text inside the quotes
-	dlen       int   // decoded length in bytes (surrogates as 3 bytes)
+	start, end int32 // raw key text inside the quotes
+	dlen       int32 // decoded length in bytes (surrogates as 3 bytes)
 	esc        bool  // the raw text has escapes
 	val        int64 // repr size of the (last) value
-	hash       uint64
-	next       int // chain in the hash index: entry index+1, 0 ends
 }
 
 // Classifier holds reusable scratch; it is not safe for concurrent use.
 type Classifier struct {
 	maxDepth int
 	keys     []keyEnt
-	idx      []map[uint64]int // per depth: key hash -> entry index+1
-	seed     maphash.Seed
-	dec1     []byte
-	dec2     []byte
-	fbuf     [40]byte
-	p        parser
+	// For objects with more than linearKeys keys, parallel to keys: the
+	// key hashes and the hash chains (entry index+1, 0 ends).
+	khash []uint64
+	knext []int32
+	idx   []map[uint64]int32 // per depth: key hash -> entry index+1
+	seed  maphash.Seed
+	dec1  []byte
+	dec2  []byte
+	fbuf  [40]byte
+	p     parser
 }
+
+// maxLine is the longest line Classify accepts (offsets are int32).
+const maxLine = 1<<31 - 1
 
 // NewClassifier returns a classifier that rejects nesting deeper than
 // maxDepth (DefaultMaxDepth if maxDepth <= 0).
@@ -146,6 +151,9 @@ func (c *Classifier) Classify(line []byte, wantSize bool) Line {
 	}
 	if len(line) == 0 {
 		return Line{Class: Blank}
+	}
+	if len(line) > maxLine {
+		return corrupt(ReasonTooLong)
 	}
 	s := line
 	if first, last := line[0], line[len(line)-1]; isStripCandidate(first) || isStripCandidate(last) {
@@ -225,6 +233,9 @@ func ReprSize(text []byte) (size int64, ok bool) {
 
 // ReprSize is the package-level ReprSize using c's scratch and depth limit.
 func (c *Classifier) ReprSize(text []byte) (size int64, ok bool) {
+	if len(text) > maxLine {
+		return 0, false
+	}
 	p := &c.p
 	*p = parser{s: text, c: c, size: true, allowCR: true}
 	c.keys = c.keys[:0]
