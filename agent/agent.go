@@ -67,6 +67,9 @@ type Options struct {
 	Now time.Time
 	// Progress, when set, receives per-target progress.
 	Progress func(target, phase string, done, total int64)
+	// OnResult, when set, is called after each target with its result
+	// (metrics, state, the journal), before the next target starts.
+	OnResult func(Result)
 }
 
 // Agent runs compactions for one configuration.
@@ -121,7 +124,11 @@ func (a *Agent) RunOnce(ctx context.Context, opts Options) ([]Result, error) {
 			results = append(results, Result{Target: t.Name, Kind: t.Kind, Outcome: OutcomeFailed, Err: ctx.Err(), Started: time.Now()})
 			continue
 		}
-		results = append(results, a.RunTarget(ctx, t, opts))
+		r := a.RunTarget(ctx, t, opts)
+		if opts.OnResult != nil {
+			opts.OnResult(r)
+		}
+		results = append(results, r)
 	}
 	return results, nil
 }
