@@ -64,7 +64,7 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		token: fsutil.RandomToken(),
 		stats: p.stats,
 	}
-	s.q = quarantine.NewWriter(b.env.QuarantineDir, s.base, p.now())
+	s.q = quarantine.NewWriter(b.env.QuarantineDir, s.base, time.Now())
 	if err := s.prepare(ctx); err != nil {
 		s.abort()
 		return s.stats, err

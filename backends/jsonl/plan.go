@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -348,12 +347,4 @@ func (p *plan) eachKept(fn func(i int64, e entry) bool) error {
 		i++
 	}
 	return nil
-}
-
-// now is for tests and Recover: the policy clock, or the wall clock.
-func (p *plan) now() time.Time {
-	if p.policy.Now.IsZero() {
-		return time.Now()
-	}
-	return p.policy.Now
 }

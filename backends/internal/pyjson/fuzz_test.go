@@ -348,7 +348,11 @@ func TestFloatReprRandom(t *testing.T) {
 	}
 	for i := 0; i < 300000; i++ {
 		var lit string
-		switch rng.IntN(4) {
+		switch rng.IntN(6) {
+		case 4: // exactly halfway between two doubles (round half to even)
+			lit = strconv.FormatUint(1<<52+rng.Uint64N(1<<52), 10) + ".5"
+		case 5:
+			lit = strconv.FormatUint(1<<51+rng.Uint64N(1<<51), 10) + []string{".25", ".75"}[rng.IntN(2)]
 		case 0: // what Python writes
 			f := math.Float64frombits(rng.Uint64())
 			if math.IsNaN(f) || math.IsInf(f, 0) {

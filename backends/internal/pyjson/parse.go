@@ -207,7 +207,9 @@ func (p *parser) float(lit []byte, wantLen bool) (f float64, n int) {
 	}
 	f, exact := exactFloat(m, e)
 	if !exact {
-		f = math.Abs(parseFloat(lit))
+		if f, exact = divPow10(m, -e); !exact {
+			f = math.Abs(parseFloat(lit))
+		}
 	}
 	if neg {
 		f = -f
@@ -255,6 +257,66 @@ func exactFloat(m uint64, e int) (float64, bool) {
 		return float64(m) * pow10[e], true
 	}
 	return float64(m) / pow10[-e], true
+}
+
+var pow10u = [...]uint64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
+
+// divPow10 returns m / 10**k correctly rounded, for the case exactFloat
+// cannot do that is common in timestamps: a mantissa above 2**53 (17
+// significant digits) with a result below 2**53. It estimates the quotient
+// in floating point (within an ulp or two) and corrects it with exact
+// 128-bit integer arithmetic. ok is false outside that domain.
+func divPow10(m uint64, k int) (float64, bool) {
+	if k < 1 || k > 19 || m == 0 || m >= 1<<63 {
+		return 0, false
+	}
+	p := pow10u[k]
+	f := float64(m) / pow10[k]
+	if f >= 1<<53 {
+		return 0, false
+	}
+	for range 4 {
+		frac, exp := math.Frexp(f)
+		fm := uint64(frac * (1 << 53)) // f = fm × 2**fe, 2**52 <= fm < 2**53
+		fe := exp - 53                 // <= 0 since f < 2**53
+		if fm == 1<<52 {
+			return 0, false // the ulp below a power of two is smaller
+		}
+		// Compare 2m × 2**-fe with 2fm × 10**k: f is the correctly
+		// rounded m/10**k iff they differ by less than 10**k (one ulp
+		// of f scaled by 2 × 10**k × 2**-fe), or by exactly that and
+		// fm is even.
+		sh := uint(1 - fe)
+		if bits.Len64(m)+int(sh) > 127 {
+			return 0, false
+		}
+		var lhsHi, lhsLo uint64
+		if sh >= 64 {
+			lhsHi = m << (sh - 64)
+		} else {
+			lhsHi, lhsLo = m>>(64-sh), m<<sh
+		}
+		rhsHi, rhsLo := bits.Mul64(2*fm, p)
+		above := lhsHi > rhsHi || lhsHi == rhsHi && lhsLo >= rhsLo // the exact value is >= f
+		var dHi, dLo, borrow uint64
+		if above {
+			dLo, borrow = bits.Sub64(lhsLo, rhsLo, 0)
+			dHi, _ = bits.Sub64(lhsHi, rhsHi, borrow)
+		} else {
+			dLo, borrow = bits.Sub64(rhsLo, lhsLo, 0)
+			dHi, _ = bits.Sub64(rhsHi, lhsHi, borrow)
+		}
+		if dHi == 0 && (dLo < p || dLo == p && fm&1 == 0) {
+			return f, true
+		}
+		if above {
+			f = math.Nextafter(f, math.Inf(1))
+		} else {
+			f = math.Nextafter(f, 0)
+		}
+	}
+	return 0, false
 }
 
 // decimal splits a validated JSON number literal: |value| = mant × 10**exp.
@@ -522,7 +584,15 @@ func (p *parser) object(i int, top bool) (int, int64) {
 				h = p.keyHash(&k)
 				dup = p.indexFind(base, h, &k)
 			} else {
-				bit := uint64(1) << p.keyFingerprint(&k)
+				var fp uint
+				if !k.esc {
+					if n := k.end - k.start; n > 0 {
+						fp = (uint(n) + uint(s[k.start])*7 + uint(s[k.end-1])*13) & 63
+					}
+				} else {
+					fp = p.keyFingerprint(&k)
+				}
+				bit := uint64(1) << fp
 				if seen&bit != 0 {
 					for j := base; j < len(c.keys); j++ {
 						if p.keyEq(&c.keys[j], &k) {
@@ -541,8 +611,11 @@ func (p *parser) object(i int, top bool) (int, int64) {
 					total += 2
 				}
 				total += ksize + 2 + vsize
-				k.val = vsize
-				c.keys = append(c.keys, k)
+				// Filled field by field: copying k whole right after its
+				// narrow fields were stored stalls store forwarding.
+				c.keys = append(c.keys, keyEnt{})
+				e := &c.keys[len(c.keys)-1]
+				e.start, e.end, e.dlen, e.esc, e.val = k.start, k.end, k.dlen, k.esc, vsize
 				if indexed {
 					p.indexAdd(len(c.keys)-1, h)
 				}
