@@ -52,6 +52,11 @@ type Defaults struct {
 	// file for records appended by writers that opened it just before the
 	// swap.
 	GracePeriod Duration `yaml:"grace_period"`
+
+	// Interval is how often `papyra-compact daemon` compacts a target
+	// that sets no interval of its own. `papyra-compact run`, started by
+	// the timer unit, ignores it: there the timer is the schedule.
+	Interval Duration `yaml:"interval"`
 }
 
 // Retention is Papyra's RetentionPolicy with Papyra's field names and
@@ -89,6 +94,10 @@ type Target struct {
 	// GracePeriod overrides defaults.grace_period.
 	GracePeriod *Duration `yaml:"grace_period"`
 
+	// Interval overrides defaults.interval for this target: the time
+	// from the start of one daemon run of it to the start of the next.
+	Interval *Duration `yaml:"interval"`
+
 	// Path is the store file (jsonl) or the active segment (rotating).
 	Path string `yaml:"path"`
 
@@ -116,6 +125,14 @@ func (c *Config) Grace(t Target) time.Duration {
 	return time.Duration(c.Defaults.GracePeriod)
 }
 
+// Interval returns how often the daemon compacts t.
+func (c *Config) Interval(t Target) time.Duration {
+	if t.Interval != nil {
+		return time.Duration(*t.Interval)
+	}
+	return time.Duration(c.Defaults.Interval)
+}
+
 // Default returns the built-in configuration: the packaged directories and
 // no targets, so that an agent installed without editing compacts nothing.
 func Default() *Config {
@@ -128,6 +145,9 @@ func Default() *Config {
 		},
 		Defaults: Defaults{
 			GracePeriod: Duration(2 * time.Second),
+			// Hourly, as the timer unit: the seed's production range
+			// is 1-6 hours, and Redis-heavy systems set less.
+			Interval: Duration(time.Hour),
 		},
 	}
 }

@@ -74,6 +74,7 @@ targets:
 		Metrics:       config.Metrics{Textfile: "/srv/metrics/papyra.prom"},
 		Defaults: config.Defaults{
 			GracePeriod: config.Duration(1500 * time.Millisecond),
+			Interval:    config.Duration(time.Hour),
 			Retention: &config.Retention{
 				MaxRecords:    ptr[int64](1000),
 				MaxAgeSeconds: ptr(604800.0),
@@ -199,6 +200,40 @@ func TestParse_MaxAge(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConfig_Interval(t *testing.T) {
+	const yaml = `defaults:
+  interval: 6h
+targets:
+  - {name: default, kind: memory}
+  - {name: own, kind: memory, interval: 90s}
+  - {name: seconds, kind: memory, interval: 30}
+  - {name: unset, kind: memory, interval: ~}
+`
+	c, err := config.Parse(file, []byte(yaml))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := map[string]time.Duration{
+		"default": 6 * time.Hour,
+		"own":     90 * time.Second,
+		"seconds": 30 * time.Second,
+		"unset":   6 * time.Hour,
+	}
+	for _, tgt := range c.Targets {
+		t.Run(tgt.Name, func(t *testing.T) {
+			if got := c.Interval(tgt); got != want[tgt.Name] {
+				t.Errorf("got %v, want %v", got, want[tgt.Name])
+			}
+		})
+	}
+	t.Run("BuiltInDefault", func(t *testing.T) {
+		d := config.Default()
+		if got, want := d.Interval(config.Target{Name: "x"}), time.Hour; got != want {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
 }
 
 // problem is one expected FieldError: its class and its whole message.
@@ -368,6 +403,18 @@ func TestParse_Errors(t *testing.T) {
 			[]problem{{invalid, "compact.yaml:2: defaults.grace_period: must not be negative (got -2s)"}}},
 		{"NegativeGraceSeconds", target("name: a", "kind: memory", "grace_period: -3"),
 			[]problem{{invalid, "compact.yaml:4: targets[0].grace_period: must not be negative (got -3)"}}},
+
+		// Intervals.
+		{"ZeroDefaultInterval", "defaults:\n  interval: 0s\n",
+			[]problem{{invalid, "compact.yaml:2: defaults.interval: must be at least 1s (got 0s)"}}},
+		{"NullDefaultInterval", "defaults:\n  interval:\n",
+			[]problem{{invalid, "compact.yaml:2: defaults.interval: must be at least 1s (got 0s)"}}},
+		{"SubSecondInterval", target("name: a", "kind: memory", "interval: 500ms"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].interval: must be at least 1s (got 500ms)"}}},
+		{"NegativeInterval", target("name: a", "kind: memory", "interval: -5m"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].interval: must not be negative (got -5m)"}}},
+		{"GarbageInterval", target("name: a", "kind: memory", "interval: hourly"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].interval: invalid duration; write it like 90s, 1h30m, 7d or 2w (got hourly)`}}},
 
 		// Targets.
 		{"NameRequired", target("kind: memory"),

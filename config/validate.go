@@ -100,6 +100,7 @@ func validate(c *Config, r *report) {
 		}
 	}
 	validateRetention(r, c.Defaults.Retention, "defaults.retention")
+	validateInterval(r, c.Defaults.Interval, "defaults.interval", 0)
 
 	// firstName maps each target name to the line of its first use.
 	firstName := make(map[string]int, len(c.Targets))
@@ -156,7 +157,22 @@ func validateTarget(r *report, t *Target, path string, firstName map[string]int)
 		}
 	}
 
+	if t.Interval != nil {
+		validateInterval(r, *t.Interval, path+".interval", at)
+	}
 	validateRetention(r, t.Retention, path+".retention")
+}
+
+// minInterval is the shortest schedule the daemon accepts. Parsing already
+// rejects negative durations; zero (also what `interval:` with no value
+// means) would have the daemon compact one store back to back.
+const minInterval = time.Second
+
+func validateInterval(r *report, d Duration, field string, at int) {
+	if time.Duration(d) < minInterval {
+		r.check(r.line(field, at), field, d.String(), newProblem(ErrInvalidValue,
+			"must be at least %s", Duration(minInterval)))
+	}
 }
 
 func validateRetention(r *report, ret *Retention, path string) {

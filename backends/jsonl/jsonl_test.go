@@ -30,7 +30,7 @@ func newBackend(t *testing.T, path string) backends.Backend {
 	return newBackendIn(t, path, env(t.TempDir()))
 }
 
-func newBackendIn(t *testing.T, path string, e backends.Env) backends.Backend {
+func newBackendIn(t testing.TB, path string, e backends.Env) backends.Backend {
 	t.Helper()
 	b, err := jsonl.New(config.Target{Name: "t", Kind: config.KindJSONL, Path: path}, e)
 	if err != nil {

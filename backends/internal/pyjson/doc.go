@@ -38,11 +38,30 @@
 //     as 1 and 0. A string, array or object timestamp would make Papyra's
 //     age retention raise TypeError, so it is [ReasonBadTimestamp].
 //
+// When a line has several problems, the reason is chosen as Python would
+// meet them: invalid UTF-8 first (the whole read fails), then a raw CR (the
+// line is split before parsing), then the first error of a left-to-right
+// parse (syntax, [ReasonTooDeep] or [ReasonIntTooBig]), then
+// [ReasonNotObject], then [ReasonBadTimestamp].
+//
+// Two of the reasons make Papyra fail rather than skip: a bad timestamp
+// raises TypeError in age retention, and an over-long integer raises
+// ValueError, which the JSON backend skips (it catches Exception) but the
+// rotating backend's reader does not (it catches only JSONDecodeError).
+//
 // When asked, Classify also returns [Line.ReprSize], the UTF-8 length of the
 // Python repr of the parsed dict: ", " and ": " separators, single-quoted
 // strings (double-quoted when they contain ' but no "), True/False/None,
 // ints printed exactly ("-0" is 0), floats in Python's shortest repr
 // ("1e+16", "1e-05", "100.0", "inf", "nan"), duplicate keys shown once, and
 // characters that are not printable under Python 3.11's Unicode 14.0
-// tables escaped as \xhh, \uhhhh or \Uhhhhhhhh.
+// tables escaped as \xhh, \uhhhh or \Uhhhhhhhh. Go's unicode package is
+// newer (15.0); unicode14.go lists the characters it assigns that 14.0 does
+// not, and [IsPrintable] excludes them.
+//
+// The tests compare all of this with CPython 3.11 through goldens made by
+// testdata/gen.py (golden.jsonl for single lines, store.json for the
+// fixture stores, printable14.txt for str.isprintable). Regenerate them
+// with "python3 testdata/gen.py", and unicode14.go with
+// "go test -run TestGenerateUnicode14 . -args -gen-unicode14".
 package pyjson

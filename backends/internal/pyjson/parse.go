@@ -523,9 +523,9 @@ func (p *parser) object(i int, top bool) (int, int64) {
 	}
 	base := len(c.keys)
 	var (
-		total   int64 = 2 // braces, then ", " between and "key: value" per key
-		indexed bool      // duplicates are found with the hash index
-		seen    uint64    // key fingerprints seen so far (linear mode)
+		total   int64  = 2 // braces, then ", " between and "key: value" per key
+		indexed bool       // duplicates are found with the hash index
+		seen    uint64     // key fingerprints seen so far (linear mode)
 	)
 	for {
 		if i >= len(s) || s[i] != '"' {
@@ -784,7 +784,8 @@ func specialMask(v uint64) uint64 {
 	return ((v - lo8*0x20) & ^v) | ((q - lo8) & ^q) | ((b - lo8) & ^b) | v&hi8
 }
 
-// sizeSpecialMask also flags '\'' and 0x7f, whose repr costs differ.
+// sizeSpecialMask also flags the single quote and 0x7f, whose repr costs
+// differ.
 func sizeSpecialMask(v uint64) uint64 {
 	a := v ^ (lo8 * '\'')
 	d := v ^ (lo8 * 0x7f)

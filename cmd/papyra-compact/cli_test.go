@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// cli runs the command in-process and returns its exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// writeConfig writes a config for a jsonl store laid from the fixture.
+func writeConfig(t *testing.T, extra string) (cfg, store string) {
+	t.Helper()
+	dir := t.TempDir()
+	store = filepath.Join(dir, "orders.jsonl")
+	testutil.CopyFile(t, testutil.Fixture(t, "jsonl/store.jsonl"), store)
+	cfg = filepath.Join(dir, "compact.yaml")
+	y := "state_dir: " + dir + "/state\nlock_dir: " + dir + "/lock\nquarantine_dir: " + dir + "/q\n" +
+		"metrics:\n  textfile: \"\"\ndefaults:\n  grace_period: 10ms\ntargets:\n" +
+		"  - name: orders\n    kind: jsonl\n    path: " + store + "\n    retention:\n      max_age: 1d\n" + extra
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, store
+}
+
+func TestCLI_ExitCodes(t *testing.T) {
+	cfg, _ := writeConfig(t, "")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("state_dir: relative\ntargets:\n  - name: a\n    kind: jsonl\n    path: /x\n    max_records: -1\n  - name: a\n    kind: nope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		inStdout string
+		inStderr []string
+	}{
+		{"Help", []string{"--help"}, 0, "EXIT STATUS", nil},
+		{"NoCommand", nil, 2, "", []string{"usage"}},
+		{"UnknownCommand", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`}},
+		{"Version", []string{"version"}, 0, "papyra-compact", nil},
+		{"CheckOK", []string{"check", "--config", cfg}, 0, "OK, 1 target", nil},
+		{"CheckBad", []string{"check", "--config", bad}, 2, "", []string{bad + ":1: state_dir", bad + ":6: targets[0].max_records", bad + ":8: targets[1]"}},
+		{"CheckMissingFile", []string{"check", "--config", "/nonexistent/compact.yaml"}, 2, "", []string{"/nonexistent/compact.yaml"}},
+		{"RunUnknownTarget", []string{"run", "--config", cfg, "--target", "nope"}, 2, "", []string{`"nope"`}},
+		{"RunBadFlag", []string{"run", "--frob"}, 2, "", []string{"frob"}},
+		{"RunBadNow", []string{"run", "--config", cfg, "--now", "yesterday"}, 2, "", []string{"--now"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := cli(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code: got %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, tt.inStdout) {
+				t.Errorf("stdout %q does not contain %q", stdout, tt.inStdout)
+			}
+			for _, s := range tt.inStderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr %q does not contain %q", stderr, s)
+				}
+			}
+		})
+	}
+}
+
+func TestCLI_DryRunChangesNothing(t *testing.T) {
+	cfg, store := writeConfig(t, "")
+	before, _ := os.ReadFile(store)
+	fi, _ := os.Stat(store)
+	code, stdout, stderr := cli(t, "run", "--config", cfg, "--dry-run", "--now", "1795000000")
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr)
+	}
+	for _, s := range []string{"orders: dry run", "records 2000 -> 980", "quarantined 20", "bytes 416379 -> 203827", "oldest kept"} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("dry-run output %q lacks %q", stdout, s)
+		}
+	}
+	after, _ := os.ReadFile(store)
+	fi2, _ := os.Stat(store)
+	if !bytes.Equal(before, after) || !fi.ModTime().Equal(fi2.ModTime()) {
+		t.Errorf("the dry run changed the store")
+	}
+	dir := filepath.Dir(store)
+	if q, _ := filepath.Glob(filepath.Join(dir, "q", "*", "*")); len(q) != 0 {
+		t.Errorf("the dry run wrote quarantine files: %v", q)
+	}
+}
+
+func TestCLI_Run(t *testing.T) {
+	cfg, store := writeConfig(t, "  - name: gone\n    kind: jsonl\n    path: /nonexistent-dir/x.jsonl\n")
+	code, stdout, stderr := cli(t, "run", "--config", cfg, "--now", "1795000000")
+	if code != 0 {
+		t.Fatalf("exit code %d:\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "orders: success: records 2000 -> 980") || !strings.Contains(stdout, "gone: nothing to do") {
+		t.Errorf("summary lines missing:\n%s", stdout)
+	}
+	want, _ := os.ReadFile(testutil.Fixture(t, "jsonl/expected.max_age_seconds-86400.jsonl"))
+	if got, _ := os.ReadFile(store); !bytes.Equal(got, want) {
+		t.Errorf("store differs from Papyra's expected result")
+	}
+	if strings.Contains(stderr, "\r") {
+		t.Errorf("a progress bar was drawn off a terminal: %q", stderr)
+	}
+}
