@@ -1,0 +1,105 @@
+package lines_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+)
+
+// split reads every line of data and checks the reader's invariants: the
+// lines tile the input exactly, only the last may be incomplete, and a
+// too-long line carries no bytes.
+func split(t *testing.T, data []byte, bufSize, max int) []lines.Line {
+	t.Helper()
+	r := lines.NewReader(bytes.NewReader(data), 0, bufSize, max)
+	var out []lines.Line
+	var off int64
+	for {
+		l, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if l.Off != off || l.Len <= 0 {
+			t.Fatalf("line at %d: got off %d len %d", off, l.Off, l.Len)
+		}
+		seg := data[l.Off : l.Off+l.Len]
+		switch {
+		case l.TooLong:
+			if l.Raw != nil || l.Len <= int64(max) {
+				t.Fatalf("too-long line at %d: raw %d bytes, len %d, max %d", off, len(l.Raw), l.Len, max)
+			}
+		case !bytes.Equal(l.Raw, seg):
+			t.Fatalf("line at %d: got %q, want %q", off, l.Raw, seg)
+		}
+		if l.Complete != (seg[len(seg)-1] == '\n') {
+			t.Fatalf("line at %d: Complete %v for %q", off, l.Complete, seg)
+		}
+		if !l.Complete && l.Off+l.Len != int64(len(data)) {
+			t.Fatalf("incomplete line at %d is not the last", off)
+		}
+		off += l.Len
+		out = append(out, l)
+	}
+	if off != int64(len(data)) {
+		t.Fatalf("lines cover %d bytes, want %d", off, len(data))
+	}
+	return out
+}
+
+func TestReader(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		max      int
+		complete []bool
+		tooLong  []bool
+	}{
+		{"Empty", "", 64, nil, nil},
+		{"OneLine", "abc\n", 64, []bool{true}, []bool{false}},
+		{"TornTail", "abc\nde", 64, []bool{true, false}, []bool{false, false}},
+		{"BlankLines", "\n\n", 64, []bool{true, true}, []bool{false, false}},
+		{"LongerThanBuffer", "0123456789abcdefghij0123456789\nx\n", 64, []bool{true, true}, []bool{false, false}},
+		{"TooLong", "0123456789abcdefghij0123456789\nx\n", 20, []bool{true, true}, []bool{true, false}},
+		{"TooLongTorn", "x\n0123456789abcdefghij0123456789", 20, []bool{true, false}, []bool{false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := split(t, []byte(tt.in), 16, tt.max)
+			if len(got) != len(tt.complete) {
+				t.Fatalf("lines: got %d, want %d", len(got), len(tt.complete))
+			}
+			for i, l := range got {
+				if l.Complete != tt.complete[i] || l.TooLong != tt.tooLong[i] {
+					t.Errorf("line %d: got complete %v tooLong %v, want %v %v", i, l.Complete, l.TooLong, tt.complete[i], tt.tooLong[i])
+				}
+			}
+		})
+	}
+}
+
+// FuzzReader checks the invariants on arbitrary input, buffer sizes and
+// limits. Seeds come from the Papyra fixtures.
+func FuzzReader(f *testing.F) {
+	_, file, _, _ := runtime.Caller(0)
+	for _, name := range []string{"jsonl/store.jsonl", "rotating/store.log"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "fixtures", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data[:min(len(data), 4096)], uint8(16), uint16(300))
+	}
+	f.Add([]byte("a\r\nb\n\nc"), uint8(1), uint16(1))
+	f.Fuzz(func(t *testing.T, data []byte, buf uint8, max uint16) {
+		bufSize := 16 + int(buf) // bufio's minimum is 16
+		split(t, data, bufSize, bufSize+int(max))
+	})
+}
