@@ -4,6 +4,7 @@ package jsonl_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -206,7 +207,7 @@ func TestCrash_InjectedENOSPC(t *testing.T) {
 	run.Env = append(os.Environ(), "PAPYRA_FAILPOINT=temp-created:enospc")
 	out, err := run.CombinedOutput()
 	var ee *exec.ExitError
-	if err == nil || !errorsAs(err, &ee) || ee.ExitCode() != 1 {
+	if err == nil || !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("run with ENOSPC: got %v, want exit status 1\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "no space left on device") {
