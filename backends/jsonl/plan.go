@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
@@ -105,102 +104,6 @@ func newScratch(dir string) (*os.File, error) {
 	}
 	_ = os.Remove(f.Name())
 	return f, nil
-}
-
-// scan is the first pass: classify every complete line of [0, size) and
-// write its scratch entry.
-func (p *plan) scan(ctx context.Context) error {
-	size := p.st.Size
-	pol := p.policy.Retention
-	wantSize := pol.MaxTotalBytes != nil
-	var cutoff float64
-	if pol.MaxAgeSeconds != nil {
-		cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
-	}
-	cls := pyjson.NewClassifier(maxDepth)
-	r := lines.NewReader(io.NewSectionReader(p.f, 0, size), 0, bufSize, maxLine)
-	w := bufio.NewWriterSize(p.scratch, 256<<10)
-	var (
-		s      = &p.stats
-		buf    [1 + 2*binary.MaxVarintLen64 + 8]byte
-		maxTS  = math.Inf(-1)
-		nextCk int64
-	)
-	s.BytesBefore = size
-	for {
-		l, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", p.real, err)
-		}
-		if !l.Complete {
-			// A torn or in-flight last line: carried over verbatim by Apply.
-			s.TornTail = true
-			break
-		}
-		p.lines++
-		p.end = l.Off + l.Len
-		if p.end >= nextCk {
-			nextCk = p.end + 8<<20
-			if err := p.b.checkCtx(ctx); err != nil {
-				return err
-			}
-			if p.policy.Progress != nil {
-				p.policy.Progress("scan", p.end, size)
-			}
-		}
-		var line pyjson.Line
-		if l.TooLong {
-			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
-		} else {
-			line = cls.Classify(l.Body(), wantSize)
-		}
-		e := buf[:1]
-		switch line.Class {
-		case pyjson.Blank:
-			s.BlankLines++
-			e[0] = entryBlank
-		case pyjson.Corrupt:
-			s.Quarantined++
-			e[0] = entryCorrupt
-			e = append(e, byte(line.Reason))
-		default:
-			s.RecordsBefore++
-			hasTS := line.TS == pyjson.TSNumber
-			if hasTS && line.Value > maxTS && !math.IsInf(line.Value, 1) {
-				maxTS = line.Value
-			}
-			// Papyra: keep iff timestamp is not None and timestamp >= cutoff.
-			// NaN compares false and is dropped; +Inf is kept.
-			if pol.MaxAgeSeconds != nil && !(hasTS && line.Value >= cutoff) {
-				s.RemovedAge++
-				e[0] = entryAged
-				break
-			}
-			e[0] = entryKeep
-			e = binary.AppendUvarint(e, uint64(l.Len))
-			e = binary.AppendUvarint(e, uint64(line.ReprSize))
-			if hasTS {
-				e[0] |= entryHasTS
-				e = binary.LittleEndian.AppendUint64(e, math.Float64bits(line.Value))
-			}
-		}
-		if _, err := w.Write(e); err != nil {
-			return fmt.Errorf("write scratch file: %w", err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write scratch file: %w", err)
-	}
-	if pol.MaxAgeSeconds != nil && s.RecordsBefore > 0 && maxTS < minUnixTime {
-		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
-			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
-			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
-			backends.ErrUnsafe, p.real, maxTS)
-	}
-	return nil
 }
 
 // scratchReader iterates over the scratch entries.
