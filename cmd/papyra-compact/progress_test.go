@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProgressBar(t *testing.T) {
+	tests := []struct {
+		name    string
+		age     time.Duration
+		done    int64
+		want    []string
+		wantOut bool
+	}{
+		{"QuietForShortWork", 0, 50 << 20, nil, false},
+		{"DrawsAfterASecond", 2 * time.Second, 50 << 20, []string{"orders scan", "50%", "50.0 MiB/100.0 MiB", "ETA"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := newProgressBar(&buf)
+			p.start = p.start.Add(-tt.age)
+			p.update("orders", "scan", 0, 100<<20)
+			p.phaseAt = p.phaseAt.Add(-time.Second)
+			p.last = time.Time{}
+			p.update("orders", "scan", tt.done, 100<<20)
+			p.clear()
+			out := buf.String()
+			if (out != "") != tt.wantOut {
+				t.Fatalf("output %q: want output %v", out, tt.wantOut)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(out, s) {
+					t.Errorf("progress line %q lacks %q", out, s)
+				}
+			}
+		})
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for _, tt := range []struct {
+		in   int64
+		want string
+	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {3 << 30, "3.0 GiB"}} {
+		t.Run(tt.want, func(t *testing.T) {
+			if got := humanBytes(tt.in); got != tt.want {
+				t.Errorf("humanBytes(%d): got %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
