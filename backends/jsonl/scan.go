@@ -30,13 +30,13 @@ const (
 // batch is a run of consecutive complete lines and, once classified, their
 // scratch entries and counts.
 type batch struct {
-	seq   int
-	body  []byte  // the lines' bodies, without their newlines, back to back
-	ends  []int   // end of each line's body in body; -1 for a too-long line
-	lens  []int64 // each line's length in the store, newline included
-	entry []byte  // the scratch entries, filled by a worker
+	seq                           int
+	body                          []byte  // the lines' bodies, without their newlines, back to back
+	ends                          []int   // end of each line's body in body; -1 for a too-long line
+	lens                          []int64 // each line's length in the store, newline included
+	entry                         []byte  // the scratch entries, filled by a worker
 	blank, corrupt, records, aged int64
-	maxTS float64
+	maxTS                         float64
 }
 
 func (b *batch) reset(seq int) {
