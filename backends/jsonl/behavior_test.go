@@ -243,7 +243,8 @@ func TestBackend_FullDisk(t *testing.T) {
 		b.WriteString(rec(i, fresh) + "\n")
 	}
 	write(t, path, b.String(), 0o644)
-	_, err := compact(t, newBackend(t, path), config.Retention{})
+	// Removing one record forces a rewrite of about the store's size.
+	_, err := compact(t, newBackend(t, path), config.Retention{MaxRecords: ptr[int64](int64(strings.Count(b.String(), "\n") - 1))})
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("compact on a full disk: got %v, want ENOSPC", err)
 	}
@@ -263,5 +264,29 @@ func assertNoSideFiles(t *testing.T, dir string) {
 		if strings.HasPrefix(e.Name(), ".papyra-compact.") {
 			t.Errorf("side file left behind: %s", e.Name())
 		}
+	}
+}
+
+// TestBackend_NothingToRemove: a store retention keeps whole is not
+// rewritten (same inode, same mtime).
+func TestBackend_NothingToRemove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.jsonl")
+	write(t, path, lines(rec(1, fresh), rec(2, fresh)), 0o644)
+	var before, after unix.Stat_t
+	if err := unix.Stat(path, &before); err != nil {
+		t.Fatal(err)
+	}
+	st, err := compact(t, newBackend(t, path), config.Retention{MaxRecords: ptr[int64](10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat(path, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Ino != before.Ino || after.Mtim != before.Mtim {
+		t.Errorf("store rewritten although nothing was removed")
+	}
+	if st.RecordsAfter != 2 || st.BytesAfter != st.BytesBefore || len(st.Notes) == 0 {
+		t.Errorf("stats: got %+v", st)
 	}
 }

@@ -27,6 +27,10 @@ func appenderSpec(path string, id, n int, pause time.Duration) string {
 	return fmt.Sprintf("%s|%d|%d|%s", path, id, n, pause)
 }
 
+// expiredAppend tells which appended records are written already expired
+// (for a 1-day max_age): one in ten.
+func expiredAppend(k int) bool { return k%10 == 9 }
+
 // appender writes n numbered records exactly as Papyra's JSON backend
 // does: open O_APPEND, one write, close, per record.
 func appender(spec string) int {
@@ -36,6 +40,9 @@ func appender(spec string) int {
 	pause, _ := time.ParseDuration(parts[3])
 	for k := 0; k < n; k++ {
 		ts := float64(time.Now().UnixNano()) / 1e9
+		if expiredAppend(k) {
+			ts -= 10 * 86400 // keeps every compaction busy with something to remove
+		}
 		line := fmt.Sprintf(`{"kind": "event", "system_id": "local", "actor_address": {"system": "local", "actor_id": %d}, "event_type": "ActorStarted", "payload": {"w": %d, "n": %d}, "timestamp": %s}`+"\n",
 			id, id, k, strconv.FormatFloat(ts, 'f', 6, 64))
 		if err := testutil.AppendPapyra(parts[0], []byte(line)); err != nil {
@@ -83,17 +90,22 @@ func takeCensus(t *testing.T, path string) census {
 	return c
 }
 
-// missingAppended lists appended records absent from c (writers 0..w-1,
-// n records each), and counts duplicates.
+// missingAppended lists appended records inside retention that are absent
+// from c (writers 0..w-1, n records each), and counts duplicates. Expired
+// ones that are still present count as missing too: retention failed.
 func (c census) missingAppended(w, n int) (missing []string, dups int) {
 	for id := 0; id < w; id++ {
 		for k := 0; k < n; k++ {
-			switch c.appended[[2]int{id, k}] {
-			case 0:
-				missing = append(missing, fmt.Sprintf("w%d/n%d", id, k))
-			case 1:
-			default:
+			got, want := c.appended[[2]int{id, k}], 1
+			if expiredAppend(k) {
+				want = 0
+			}
+			switch {
+			case got == want:
+			case want == 1 && got > 1:
 				dups++
+			default:
+				missing = append(missing, fmt.Sprintf("w%d/n%d present %d times, want %d", id, k, got, want))
 			}
 		}
 	}
