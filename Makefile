@@ -8,7 +8,7 @@ CRASH_KILLS ?= 1000
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build demo test test-short lint staticcheck unused crash bench ci deps clean
+.PHONY: all build demo test test-short lint staticcheck unused crash bench checkmetrics verify-units e2e-systemd ci deps clean
 
 all: lint test build
 
@@ -37,6 +37,10 @@ deps:
 	@echo ">> checking test prerequisites"
 	@command -v redis-server >/dev/null || { echo ">> apt-get install redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v prometheus-node-exporter >/dev/null || { echo ">> apt-get install prometheus-node-exporter"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null; }
+	@command -v promtool >/dev/null || { echo ">> apt-get install prometheus (for promtool)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 test: deps
 	@echo ">> all tests with the race detector (long rounds shortened)"
@@ -75,7 +79,51 @@ bench: build
 	@echo ">> bench/jsonl.sh"
 	bench/jsonl.sh
 
-ci: lint test
+# checkmetrics: promtool lints the golden textfiles and the alert rules,
+# and runs the rules' unit tests (one or more per alert).
+checkmetrics: deps
+	@echo ">> promtool check metrics: agent/testdata/*.prom"
+	@for f in agent/testdata/*.prom; do \
+		out=$$(promtool check metrics < $$f 2>&1) && test -z "$$out" || { echo "$$f: $$out"; exit 1; }; done
+	@echo ">> promtool check rules, test rules: packaging/prometheus/"
+	cd packaging/prometheus && promtool check rules papyra-compact.rules.yml
+	cd packaging/prometheus && promtool test rules papyra-compact.rules.test.yml
+
+# verify-units: systemd-analyze, which needs no running systemd, checks
+# the units (syntax, references; any warning fails) and their sandbox
+# (exposure 2.0 or less). verify wants ExecStart= to exist, so it reads a
+# copy whose /usr/bin/papyra-compact is a stub.
+UNITS := papyra-compact.service papyra-compact.timer papyra-compact-daemon.service
+verify-units:
+	@echo ">> systemd-analyze verify $(UNITS)"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp units/* "$$tmp"/ && \
+		sed -i 's|/usr/bin/papyra-compact|/bin/true|' "$$tmp"/*.service && \
+		out=$$(cd "$$tmp" && systemd-analyze verify --man=no $(UNITS) 2>&1); \
+		test -z "$$out" || { echo "$$out"; exit 1; }
+	@echo ">> systemd-analyze security --offline=yes --threshold=20"
+	@cd units && for u in papyra-compact.service papyra-compact-daemon.service; do \
+		out=$$(systemd-analyze security --offline=yes --threshold=20 --no-pager $$u 2>&1); rc=$$?; \
+		echo "$$out" | tail -n 1; test $$rc -eq 0 || { echo "$$out"; exit 1; }; done
+
+# e2e-systemd: the end-to-end test under a real systemd, in a Debian 12
+# rootfs booted with systemd-nspawn (cmd/papyra-compact/systemd_test.go):
+# the timer's pass, the daemon's READY/STATUS/reloads, the watchdog
+# killing a stuck loop, journal fields. Needs root; the rootfs is built
+# once (about 2-4 minutes). Not part of ci.
+E2E_ROOTFS ?= /var/cache/papyra-compact-e2e/rootfs
+MIRROR     ?= $(shell awk '/^URIs:/ {print $$2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+e2e-systemd:
+	@command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null || { \
+		echo ">> apt-get install systemd-container debootstrap"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container debootstrap >/dev/null; }
+	@test -d $(E2E_ROOTFS) || { echo ">> debootstrap bookworm into $(E2E_ROOTFS)"; rm -rf $(E2E_ROOTFS).tmp && \
+		debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps bookworm \
+			$(E2E_ROOTFS).tmp $(MIRROR) >/dev/null && \
+		chroot $(E2E_ROOTFS).tmp apt-get clean && mv $(E2E_ROOTFS).tmp $(E2E_ROOTFS); }
+	@echo ">> go test -tags e2esystemd -run TestSystemd ./cmd/papyra-compact/"
+	PAPYRA_E2E_ROOTFS=$(E2E_ROOTFS) $(GO) test -tags e2esystemd -count=1 -timeout 10m -run TestSystemd -v ./cmd/papyra-compact/
+
+ci: lint checkmetrics verify-units test
 	@echo ">> ci: OK"
 
 clean:

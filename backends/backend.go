@@ -121,6 +121,32 @@ type Stats struct {
 	QuarantineFile string
 	// Notes are human remarks for the summary ("store unchanged", …).
 	Notes []string
+
+	// Segment counts of a rotating store (zero for single-file stores):
+	// segments removed whole, rewritten, and left as they were.
+	SegmentsDropped   int64
+	SegmentsRewritten int64
+	SegmentsUntouched int64
+	// BytesRead is how many bytes of the store the run read (planning
+	// and copying); a rotating store drops whole segments beyond the
+	// retention cut without reading them.
+	BytesRead int64
+
+	// HeldBack lists, per consumer group of a stream store, the entries
+	// retention would have removed but the group still needs (pending or
+	// not yet delivered), so they were kept.
+	HeldBack []HeldBack
+	// Estimated is true when the removal counts are estimates: a planned
+	// stream trim by entry ID that was not counted entry by entry (Apply
+	// reports what the server actually removed).
+	Estimated bool
+}
+
+// HeldBack is what one consumer group kept in one stream.
+type HeldBack struct {
+	Stream  string // the stream key
+	Group   string // the consumer group
+	Entries int64  // entries kept for it that retention would remove
 }
 
 // Removed is the total number of records retention removes.

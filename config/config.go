@@ -104,6 +104,90 @@ type Target struct {
 	// Rotating settings, Papyra's RotatingFilePersistence names.
 	MaxBytes *int64 `yaml:"max_bytes"`
 	MaxFiles *int64 `yaml:"max_files"`
+
+	// Redis settings (kind redis). Everything is optional: with none set,
+	// the target is Papyra's default, redis://localhost:6379/0, prefix
+	// "papyra", system "local". Defaults are applied by the backend, so a
+	// decoded Target shows only what the file says.
+
+	// URL is one server: redis://[user[:password]@]host:port/db, rediss://
+	// for TLS, or unix:///path/to/socket?db=N, as Papyra's
+	// RedisStreamsConfig.url. Not together with Addrs.
+	URL string `yaml:"url"`
+	// Addrs are host:port seeds: one address is a single server, two or
+	// more a Redis Cluster; with MasterName they are the Sentinels.
+	Addrs []string `yaml:"addrs"`
+	// MasterName is the Sentinel master set name (with Addrs).
+	MasterName string `yaml:"master_name"`
+	// Cluster forces Redis Cluster mode when Addrs has a single seed.
+	Cluster *bool `yaml:"cluster"`
+	// DB is the database number (single server or Sentinel; a cluster has
+	// only database 0). Default 0, or the URL's.
+	DB *int `yaml:"db"`
+	// Username is the ACL user (Redis 6+); empty means "default".
+	Username string `yaml:"username"`
+	// Password authenticates; prefer PasswordFile, which keeps the secret
+	// out of a world-readable config.
+	Password string `yaml:"password"`
+	// PasswordFile holds the password (one line); the backend refuses a
+	// file that group or others can read.
+	PasswordFile string `yaml:"password_file"`
+	// TLS, when present (even empty), connects with TLS.
+	TLS *RedisTLS `yaml:"tls"`
+	// Prefix is Papyra's key prefix: streams are
+	// {prefix}:{system_id}:{events|audits|dead_letters}. Default "papyra".
+	Prefix string `yaml:"prefix"`
+	// SystemID is Papyra's system_id; "*" compacts every system found
+	// with SCAN under the prefix. Default "local".
+	SystemID string `yaml:"system_id"`
+	// Approximate trims whole stream nodes only (XTRIM … ~), leaving up
+	// to one node's entries (stream-node-max-entries, 100 by default)
+	// beyond the limit; false adds a small exact step. Default true.
+	Approximate *bool `yaml:"approximate"`
+	// AgeBy chooses what max_age compares: "id" (default) the stream
+	// entry ID's time, trimmed with XTRIM MINID without reading entries;
+	// "timestamp" the record's JSON timestamp, exactly as Papyra's reader
+	// does, which reads every entry on every run.
+	AgeBy string `yaml:"age_by"`
+	// TrimLimit caps the entries one trim command may remove (XTRIM …
+	// LIMIT), which bounds how long it blocks Redis. Default 5000; keep
+	// it above the server's stream-node-max-entries.
+	TrimLimit *int64 `yaml:"trim_limit"`
+	// BatchSize is the COUNT of every read (XRANGE, XREVRANGE) and the
+	// number of IDs per XDEL. Default 1000.
+	BatchSize *int64 `yaml:"batch_size"`
+	// DutyCycle is the largest share of time the agent keeps Redis busy:
+	// after each command it waits (1/duty_cycle - 1) times as long as
+	// the command took, so Papyra's writes rarely queue behind it.
+	// Between 0 and 1 (1: no pauses). Default 0.1.
+	DutyCycle *float64 `yaml:"duty_cycle"`
+	// QuarantineCorrupt scans every entry and moves those Papyra cannot
+	// read (no data field, not JSON, not an object) to Papyra's
+	// quarantine stream. Default false.
+	QuarantineCorrupt *bool `yaml:"quarantine_corrupt"`
+	// DeleteEmpty deletes a stream left with no entries and no consumer
+	// groups. Default false: empty streams are left in place.
+	DeleteEmpty *bool `yaml:"delete_empty"`
+	// LeaseTTL is the lifetime of the Redis lease that keeps agents on
+	// other hosts off the same system; it is renewed every third of it.
+	// Default 30s.
+	LeaseTTL *Duration `yaml:"lease_ttl"`
+	// Timeout bounds connecting and every command. Default 5s.
+	Timeout *Duration `yaml:"timeout"`
+}
+
+// RedisTLS configures TLS to Redis. Paths are absolute.
+type RedisTLS struct {
+	// CAFile is a PEM bundle to verify the server with; empty means the
+	// system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate, both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name the certificate is checked against.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate checks (testing only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Policy returns the retention that applies to t.

@@ -451,6 +451,50 @@ func TestParse_Errors(t *testing.T) {
 				{invalid, "compact.yaml:4: targets[0].max_files: not valid for kind redis, only for rotating"},
 				{invalid, "compact.yaml:5: targets[0].max_bytes: not valid for kind redis, only for rotating"},
 			}},
+		// Redis targets.
+		{"RedisFieldOnJSONL", target("name: a", "kind: jsonl", "path: /a", "prefix: p"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].prefix: not valid for kind jsonl, only for redis"}}},
+		{"RedisURLAndAddrs", target("name: a", "kind: redis", "url: redis://h:6379/0", "addrs: [h:6379]"),
+			[]problem{{conflict, "compact.yaml:4: targets[0].url: conflicts with addrs; set only one (got redis://h:6379/0)"}}},
+		{"RedisURLScheme", target("name: a", "kind: redis", "url: http://h"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].url: must be redis://, rediss:// or unix:// (got http://h)"}}},
+		{"RedisURLPasswordRedacted", target("name: a", "kind: redis", "url: redis://u:secret@h:6379", "password_file: /etc/p"),
+			[]problem{{conflict, "compact.yaml:4: targets[0].url: has a password and so does password or password_file; set only one (got redis://u:xxxxx@h:6379)"}}},
+		{"RedisAddrsNotHostPort", target("name: a", "kind: redis", "addrs: [h1:6379, h2]"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].addrs: each address must be host:port (got h2)"}}},
+		{"RedisAddrsEmpty", target("name: a", "kind: redis", "addrs: []"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].addrs: must list at least one host:port"}}},
+		{"RedisMasterNameNeedsAddrs", target("name: a", "kind: redis", "master_name: mymaster"),
+			[]problem{{required, "compact.yaml:4: targets[0].master_name: needs addrs, the Sentinel addresses (got mymaster)"}}},
+		{"RedisClusterAndSentinel", target("name: a", "kind: redis", "addrs: [h:26379]", "master_name: m", "cluster: true"),
+			[]problem{{conflict, "compact.yaml:6: targets[0].cluster: conflicts with master_name; Sentinel and Cluster are exclusive"}}},
+		{"RedisDB", target("name: a", "kind: redis", "addrs: [h1:1, h2:2]", "db: 3"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].db: a Redis Cluster has only database 0 (got 3)"}}},
+		{"RedisDBWithURL", target("name: a", "kind: redis", "url: redis://h/1", "db: 2"),
+			[]problem{{conflict, "compact.yaml:5: targets[0].db: conflicts with url; put the database in the url (got 2)"}}},
+		{"RedisPasswordTwice", target("name: a", "kind: redis", "password: x", "password_file: /run/p"),
+			[]problem{{conflict, "compact.yaml:4: targets[0].password: conflicts with password_file; set only one"}}},
+		{"RedisPasswordFileRelative", target("name: a", "kind: redis", "password_file: p.txt"),
+			[]problem{{relative, "compact.yaml:4: targets[0].password_file: must be an absolute path (got p.txt)"}}},
+		{"RedisTLS", target("name: a", "kind: redis", "tls: {cert_file: /c.pem}"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].tls: cert_file and key_file go together"}}},
+		{"RedisTLSRelative", target("name: a", "kind: redis", "tls: {ca_file: ca.pem}"),
+			[]problem{{relative, "compact.yaml:4: targets[0].tls: ca_file, cert_file and key_file must be absolute paths (got ca.pem)"}}},
+		{"RedisAgeBy", target("name: a", "kind: redis", "age_by: json"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].age_by: must be id or timestamp (got json)"}}},
+		{"RedisLimits", target("name: a", "kind: redis", "trim_limit: 0", "batch_size: 1000000", "duty_cycle: 1.5"),
+			[]problem{
+				{invalid, "compact.yaml:4: targets[0].trim_limit: must be between 1 and 1000000 (got 0)"},
+				{invalid, "compact.yaml:5: targets[0].batch_size: must be between 1 and 100000 (got 1000000)"},
+				{invalid, "compact.yaml:6: targets[0].duty_cycle: must be > 0 and <= 1 (got 1.5)"},
+			}},
+		{"RedisDurations", target("name: a", "kind: redis", "lease_ttl: 500ms", "timeout: 0s"),
+			[]problem{
+				{invalid, "compact.yaml:4: targets[0].lease_ttl: must be at least 1s (got 500ms)"},
+				{invalid, "compact.yaml:5: targets[0].timeout: must be > 0 (got 0s)"},
+			}},
+		{"RedisBoolType", target("name: a", "kind: redis", "approximate: sometimes"),
+			[]problem{{wrongType, "compact.yaml:4: targets[0].approximate: must be true or false (got sometimes)"}}},
 		// A value that failed to decode is reported once, not again as
 		// missing.
 		{"DecodeErrorNotRepeated", target("name: a", "kind: {x: 1}"),
@@ -465,6 +509,43 @@ func TestParse_Errors(t *testing.T) {
 				t.Errorf("Config: got %v, want nil", asJSON(t, got))
 			}
 			checkProblems(t, err, tt.want)
+		})
+	}
+}
+
+func TestParse_Redis(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want config.Target
+	}{
+		{"Defaults", target("name: a", "kind: redis"), config.Target{Line: 2, Name: "a", Kind: config.KindRedis}},
+		{"URL", target("name: a", "kind: redis", "url: rediss://cache:6380/2", "password_file: /etc/papyra/redis.pass",
+			"tls: {ca_file: /etc/ssl/ca.pem, server_name: cache.internal}"),
+			config.Target{Line: 2, Name: "a", Kind: config.KindRedis, URL: "rediss://cache:6380/2", PasswordFile: "/etc/papyra/redis.pass",
+				TLS: &config.RedisTLS{CAFile: "/etc/ssl/ca.pem", ServerName: "cache.internal"}}},
+		{"Sentinel", target("name: a", "kind: redis", "addrs: [s1:26379, s2:26379]", "master_name: papyra", "db: 1", "username: compact"),
+			config.Target{Line: 2, Name: "a", Kind: config.KindRedis, Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "papyra",
+				DB: ptr(1), Username: "compact"}},
+		{"ClusterEverything", target("name: a", "kind: redis", "addrs: [c1:7000]", "cluster: true", "prefix: app", "system_id: '*'",
+			"approximate: false", "age_by: timestamp", "trim_limit: 5000", "batch_size: 500", "duty_cycle: 0.25",
+			"quarantine_corrupt: true", "delete_empty: true", "lease_ttl: 1m", "timeout: 2s"),
+			config.Target{Line: 2, Name: "a", Kind: config.KindRedis, Addrs: []string{"c1:7000"}, Cluster: ptr(true),
+				Prefix: "app", SystemID: "*", Approximate: ptr(false), AgeBy: "timestamp", TrimLimit: ptr[int64](5000),
+				BatchSize: ptr[int64](500), DutyCycle: ptr(0.25), QuarantineCorrupt: ptr(true), DeleteEmpty: ptr(true),
+				LeaseTTL: ptr(config.Duration(time.Minute)), Timeout: ptr(config.Duration(2 * time.Second))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Parse(file, []byte(tt.yaml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			want := withFile(config.Default(), file)
+			want.Targets = []config.Target{tt.want}
+			if g, w := asJSON(t, got), asJSON(t, want); g != w {
+				t.Errorf("got %v, want %v", g, w)
+			}
 		})
 	}
 }

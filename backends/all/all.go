@@ -5,6 +5,8 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/jsonl"
 	"github.com/papyra-compact/papyra-compact/backends/memory"
+	"github.com/papyra-compact/papyra-compact/backends/redisstream"
+	"github.com/papyra-compact/papyra-compact/backends/segments"
 	"github.com/papyra-compact/papyra-compact/config"
 )
 
@@ -13,5 +15,7 @@ func Backends() *backends.Registry {
 	r := backends.NewRegistry()
 	r.Register(config.KindJSONL, jsonl.New)
 	r.Register(config.KindMemory, memory.New)
+	r.Register(config.KindRedis, redisstream.New)
+	r.Register(config.KindRotating, segments.New)
 	return r
 }

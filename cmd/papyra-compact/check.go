@@ -28,6 +28,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  %-20s %-9s %s  retention: %s\n", t.Name, t.Kind, where, describeRetention(cfg.Policy(t)))
 	}
+	// A valid file can still name paths the systemd units may not write.
+	checkSandbox(stdout, cfg, "/")
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/papyra-compact/papyra-compact/agent"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -60,8 +62,14 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch cmd {
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
+	case "daemon":
+		return cmdDaemon(ctx, rest, stdout, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "manpage": // hidden: the packages generate papyra-compact(1) with it
+		return cmdManpage(rest, stdout)
 	case "version", "--version":
 		return cmdVersion(rest, stdout)
 	case "help", "-h", "--help":
@@ -72,11 +80,13 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
-// newLogger returns the process logger: text on stderr at the given level.
+// newLogger returns the process logger at the given level: native
+// journal entries with PAPYRA_* fields when stderr is the journal (under
+// systemd), else text on stderr.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(agent.NewLogHandler(w, agent.LogOptions{Level: l})), nil
 }

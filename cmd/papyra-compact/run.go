@@ -66,12 +66,37 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := a.Select(opts.Targets); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	// Every target's result goes into the state directory (counters that
+	// survive this process, `status`) and the textfile as soon as the
+	// target is done, so a long pass never hides a finished target.
+	// Recording is best effort: a run that cannot write its state (a dry
+	// run by an unprivileged user) still compacts and reports.
+	rec, err := agent.NewRecorder(cfg, agent.RecorderOptions{Version: version})
+	if err != nil {
+		return err
+	}
+	var recErr error
+	opts.OnResult = func(r agent.Result) {
+		if err := rec.Record(r); err != nil && recErr == nil {
+			recErr = err
+			log.Error("cannot record the run in the state directory and textfile; status and metrics are stale", "target", r.Target, "err", err)
+		}
+	}
+	endNotify := runNotify(ctx, log, a, &opts)
 	results, err := a.RunOnce(ctx, opts)
+	endNotify(results)
 	if bar != nil {
 		bar.clear()
 	}
 	if err != nil {
 		return err
+	}
+	// A final write covers a pass that recorded nothing (no target
+	// selected) and a configuration whose targets changed since the last.
+	if recErr == nil {
+		if err := rec.WriteTextfile(); err != nil {
+			log.Error("cannot write the metrics textfile", "path", cfg.Metrics.Textfile, "err", err)
+		}
 	}
 	for _, r := range results {
 		fmt.Fprintln(stdout, agent.Summary(r))

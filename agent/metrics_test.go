@@ -1,0 +1,340 @@
+package agent_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+var update = flag.Bool("update", false, "rewrite agent/testdata/*.prom from the current output")
+
+// t0() is the fixed clock of the golden scenarios.
+func t0() time.Time { return time.Date(2026, 11, 17, 12, 0, 0, 0, time.UTC) }
+
+func ptr[T any](v T) *T { return &v }
+
+// metricsConfig is a configuration with one target of every kind whose
+// metrics differ, all under dir.
+func metricsConfig(dir string) *config.Config {
+	cfg := config.Default()
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.LockDir = filepath.Join(dir, "lock")
+	cfg.QuarantineDir = filepath.Join(dir, "quarantine")
+	cfg.Metrics.Textfile = filepath.Join(dir, "textfile", "papyra_compact.prom")
+	cfg.Defaults.Retention = &config.Retention{MaxAgeSeconds: ptr(7 * 86400.0)}
+	cfg.Targets = []config.Target{
+		{Name: "orders", Kind: config.KindJSONL, Path: "/data/orders.jsonl", Retention: &config.Retention{
+			MaxAgeSeconds: ptr(86400.0), MaxRecords: ptr(int64(500)), MaxTotalBytes: ptr(int64(1 << 20))}},
+		{Name: "audit", Kind: config.KindRotating, Path: "/data/audit.log"},
+		{Name: "events", Kind: config.KindRedis},
+		{Name: "broken", Kind: config.KindJSONL, Path: "/data/broken", Retention: &config.Retention{MaxRecords: ptr(int64(0))}},
+		{Name: "cache", Kind: config.KindMemory},
+	}
+	return cfg
+}
+
+func newRecorder(t *testing.T, cfg *config.Config) *agent.Recorder {
+	t.Helper()
+	rec, err := agent.NewRecorder(cfg, agent.RecorderOptions{Version: "v1.2.3", GoVersion: "go1.x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func okResult(target, kind string, at time.Time) agent.Result {
+	return agent.Result{
+		Target: target, Kind: kind, Outcome: agent.OutcomeOK, Started: at, Duration: 1500 * time.Millisecond,
+		Stats: backends.Stats{
+			RecordsBefore: 2000, RecordsAfter: 500, RemovedAge: 1020, RemovedCount: 470, RemovedBytes: 10,
+			Quarantined: 20, BytesBefore: 416379, BytesAfter: 104162,
+			OldestKept: unix(at) - 3600.5, HasOldest: true,
+		},
+	}
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecorder_Golden renders each scenario's textfile and compares it
+// with testdata/<name>.prom; `go test ./agent -run Golden -update`
+// rewrites them. `make checkmetrics` lints the goldens with promtool.
+func TestRecorder_Golden(t *testing.T) {
+	// What each golden scenario records, in order.
+	goldenSteps := map[string]func(t *testing.T, rec *agent.Recorder){
+		// Configured targets that never ran: zero counters and the retention
+		// limits, nothing else.
+		"never_run": func(t *testing.T, rec *agent.Recorder) {
+			must(t, rec.WriteTextfile())
+		},
+		// Every result, a failing target, a dry run and a lock skip after
+		// a failure, a schedule, and a failed config reload after a good one.
+		"runs": func(t *testing.T, rec *agent.Recorder) {
+			must(t, rec.ConfigReloaded(true, t0().Add(-time.Hour)))
+			must(t, rec.Record(okResult("orders", config.KindJSONL, t0())))
+			must(t, rec.Record(okResult("orders", config.KindJSONL, t0().Add(time.Hour))))
+			must(t, rec.Record(agent.Result{Target: "orders", Kind: config.KindJSONL, Outcome: agent.OutcomeDryRun,
+				Started: t0().Add(90 * time.Minute), Duration: time.Second, Stats: okResult("", "", t0()).Stats}))
+			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeNothingToDo,
+				Started: t0(), Duration: 2 * time.Millisecond}))
+			events := okResult("events", config.KindRedis, t0())
+			events.Stats.HeldBack = []backends.HeldBack{
+				{Stream: "papyra:local:events", Group: "billing", Entries: 120},
+				{Stream: "papyra:local:audits", Group: "archiver", Entries: 7},
+			}
+			must(t, rec.Record(events))
+			audit := okResult("audit", config.KindRotating, t0().Add(time.Hour))
+			audit.Stats.SegmentsDropped, audit.Stats.SegmentsRewritten = 3, 1
+			must(t, rec.Record(audit))
+			must(t, rec.Record(agent.Result{Target: "broken", Kind: config.KindJSONL, Outcome: agent.OutcomeFailed,
+				Started: t0().Add(time.Minute), Duration: 3 * time.Millisecond, Err: errors.New("store /data/broken is not a regular file")}))
+			must(t, rec.Record(agent.Result{Target: "broken", Kind: config.KindJSONL, Outcome: agent.OutcomeLocked,
+				Started: t0().Add(2 * time.Minute), Duration: time.Millisecond, Err: backends.ErrLocked}))
+			must(t, rec.Record(agent.Result{Target: "cache", Kind: config.KindMemory, Outcome: agent.OutcomeOK,
+				Started: t0(), Duration: 20 * time.Microsecond}))
+			must(t, rec.Scheduled("orders", t0().Add(2*time.Hour), time.Hour))
+			must(t, rec.ConfigReloaded(false, t0().Add(3*time.Hour)))
+		},
+	}
+	for name, steps := range goldenSteps {
+		t.Run(name, func(t *testing.T) {
+			cfg := metricsConfig(t.TempDir())
+			steps(t, newRecorder(t, cfg))
+			got, err := os.ReadFile(cfg.Metrics.Textfile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parseProm(t, got)
+			golden := filepath.Join("testdata", name+".prom")
+			if *update {
+				must(t, os.WriteFile(golden, got, 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("textfile differs from %s (run with -update to accept):\n%s", golden, lineDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// lineDiff lists the lines only in want (-) and only in got (+).
+func lineDiff(want, got string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	w, g := in(want), in(got)
+	var b strings.Builder
+	for _, l := range strings.Split(want, "\n") {
+		if !g[l] {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if !w[l] {
+			fmt.Fprintf(&b, "+ %s\n", l)
+		}
+	}
+	return b.String()
+}
+
+// parseProm parses a textfile as node_exporter does and returns each
+// sample's value by its series ("name{l="v",…}").
+func parseProm(t testing.TB, data []byte) map[string]float64 {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("textfile does not parse: %v\n%s", err, data)
+	}
+	out := map[string]float64{}
+	for name, mf := range mfs {
+		if mf.GetHelp() == "" {
+			t.Errorf("%s has no help", name)
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+			}
+			key := name + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			default:
+				out[key] = m.GetUntyped().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+func readProm(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parseProm(t, data)
+}
+
+func runsKey(target, kind, result string) string {
+	return fmt.Sprintf("papyra_compact_runs_total{backend=%q,result=%q,target=%q}", kind, result, target)
+}
+
+// TestRecorder_CountersSurviveRestarts records with a new Recorder each
+// time, as each timer run is a new process: counters keep growing.
+func TestRecorder_CountersSurviveRestarts(t *testing.T) {
+	cfg := metricsConfig(t.TempDir())
+	for i := range 3 {
+		must(t, newRecorder(t, cfg).Record(okResult("orders", config.KindJSONL, t0().Add(time.Duration(i)*time.Hour))))
+	}
+	got := readProm(t, cfg.Metrics.Textfile)
+	for key, want := range map[string]float64{
+		runsKey("orders", "jsonl", "success"):                                                3,
+		`papyra_compact_records_removed_total{backend="jsonl",reason="age",target="orders"}`: 3 * 1020,
+		`papyra_compact_records_quarantined_total{backend="jsonl",target="orders"}`:          3 * 20,
+		`papyra_compact_reclaimed_bytes_total{backend="jsonl",target="orders"}`:              3 * (416379 - 104162),
+		`papyra_compact_last_success_timestamp_seconds{backend="jsonl",target="orders"}`:     unix(t0().Add(2 * time.Hour)),
+		`papyra_compact_oldest_record_age_seconds{backend="jsonl",target="orders"}`:          3600.5,
+		runsKey("broken", "jsonl", "failure"):                                                0,
+	} {
+		t.Run(key, func(t *testing.T) {
+			if got[key] != want {
+				t.Errorf("got %v, want %v", got[key], want)
+			}
+		})
+	}
+}
+
+// TestRecorder_ConcurrentWriters records from several recorders at once,
+// as separate processes would (each takes the state lock through its own
+// descriptor): no increment is lost.
+func TestRecorder_ConcurrentWriters(t *testing.T) {
+	const writers, each = 4, 10
+	cfg := metricsConfig(t.TempDir())
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		rec := newRecorder(t, cfg)
+		target := cfg.Targets[w%2].Name // two writers per target
+		wg.Go(func() {
+			for range each {
+				errs <- rec.Record(agent.Result{Target: target, Kind: cfg.Targets[w%2].Kind, Outcome: agent.OutcomeLocked, Started: t0()})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	got := readProm(t, cfg.Metrics.Textfile)
+	for _, tg := range cfg.Targets[:2] {
+		if v := got[runsKey(tg.Name, tg.Kind, "skipped_locked")]; v != writers/2*each {
+			t.Errorf("%s: got %v skipped runs, want %v", tg.Name, v, writers/2*each)
+		}
+	}
+}
+
+// TestRecorder_Textfile covers the file itself: atomic replacement
+// leaves no temp file, it is world-readable for node_exporter, an empty
+// path disables it, and targets no longer configured are not exported.
+func TestRecorder_Textfile(t *testing.T) {
+	t.Run("NoTempFileAndMode0644", func(t *testing.T) {
+		cfg := metricsConfig(t.TempDir())
+		rec := newRecorder(t, cfg)
+		for range 5 {
+			must(t, rec.Record(okResult("orders", config.KindJSONL, t0())))
+		}
+		ents, err := os.ReadDir(filepath.Dir(cfg.Metrics.Textfile))
+		must(t, err)
+		if len(ents) != 1 || ents[0].Name() != "papyra_compact.prom" {
+			t.Errorf("got %v in the textfile directory, want only papyra_compact.prom", ents)
+		}
+		st, err := os.Stat(cfg.Metrics.Textfile)
+		must(t, err)
+		if st.Mode().Perm() != 0o644 {
+			t.Errorf("got mode %v, want 0644", st.Mode().Perm())
+		}
+	})
+	t.Run("Disabled", func(t *testing.T) {
+		cfg := metricsConfig(t.TempDir())
+		path := cfg.Metrics.Textfile
+		cfg.Metrics.Textfile = ""
+		must(t, newRecorder(t, cfg).Record(okResult("orders", config.KindJSONL, t0())))
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("textfile written although disabled: %v", err)
+		}
+		if _, found, err := agent.LoadTargetState(cfg.StateDir, "orders"); !found || err != nil {
+			t.Errorf("state not written: found %v, err %v", found, err)
+		}
+	})
+	t.Run("RemovedTargetNotExported", func(t *testing.T) {
+		cfg := metricsConfig(t.TempDir())
+		must(t, newRecorder(t, cfg).Record(okResult("orders", config.KindJSONL, t0())))
+		cfg.Targets = cfg.Targets[1:]
+		must(t, newRecorder(t, cfg).WriteTextfile())
+		for key := range readProm(t, cfg.Metrics.Textfile) {
+			if strings.Contains(key, `target="orders"`) {
+				t.Errorf("removed target still exported: %s", key)
+			}
+		}
+	})
+	t.Run("CorruptStateKept", func(t *testing.T) {
+		cfg := metricsConfig(t.TempDir())
+		path := agent.TargetStatePath(cfg.StateDir, "orders")
+		must(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		must(t, os.WriteFile(path, []byte("{not json"), 0o644))
+		err := newRecorder(t, cfg).Record(okResult("orders", config.KindJSONL, t0()))
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("got %v, want an error naming %s", err, path)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "{not json" {
+			t.Errorf("corrupt state overwritten (counters reset): %q", b)
+		}
+		// The other targets' metrics are still written, and the
+		// problem still reported.
+		err = newRecorder(t, cfg).Record(okResult("audit", config.KindRotating, t0()))
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("got %v, want an error naming %s", err, path)
+		}
+		got := readProm(t, cfg.Metrics.Textfile)
+		if got[runsKey("audit", "rotating", "success")] != 1 {
+			t.Errorf("audit not exported: %v", got)
+		}
+		for key := range got {
+			if strings.Contains(key, `target="orders"`) {
+				t.Errorf("orders exported from an unreadable state: %s", key)
+			}
+		}
+	})
+}

@@ -1,0 +1,436 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
+)
+
+// ConfigSource gives the scheduler the configuration in use. *Reloader is
+// the one the daemon uses.
+type ConfigSource interface {
+	// Current returns the snapshot to schedule from; never nil.
+	Current() *Snapshot
+	// Status returns the outcome of the latest reload, shown in the
+	// service status line when it failed.
+	Status() ReloadStatus
+}
+
+// Defaults of SchedulerOptions.
+const (
+	// DefaultExtendTimeout is what each EXTEND_TIMEOUT_USEC= grants while
+	// a compaction makes progress.
+	DefaultExtendTimeout = time.Minute
+	// lockedRetry bounds the wait before retrying a target that was
+	// skipped because another process held its store's lock (an admin's
+	// manual run): sooner than a long interval, never a busy loop.
+	lockedRetry = time.Minute
+	// statusTick is how often the loop refreshes STATUS= while
+	// compactions run; the notifier throttles to the same rate.
+	statusTick = time.Second
+)
+
+// SchedulerOptions configure NewScheduler.
+type SchedulerOptions struct {
+	// Source is read at every iteration of the loop.
+	Source ConfigSource
+	// Notifier receives STATUS=, EXTEND_TIMEOUT_USEC=, WATCHDOG=1 and
+	// STOPPING=1; nil tells nobody.
+	Notifier *Notifier
+	// Logger receives one entry per run (LogResult) and the schedule's
+	// changes.
+	Logger *slog.Logger
+	// Concurrency is how many targets may compact at once; 0 means 1.
+	// Compaction is I/O-bound and meant to yield to the application, so
+	// one at a time is the default.
+	Concurrency int
+	// StopGrace is how long compactions in flight at shutdown may take
+	// to finish before they are cancelled. A cancelled compaction leaves
+	// its store as it was (Backend.Apply's contract).
+	StopGrace time.Duration
+	// ExtendTimeout is granted by each EXTEND_TIMEOUT_USEC=; zero means
+	// DefaultExtendTimeout.
+	ExtendTimeout time.Duration
+	// OnResult, when set, is called with every finished run's result,
+	// from the loop goroutine, one at a time (metrics and state). Runs
+	// cancelled by shutdown did not finish and are not reported.
+	OnResult func(Result)
+	// OnSchedule, when set, is called from the loop whenever a target's
+	// next start or interval changes (status and metrics).
+	OnSchedule func(target string, next time.Time, interval time.Duration)
+}
+
+// Scheduler is the daemon's work loop: it compacts every target of the
+// current configuration once per its interval (measured start to start).
+//
+// One goroutine, the loop, owns the schedule; compactions run in their own
+// goroutines and report back over a channel. The loop sends WATCHDOG=1
+// once per iteration and wakes at least twice per watchdog interval, so a
+// stuck loop stops the pings and systemd kills and restarts the service.
+// A compaction in flight does not block the loop. Not guaranteed: the
+// watchdog does not catch a compaction stuck in its own goroutine (one
+// waiting on a hung NFS server, say); it shows as progress that stops
+// moving in STATUS=, and at shutdown it is cancelled after StopGrace.
+// Pinging from a ticker goroutine was rejected: it keeps pinging while
+// the loop is stuck, which is the one failure the watchdog is there for.
+//
+// On a configuration change (Wake, or seen at the next iteration) added
+// targets are scheduled at once, removed ones are no longer started, and
+// a changed interval counts from the target's last start. A compaction in
+// flight finishes under the snapshot it started with, and a target is
+// never started twice at once.
+type Scheduler struct {
+	opts SchedulerOptions
+	log  *slog.Logger
+	wake chan struct{}
+}
+
+// NewScheduler returns a scheduler; Run starts it.
+func NewScheduler(opts SchedulerOptions) *Scheduler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
+	if opts.ExtendTimeout <= 0 {
+		opts.ExtendTimeout = DefaultExtendTimeout
+	}
+	return &Scheduler{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the loop look at the configuration now rather than at its
+// next timer. It never blocks.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// entry is one scheduled target.
+type entry struct {
+	target    config.Target
+	interval  time.Duration
+	next      time.Time
+	lastStart time.Time
+}
+
+// flight is one compaction in progress.
+type flight struct {
+	target string
+
+	mu          sync.Mutex
+	phase       string
+	done, total int64
+	moved       bool // progress since the loop last looked
+}
+
+func (f *flight) progress(_, phase string, done, total int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if phase != f.phase || done != f.done || total != f.total {
+		f.phase, f.done, f.total = phase, done, total
+		f.moved = true
+	}
+}
+
+// landed is a finished compaction.
+type landed struct {
+	f   *flight
+	res Result
+}
+
+// loop is the state Run's goroutine owns.
+type loop struct {
+	*Scheduler
+	snap       *Snapshot
+	entries    map[string]*entry
+	flights    map[string]*flight
+	results    chan landed
+	runCtx     context.Context
+	lastStatus string
+	lastExtend time.Time
+	stopping   bool
+}
+
+// Run schedules until ctx is done, then sends STOPPING=1, lets the
+// compactions in flight finish within StopGrace, cancels those still
+// running, and returns once every one has returned. It returns nil after
+// such a clean stop.
+func (s *Scheduler) Run(ctx context.Context) error {
+	// Compactions get their own context: cancelling ctx starts the
+	// shutdown, which gives them StopGrace before cancelling runCtx.
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	l := &loop{
+		Scheduler: s,
+		entries:   map[string]*entry{},
+		flights:   map[string]*flight{},
+		results:   make(chan landed),
+		runCtx:    runCtx,
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		// A test-only fail point ("scheduler-loop:sleep=1h") makes the
+		// loop stuck, to see the watchdog kill the service.
+		_ = failpoint.Inject("scheduler-loop")
+		now := time.Now()
+		l.reconcile(s.opts.Source.Current(), now)
+		l.startDue(now)
+		l.report(now)
+		s.opts.Notifier.Watchdog()
+
+		timer.Reset(l.sleep(time.Now()))
+		select {
+		case <-ctx.Done():
+			return l.shutdown(cancelRuns)
+		case d := <-l.results:
+			l.land(d, false)
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// reconcile brings the schedule in line with snap.
+func (l *loop) reconcile(snap *Snapshot, now time.Time) {
+	if snap == l.snap {
+		return
+	}
+	first := l.snap == nil
+	l.snap = snap
+	seen := make(map[string]bool, len(snap.Config.Targets))
+	for _, t := range snap.Config.Targets {
+		seen[t.Name] = true
+		iv := snap.Config.Interval(t)
+		e, ok := l.entries[t.Name]
+		if !ok {
+			e = &entry{target: t, interval: iv, next: now}
+			l.entries[t.Name] = e
+			l.scheduled(e)
+			if !first {
+				l.log.Info("target added; scheduling it", "target", t.Name, "backend", t.Kind, "interval", iv)
+			}
+			continue
+		}
+		e.target = t
+		if iv != e.interval {
+			e.interval = iv
+			if !e.lastStart.IsZero() {
+				e.next = e.lastStart.Add(iv)
+			}
+			l.scheduled(e)
+			l.log.Info("target interval changed", "target", t.Name, "interval", iv, "next", e.next)
+		}
+	}
+	for name := range l.entries {
+		if seen[name] {
+			continue
+		}
+		delete(l.entries, name)
+		if _, busy := l.flights[name]; busy {
+			l.log.Info("target removed; its run in flight finishes under the old configuration", "target", name)
+		} else {
+			l.log.Info("target removed; no longer scheduled", "target", name)
+		}
+	}
+}
+
+// startDue starts every due target that is not running, in configuration
+// order, while there are free slots.
+func (l *loop) startDue(now time.Time) {
+	for _, t := range l.snap.Config.Targets {
+		if len(l.flights) >= l.opts.Concurrency {
+			return
+		}
+		e := l.entries[t.Name]
+		if _, busy := l.flights[t.Name]; busy || now.Before(e.next) {
+			continue
+		}
+		e.lastStart, e.next = now, now.Add(e.interval)
+		l.scheduled(e)
+		f := &flight{target: t.Name}
+		l.flights[t.Name] = f
+		// The goroutine captures this snapshot's agent and target: a
+		// reload during the run does not touch it.
+		a, target := l.snap.Agent, e.target
+		go func() {
+			res := a.RunTarget(l.runCtx, target, Options{Progress: f.progress})
+			l.results <- landed{f: f, res: res}
+		}()
+	}
+}
+
+// land records a finished compaction. During shutdown, one that ended
+// because it was cancelled is logged as abandoned, not as a failure.
+func (l *loop) land(d landed, stopping bool) {
+	delete(l.flights, d.f.target)
+	r := d.res
+	if stopping && r.Outcome == OutcomeFailed && errors.Is(r.Err, context.Canceled) {
+		l.log.Warn("run abandoned at shutdown; the store is left as it was",
+			"target", r.Target, "backend", r.Kind, "duration", r.Duration)
+		return
+	}
+	if r.Outcome == OutcomeLocked {
+		if e, ok := l.entries[r.Target]; ok {
+			if retry := time.Now().Add(lockedRetry); retry.Before(e.next) {
+				e.next = retry
+				l.scheduled(e)
+			}
+		}
+	}
+	LogResult(context.Background(), l.log, r)
+	if l.opts.OnResult != nil {
+		l.opts.OnResult(r)
+	}
+}
+
+func (l *loop) scheduled(e *entry) {
+	if l.opts.OnSchedule != nil {
+		l.opts.OnSchedule(e.target.Name, e.next, e.interval)
+	}
+}
+
+// sleep is how long the loop may wait: until the next target is due, and
+// never longer than half the watchdog interval, nor, while compactions
+// run, than the status tick.
+func (l *loop) sleep(now time.Time) time.Duration {
+	d := time.Hour
+	// With every slot taken, a due target can only start once a run
+	// lands, which wakes the loop anyway: counting it would spin.
+	if len(l.flights) < l.opts.Concurrency {
+		for name, e := range l.entries {
+			if _, busy := l.flights[name]; !busy {
+				d = min(d, e.next.Sub(now))
+			}
+		}
+	}
+	if wd := l.opts.Notifier.WatchdogInterval(); wd > 0 {
+		d = min(d, wd/2)
+	}
+	if len(l.flights) > 0 {
+		d = min(d, statusTick)
+	}
+	return max(d, 0)
+}
+
+// report refreshes STATUS= and, when a compaction moved since the last
+// extension, sends EXTEND_TIMEOUT_USEC=.
+func (l *loop) report(now time.Time) {
+	moved := false
+	var parts []string
+	if len(l.flights) > 0 {
+		names := make([]string, 0, len(l.flights))
+		for n := range l.flights {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			f := l.flights[n]
+			f.mu.Lock()
+			phase, done, total := f.phase, f.done, f.total
+			moved = moved || f.moved
+			f.moved = false
+			f.mu.Unlock()
+			if phase == "" {
+				phase = "starting"
+			}
+			parts = append(parts, ProgressStatus(n, phase, done, total, l.position(n), len(l.snap.Config.Targets)))
+		}
+		if l.stopping {
+			parts[0] = "stopping, waiting for " + parts[0]
+		}
+	} else {
+		parts = append(parts, l.idleStatus(now))
+	}
+	if line := l.opts.Source.Status().StatusLine(); line != "" {
+		parts = append(parts, line)
+	}
+	if status := strings.Join(parts, "; "); status != l.lastStatus {
+		l.lastStatus = status
+		l.opts.Notifier.Status(status)
+	}
+	if moved && now.Sub(l.lastExtend) >= l.opts.ExtendTimeout/4 {
+		l.lastExtend = now
+		l.opts.Notifier.ExtendTimeout(l.opts.ExtendTimeout)
+	}
+}
+
+// position is target's 1-based place in the configuration, or 0 once a
+// reload removed it.
+func (l *loop) position(target string) int {
+	for i, t := range l.snap.Config.Targets {
+		if t.Name == target {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// idleStatus names the next target due:
+//
+//	idle, 5 targets, next: orders at 14:05:00
+func (l *loop) idleStatus(now time.Time) string {
+	if len(l.entries) == 0 {
+		return "idle, no targets configured"
+	}
+	var next *entry
+	for _, t := range l.snap.Config.Targets {
+		if e := l.entries[t.Name]; next == nil || e.next.Before(next.next) {
+			next = e
+		}
+	}
+	at := next.next.Format("15:04:05")
+	if next.next.Sub(now) >= 24*time.Hour {
+		at = next.next.Format("2006-01-02 15:04:05")
+	}
+	return fmt.Sprintf("idle, %d targets, next: %s at %s", len(l.entries), next.target.Name, at)
+}
+
+// shutdown stops starting compactions, waits StopGrace for those in
+// flight, cancels the rest and waits for them to return.
+func (l *loop) shutdown(cancelRuns context.CancelFunc) error {
+	l.stopping = true
+	l.opts.Notifier.Stopping()
+	if len(l.flights) == 0 {
+		l.opts.Notifier.Status("stopped")
+		return nil
+	}
+	names := make([]string, 0, len(l.flights))
+	for n := range l.flights {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	l.log.Info("stopping: waiting for compactions in flight", "targets", strings.Join(names, ","), "grace", l.opts.StopGrace)
+	l.report(time.Now())
+	grace := time.NewTimer(l.opts.StopGrace)
+	defer grace.Stop()
+	tick := time.NewTicker(statusTick)
+	defer tick.Stop()
+	for len(l.flights) > 0 {
+		l.opts.Notifier.Watchdog()
+		select {
+		case d := <-l.results:
+			l.land(d, true)
+		case <-grace.C:
+			l.log.Warn("stop grace over: cancelling compactions in flight", "grace", l.opts.StopGrace)
+			cancelRuns()
+		case <-tick.C:
+			// Keep pinging, and extend TimeoutStopSec= while a
+			// compaction still moves within the grace.
+			l.report(time.Now())
+		}
+	}
+	l.opts.Notifier.Status("stopped")
+	return nil
+}

@@ -1,0 +1,365 @@
+package agent_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// fakeBackend stands in for a store: its Plan runs a test's function, to
+// make a compaction slow, moving or stuck.
+type fakeBackend struct {
+	target config.Target
+	env    backends.Env
+	plan   func(ctx context.Context, b *fakeBackend, p backends.Policy) error
+}
+
+func (b *fakeBackend) Properties() backends.Properties { return backends.Properties{} }
+func (b *fakeBackend) LockKey() (string, error)        { return "fake:" + b.target.Name, nil }
+func (b *fakeBackend) Recover(context.Context) error   { return nil }
+func (b *fakeBackend) Close() error                    { return nil }
+func (b *fakeBackend) Apply(context.Context, backends.Plan) (backends.Stats, error) {
+	return backends.Stats{RecordsBefore: 2, RecordsAfter: 1, RemovedCount: 1}, nil
+}
+func (b *fakeBackend) Plan(ctx context.Context, p backends.Policy) (backends.Plan, error) {
+	if b.plan != nil {
+		if err := b.plan(ctx, b, p); err != nil {
+			return nil, err
+		}
+	}
+	return fakePlan{}, nil
+}
+
+type fakePlan struct{}
+
+func (fakePlan) Stats() backends.Stats { return backends.Stats{} }
+func (fakePlan) Close() error          { return nil }
+
+// fakeSource is a ConfigSource whose Current can be made to block, which
+// is how a test makes the scheduler's loop stuck.
+type fakeSource struct {
+	cur   atomic.Pointer[agent.Snapshot]
+	block atomic.Pointer[chan struct{}]
+}
+
+func (s *fakeSource) Current() *agent.Snapshot {
+	if ch := s.block.Load(); ch != nil {
+		<-*ch
+	}
+	return s.cur.Load()
+}
+
+func (s *fakeSource) Status() agent.ReloadStatus { return agent.ReloadStatus{OK: true} }
+
+// schedTarget is a memory target with its own interval.
+func schedTarget(name string, interval time.Duration) config.Target {
+	d := config.Duration(interval)
+	return config.Target{Name: name, Kind: config.KindMemory, Interval: &d}
+}
+
+// newSnapshot builds a snapshot whose memory targets run plan.
+func newSnapshot(t *testing.T, gen uint64, plan func(context.Context, *fakeBackend, backends.Policy) error, targets ...config.Target) *agent.Snapshot {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.StateDir, cfg.LockDir, cfg.QuarantineDir = filepath.Join(dir, "state"), filepath.Join(dir, "lock"), filepath.Join(dir, "q")
+	cfg.Metrics.Textfile = ""
+	cfg.Targets = targets
+	reg := backends.NewRegistry()
+	reg.Register(config.KindMemory, func(tg config.Target, env backends.Env) (backends.Backend, error) {
+		return &fakeBackend{target: tg, env: env, plan: plan}, nil
+	})
+	return &agent.Snapshot{Config: cfg, Agent: agent.New(cfg, reg, slog.New(slog.DiscardHandler)), Gen: gen}
+}
+
+// results collects OnResult calls.
+type results struct {
+	mu  sync.Mutex
+	got []agent.Result
+}
+
+func (r *results) add(res agent.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, res)
+}
+
+func (r *results) count(target string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, res := range r.got {
+		if res.Target == target {
+			n++
+		}
+	}
+	return n
+}
+
+// runScheduler runs s until the test ends (or stop is called) and
+// returns stop, which waits for Run and returns its error.
+func runScheduler(t *testing.T, s *agent.Scheduler) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func TestScheduler_AddRemove(t *testing.T) {
+	src := &fakeSource{}
+	src.cur.Store(newSnapshot(t, 1, nil, schedTarget("a", time.Hour), schedTarget("b", time.Hour)))
+	var res results
+	var schedMu sync.Mutex
+	scheduled := map[string]time.Duration{}
+	s := agent.NewScheduler(agent.SchedulerOptions{
+		Source:   src,
+		OnResult: res.add,
+		OnSchedule: func(target string, _ time.Time, iv time.Duration) {
+			schedMu.Lock()
+			scheduled[target] = iv
+			schedMu.Unlock()
+		},
+	})
+	runScheduler(t, s)
+	eventually(t, 5*time.Second, "a and b run", func() bool { return res.count("a") == 1 && res.count("b") == 1 })
+
+	// Remove a, add c with a short interval.
+	src.cur.Store(newSnapshot(t, 2, nil, schedTarget("b", time.Hour), schedTarget("c", 30*time.Millisecond)))
+	s.Wake()
+	eventually(t, 5*time.Second, "c runs repeatedly", func() bool { return res.count("c") >= 3 })
+	if got := res.count("a"); got != 1 {
+		t.Errorf("a runs: got %v, want 1 (removed)", got)
+	}
+	if got := res.count("b"); got != 1 {
+		t.Errorf("b runs: got %v, want 1 (hourly)", got)
+	}
+	schedMu.Lock()
+	defer schedMu.Unlock()
+	if got, want := scheduled["c"], 30*time.Millisecond; got != want {
+		t.Errorf("OnSchedule interval of c: got %v, want %v", got, want)
+	}
+}
+
+func TestScheduler_InFlightKeepsConfig(t *testing.T) {
+	release := make(chan struct{})
+	var (
+		mu       sync.Mutex
+		graces   []time.Duration
+		active   int
+		overlaps int
+	)
+	plan := func(ctx context.Context, b *fakeBackend, _ backends.Policy) error {
+		mu.Lock()
+		graces = append(graces, b.env.GracePeriod)
+		active++
+		if active > 1 {
+			overlaps++
+		}
+		first := len(graces) == 1
+		mu.Unlock()
+		defer func() { mu.Lock(); active--; mu.Unlock() }()
+		if first {
+			<-release
+		}
+		return nil
+	}
+	withGrace := func(name string, iv, grace time.Duration) config.Target {
+		tg := schedTarget(name, iv)
+		g := config.Duration(grace)
+		tg.GracePeriod = &g
+		return tg
+	}
+	src := &fakeSource{}
+	src.cur.Store(newSnapshot(t, 1, plan, withGrace("a", 20*time.Millisecond, time.Second)))
+	var res results
+	s := agent.NewScheduler(agent.SchedulerOptions{Source: src, OnResult: res.add, Concurrency: 4})
+	runScheduler(t, s)
+	eventually(t, 5*time.Second, "first run in flight", func() bool { mu.Lock(); defer mu.Unlock(); return active == 1 })
+
+	// Reload while it runs: the run keeps its settings, and no second
+	// run of the same target starts beside it, though it is overdue.
+	src.cur.Store(newSnapshot(t, 2, plan, withGrace("a", 20*time.Millisecond, 2*time.Second)))
+	s.Wake()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	eventually(t, 5*time.Second, "runs after the reload", func() bool { return res.count("a") >= 2 })
+
+	mu.Lock()
+	defer mu.Unlock()
+	if graces[0] != time.Second || graces[1] != 2*time.Second {
+		t.Errorf("grace per run: got %v, want 1s (started before the reload), then 2s", graces)
+	}
+	if overlaps != 0 {
+		t.Errorf("overlapping runs of one target: got %v, want 0", overlaps)
+	}
+}
+
+func TestScheduler_WatchdogFromLoop(t *testing.T) {
+	sock := notifyEnv(t, 200*time.Millisecond)
+	n := agent.NewNotifier(nil, agent.NotifierOptions{})
+	defer n.Close()
+	src := &fakeSource{}
+	src.cur.Store(newSnapshot(t, 1, nil, schedTarget("a", time.Hour)))
+	runScheduler(t, agent.NewScheduler(agent.SchedulerOptions{Source: src, Notifier: n}))
+
+	pings := func(d time.Duration) int {
+		count := 0
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+			if m, ok := sock.Poll(time.Until(deadline)); ok && m == "WATCHDOG=1" {
+				count++
+			}
+		}
+		return count
+	}
+	// The loop wakes every half interval (100ms) even with nothing due.
+	if got := pings(600 * time.Millisecond); got < 3 {
+		t.Errorf("pings from a live loop in 600ms: got %v, want >= 3", got)
+	}
+
+	// Make the loop stuck: the pings stop, which is what lets systemd
+	// kill it. A ticker goroutine would have kept pinging.
+	stuck := make(chan struct{})
+	src.block.Store(&stuck)
+	time.Sleep(150 * time.Millisecond) // let an iteration under way finish
+	pings(10 * time.Millisecond)
+	if got := pings(500 * time.Millisecond); got != 0 {
+		t.Errorf("pings from a stuck loop: got %v, want 0", got)
+	}
+	src.block.Store(nil)
+	close(stuck)
+	if got := pings(400 * time.Millisecond); got < 1 {
+		t.Errorf("pings after the loop recovered: got %v, want >= 1", got)
+	}
+}
+
+func TestScheduler_StatusAndExtend(t *testing.T) {
+	sock := notifyEnv(t, 0)
+	n := agent.NewNotifier(nil, agent.NotifierOptions{StatusInterval: 10 * time.Millisecond})
+	defer n.Close()
+	plan := func(ctx context.Context, b *fakeBackend, p backends.Policy) error {
+		if b.target.Name != "a" {
+			return nil
+		}
+		for i := int64(1); i <= 60; i++ {
+			p.Progress("rewrite", i*1000, 60_000)
+			time.Sleep(25 * time.Millisecond)
+		}
+		return nil
+	}
+	src := &fakeSource{}
+	src.cur.Store(newSnapshot(t, 1, plan, schedTarget("a", time.Hour), schedTarget("b", time.Hour)))
+	var res results
+	runScheduler(t, agent.NewScheduler(agent.SchedulerOptions{
+		Source: src, Notifier: n, OnResult: res.add, ExtendTimeout: 400 * time.Millisecond,
+	}))
+
+	seen := sock.WaitFor(t, 5*time.Second, "idle status after both runs", testutil.HasPrefix("STATUS=idle, 2 targets, next: a at "))
+	var progress, extends int
+	for _, m := range seen {
+		switch {
+		case strings.HasPrefix(m, "STATUS=a: rewrite ") && strings.HasSuffix(m, "% of 60.0 kB, 1 of 2 targets"):
+			progress++
+		case m == "EXTEND_TIMEOUT_USEC=400000":
+			extends++
+		}
+	}
+	if progress == 0 || extends == 0 {
+		t.Errorf("got %d progress statuses and %d extensions, want some of each; messages: %q", progress, extends, seen)
+	}
+	// The loop refreshes once a second while a 1.5s run goes on; many
+	// more would mean it spins (b waits, due, for the only slot).
+	if progress > 4 {
+		t.Errorf("got %d progress statuses in 1.5s, want about one a second: %q", progress, seen)
+	}
+	if !slices.Contains(seen, "STATUS=a: starting, 1 of 2 targets") {
+		t.Errorf("got %q, want a starting status", seen)
+	}
+}
+
+func TestScheduler_Shutdown(t *testing.T) {
+	tests := []struct {
+		name     string
+		grace    time.Duration
+		plan     func(ctx context.Context, b *fakeBackend, p backends.Policy) error
+		reported int
+		log      string
+	}{
+		{"FinishesWithinGrace", 5 * time.Second, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
+			time.Sleep(300 * time.Millisecond) // ignores ctx: finishes on its own
+			return nil
+		}, 1, ""},
+		{"AbandonedAfterGrace", 100 * time.Millisecond, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, 0, "run abandoned at shutdown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := notifyEnv(t, 0)
+			n := agent.NewNotifier(nil, agent.NotifierOptions{StatusInterval: time.Millisecond})
+			defer n.Close()
+			src := &fakeSource{}
+			started := make(chan struct{})
+			var once sync.Once
+			plan := func(ctx context.Context, b *fakeBackend, p backends.Policy) error {
+				once.Do(func() { close(started) })
+				return tt.plan(ctx, b, p)
+			}
+			src.cur.Store(newSnapshot(t, 1, plan, schedTarget("a", time.Hour)))
+			var res results
+			logs := &syncBuffer{}
+			stop := runScheduler(t, agent.NewScheduler(agent.SchedulerOptions{
+				Source: src, Notifier: n, OnResult: res.add, StopGrace: tt.grace,
+				Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			}))
+			<-started
+			begin := time.Now()
+			if err := stop(); err != nil {
+				t.Errorf("Run: got %v, want nil after a clean stop", err)
+			}
+			if elapsed := time.Since(begin); elapsed > tt.grace+2*time.Second {
+				t.Errorf("stop took %v, want about the grace %v at most", elapsed, tt.grace)
+			}
+			if got := res.count("a"); got != tt.reported {
+				t.Errorf("results reported: got %v, want %v", got, tt.reported)
+			}
+			if !strings.Contains(logs.String(), tt.log) {
+				t.Errorf("log: got %q, want %q", logs.String(), tt.log)
+			}
+			seen := sock.WaitFor(t, time.Second, "STOPPING=1", func(m string) bool { return m == "STOPPING=1" })
+			if slices.Contains(seen, "READY=1") {
+				t.Errorf("got READY=1 from the scheduler, want it left to the daemon: %q", seen)
+			}
+			rest := sock.WaitFor(t, time.Second, "final status", func(m string) bool { return m == "STATUS=stopped" })
+			if !slices.ContainsFunc(rest, func(m string) bool { return strings.HasPrefix(m, "STATUS=stopping, waiting for a: ") }) {
+				t.Errorf("got %q, want a stopping status naming a", rest)
+			}
+		})
+	}
+}

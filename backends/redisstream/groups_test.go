@@ -1,0 +1,166 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+func TestGroups(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	testGroups(t, []string{srv.Addr})
+}
+
+// testGroups checks that retention never removes an entry a consumer
+// group has pending or has not been delivered yet, and reports what each
+// group held back.
+func testGroups(t *testing.T, addrs []string) {
+	ctx := context.Background()
+	c := newClient(t, addrs...)
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	now := start.Add(time.Hour)
+	removeAll := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
+	id := func(i int) string { return fmt.Sprintf("%d-0", start.Add(time.Duration(i)*time.Second).UnixMilli()) }
+
+	for _, approx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("PendingAndUndelivered/approximate=%v", approx), func(t *testing.T) {
+			sys := fmt.Sprintf("groups-%v", approx)
+			key := "papyra:" + sys + ":events"
+			write(t, c, key, series(start, 1000, time.Second))
+			// readers: 0..299 delivered, 0..99 acknowledged, 100..299 pending.
+			must(t, c.XGroupCreate(ctx, key, "readers", "0").Err())
+			must(t, c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "readers", Consumer: "c1", Streams: []string{key, ">"}, Count: 300}).Err())
+			var acks []string
+			for i := range 100 {
+				acks = append(acks, id(i))
+			}
+			must(t, c.XAck(ctx, key, "readers", acks...).Err())
+			// late: created after 499 was written, 500.. not delivered.
+			must(t, c.XGroupCreate(ctx, key, "late", id(499)).Err())
+
+			b := newBackend(t, target(addrs, system(sys), func(t *config.Target) { t.Approximate = ptr(approx) }))
+			p, err := b.Plan(ctx, removeAll)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// XINFO GROUPS lists groups by name.
+			wantHeld := []backends.HeldBack{{Stream: key, Group: "late", Entries: 500}, {Stream: key, Group: "readers", Entries: 900}}
+			if got := p.Stats().HeldBack; !sameHeld(got, wantHeld) {
+				t.Errorf("planned HeldBack: got %v, want %v", got, wantHeld)
+			}
+			st, err := b.Apply(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readI(t, c, key)
+			if approx {
+				// Whole nodes only: the node holding 100 stays whole.
+				if len(got) < 900 || len(got) > 1000 || !sameInts(got[len(got)-900:], seq(100, 1000)) {
+					t.Errorf("records: got %d from %v, want 100..999 and less than a node before", len(got), got[:min(5, len(got))])
+				}
+			} else {
+				if !sameInts(got, seq(100, 1000)) {
+					t.Errorf("records: got %v, want 100..999", got)
+				}
+				if !sameHeld(st.HeldBack, wantHeld) {
+					t.Errorf("applied HeldBack: got %v, want %v", st.HeldBack, wantHeld)
+				}
+				if st.RemovedAge != 100 {
+					t.Errorf("RemovedAge: got %d, want 100", st.RemovedAge)
+				}
+			}
+			// Every pending entry can still be claimed, with its data.
+			msgs, err := c.XClaim(ctx, &redis.XClaimArgs{Stream: key, Group: "readers", Consumer: "c2", Messages: []string{id(100), id(299)}}).Result()
+			if err != nil || len(msgs) != 2 || msgs[0].Values["data"] == nil || msgs[1].Values["data"] == nil {
+				t.Errorf("XCLAIM of pending entries: got %v, %v, want both with data", msgs, err)
+			}
+		})
+	}
+
+	t.Run("NewGroupAtZeroKeepsEverything", func(t *testing.T) {
+		key := "papyra:fresh-group:events"
+		write(t, c, key, series(start, 50, time.Second))
+		must(t, c.XGroupCreate(ctx, key, "new", "0").Err())
+		b := newBackend(t, target(addrs, system("fresh-group"), exact))
+		st, err := compact(t, b, removeAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := xlen(t, c, key); n != 50 {
+			t.Errorf("entries: got %d, want 50 (none delivered yet)", n)
+		}
+		if want := []backends.HeldBack{{Stream: key, Group: "new", Entries: 50}}; !sameHeld(st.HeldBack, want) {
+			t.Errorf("HeldBack: got %v, want %v", st.HeldBack, want)
+		}
+	})
+
+	// A group created between Plan and Apply is honoured: the floor is
+	// read by the trim itself, atomically.
+	t.Run("GroupCreatedAfterPlan", func(t *testing.T) {
+		key := "papyra:late-group:events"
+		write(t, c, key, series(start, 50, time.Second))
+		b := newBackend(t, target(addrs, system("late-group"), exact))
+		p, err := b.Plan(ctx, removeAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Stats().Removed() != 50 {
+			t.Fatalf("planned removals: got %d, want 50", p.Stats().Removed())
+		}
+		must(t, c.XGroupCreate(ctx, key, "sneaky", id(19)).Err())
+		if _, err := b.Apply(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if got := readI(t, c, key); !sameInts(got, seq(20, 50)) {
+			t.Errorf("records: got %v, want 20..49", got)
+		}
+	})
+
+	// Records age drops above the trimmed prefix are deleted one by one,
+	// but not those a group still needs.
+	t.Run("DeletesRespectFloor", func(t *testing.T) {
+		key := "papyra:del-floor:events"
+		old, fresh := float64(now.Unix()-7200), float64(now.Unix()-1)
+		base := now.Add(-time.Minute).UnixMilli()
+		var recs []rec
+		for i := range 10 {
+			ts := fresh
+			if i%2 == 1 {
+				ts = old
+			}
+			recs = append(recs, rec{ms: base + int64(i), i: i, ts: ts})
+		}
+		write(t, c, key, recs)
+		must(t, c.XGroupCreate(ctx, key, "g", fmt.Sprintf("%d-0", base+5)).Err()) // 6.. undelivered
+		b := newBackend(t, target(addrs, system("del-floor"), exact, func(t *config.Target) { t.AgeBy = "timestamp" }))
+		st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := readI(t, c, key), []int{0, 2, 4, 6, 7, 8, 9}; !sameInts(got, want) {
+			t.Errorf("records: got %v, want %v", got, want)
+		}
+		if want := []backends.HeldBack{{Stream: key, Group: "g", Entries: 2}}; !sameHeld(st.HeldBack, want) {
+			t.Errorf("HeldBack: got %v, want %v", st.HeldBack, want)
+		}
+	})
+}
+
+func sameHeld(got, want []backends.HeldBack) bool {
+	return slices.Equal(got, want)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,455 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+)
+
+// plan is the redisstream implementation of backends.Plan: one decision
+// per stream. It holds no server-side resources.
+type plan struct {
+	b       *Backend
+	policy  backends.Policy
+	streams []*streamPlan
+	stats   backends.Stats
+}
+
+func (p *plan) Stats() backends.Stats { return p.stats }
+func (p *plan) Close() error          { return nil }
+
+// groupFloor is the lowest ID one consumer group still needs.
+type groupFloor struct {
+	name  string
+	floor streamID
+}
+
+// corruptEntry is an entry Papyra cannot read, to be quarantined.
+type corruptEntry struct {
+	id      streamID
+	data    string // the raw "data" field, "" when missing (as Papyra writes it)
+	hasData bool
+	reason  string
+}
+
+// streamPlan is what retention decided for one stream.
+type streamPlan struct {
+	system, key string
+	length      int64 // XLEN when planned
+	first, last streamID
+	groups      []groupFloor
+
+	// boundary: entries below it go (XTRIM MINID); zero when none do.
+	boundary streamID
+	// maxlen > 0 trims to that many entries with XTRIM MAXLEN instead of
+	// a boundary found by walking (only planned when there are no groups).
+	maxlen int64
+	// del are records to delete one by one (age_by timestamp), corrupt
+	// are entries to quarantine; both below the group floor.
+	del     []streamID
+	corrupt []corruptEntry
+	// heldDel are records age drops that a group still needs: reported,
+	// never deleted.
+	heldDel []streamID
+	// unreadable counts corrupt entries below the boundary that are
+	// trimmed with it (not quarantined): they are not records.
+	unreadable int64
+
+	// scanned holds every entry when the stream was read whole, for
+	// exact counts (held-back entries); nil otherwise.
+	scanned []scanned
+
+	stats backends.Stats
+}
+
+// floor is the lowest group floor; ok is false when there are no groups.
+func (sp *streamPlan) floor() (f streamID, ok bool) {
+	for i, g := range sp.groups {
+		if i == 0 || g.floor.less(f) {
+			f = g.floor
+		}
+	}
+	return f, len(sp.groups) > 0
+}
+
+// Plan implements backends.Backend: it reads, and writes nothing.
+func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan, error) {
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return nil, b.fail("PING", "", err)
+	}
+	systems, err := b.systems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{b: b, policy: pol}
+	prog := &progress{fn: pol.Progress, phase: "scan"}
+	for _, sys := range systems {
+		for _, kind := range kinds {
+			sp, err := b.planStream(ctx, sys, b.streamKey(sys, kind), pol, prog)
+			if err != nil {
+				return nil, err
+			}
+			if sp != nil {
+				p.streams = append(p.streams, sp)
+			}
+		}
+	}
+	if len(p.streams) == 0 {
+		return nil, fmt.Errorf("redis %s: no stream %s: %w", b.endpoint, b.streamKey(b.cfg.systemID, "{events,audits,dead_letters}"), backends.ErrNothingToDo)
+	}
+	for _, sp := range p.streams {
+		addStats(&p.stats, sp.stats)
+	}
+	heldBackNotes(&p.stats)
+	return p, nil
+}
+
+// heldBackNotes says in the summary what consumer groups kept.
+func heldBackNotes(s *backends.Stats) {
+	for _, h := range s.HeldBack {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s kept for consumer group %s", h.Entries, h.Stream, h.Group))
+	}
+}
+
+// systems lists the system IDs to compact: the configured one, or with
+// "*" every system that has a Papyra stream under the prefix, found with
+// SCAN … TYPE stream on every master (KEYS would block the server).
+func (b *Backend) systems(ctx context.Context) ([]string, error) {
+	if b.cfg.systemID != allSystems {
+		return []string{b.cfg.systemID}, nil
+	}
+	var (
+		mu    sync.Mutex
+		found = map[string]bool{}
+	)
+	match := globEscape(b.cfg.prefix) + ":*"
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.ScanType(ctx, cursor, match, b.cfg.batch, "stream").Result()
+			if err != nil {
+				return b.fail("SCAN MATCH", match, err)
+			}
+			mu.Lock()
+			for _, k := range keys {
+				if sys, ok := b.systemOf(k); ok {
+					found[sys] = true
+				}
+			}
+			mu.Unlock()
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	var err error
+	if cc, ok := b.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return scan(ctx, m) })
+	} else {
+		err = scan(ctx, b.client)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(func(yield func(string) bool) {
+		for s := range found {
+			if !yield(s) {
+				return
+			}
+		}
+	}), nil
+}
+
+// systemOf returns the system of a Papyra stream key, {prefix}:{system}:{kind}.
+// Quarantine streams end in "_events" and so on, not ":events".
+func (b *Backend) systemOf(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, b.cfg.prefix+":")
+	if !ok {
+		return "", false
+	}
+	for _, kind := range kinds {
+		if sys, ok := strings.CutSuffix(rest, ":"+kind); ok && sys != "" {
+			return sys, true
+		}
+	}
+	return "", false
+}
+
+// globEscape quotes the characters SCAN MATCH treats as a pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// planStream plans one stream; nil when it does not exist.
+func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.Policy, prog *progress) (*streamPlan, error) {
+	typ, err := b.client.Type(ctx, key).Result()
+	if err != nil {
+		return nil, b.fail("TYPE", key, err)
+	}
+	switch typ {
+	case "none":
+		return nil, nil
+	case "stream":
+	default:
+		return nil, b.fail("check", key, fmt.Errorf("the key holds a %s, not a stream; check prefix and system_id", typ))
+	}
+	info, err := b.client.XInfoStream(ctx, key).Result()
+	if err != nil {
+		return nil, b.fail("XINFO STREAM", key, err)
+	}
+	sp := &streamPlan{system: sys, key: key, length: info.Length}
+	if info.Length > 0 {
+		if sp.first, err = parseID(info.FirstEntry.ID); err == nil {
+			sp.last, err = parseID(info.LastEntry.ID)
+		}
+		if err != nil {
+			return nil, b.fail("XINFO STREAM", key, err)
+		}
+	}
+	if sp.groups, err = b.floors(ctx, key); err != nil {
+		return nil, err
+	}
+	sp.stats.RecordsBefore = sp.length
+	// MEMORY USAGE samples a few nodes: an estimate, and optional (some
+	// managed services disable the command).
+	if mem, err := b.client.MemoryUsage(ctx, key).Result(); err == nil {
+		sp.stats.BytesBefore = mem
+	}
+	prog.total += sp.length
+	if sp.length > 0 {
+		if b.cfg.quarantine || b.cfg.ageByTimestamp {
+			err = b.planScan(ctx, sp, pol, prog)
+		} else {
+			err = b.planByID(ctx, sp, pol)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := b.holdBack(ctx, sp); err != nil {
+			return nil, err
+		}
+	}
+	s := &sp.stats
+	s.RecordsAfter = s.RecordsBefore - s.Removed()
+	if sp.length > 0 {
+		s.BytesAfter = int64(float64(s.BytesBefore) * float64(sp.length-s.Removed()-int64(len(sp.corrupt))-sp.unreadable) / float64(sp.length))
+	}
+	sp.scanned = nil // only needed for the counts above
+	return sp, nil
+}
+
+// floors reads every consumer group's floor: the lower of its oldest
+// pending ID (XPENDING) and the ID right after its last-delivered-id.
+func (b *Backend) floors(ctx context.Context, key string) ([]groupFloor, error) {
+	groups, err := b.client.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		return nil, b.fail("XINFO GROUPS", key, err)
+	}
+	out := make([]groupFloor, 0, len(groups))
+	for _, g := range groups {
+		last, err := parseID(g.LastDeliveredID)
+		if err != nil {
+			return nil, b.fail("XINFO GROUPS", key, err)
+		}
+		f := last.next()
+		if g.Pending > 0 {
+			pe, err := b.client.XPending(ctx, key, g.Name).Result()
+			if err != nil {
+				return nil, b.fail("XPENDING", key+" "+g.Name, err)
+			}
+			lower, err := parseID(pe.Lower)
+			if err != nil {
+				return nil, b.fail("XPENDING", key+" "+g.Name, err)
+			}
+			f = minIDOf(f, lower)
+		}
+		out = append(out, groupFloor{name: g.Name, floor: f})
+	}
+	return out, nil
+}
+
+// holdBack applies the consumer-group floor to a planned stream: it keeps
+// deletions and quarantine moves below the floor, counts per group the
+// entries retention would remove that the group still needs, and takes
+// them out of the planned removals. Apply enforces the floor again, live
+// and atomically (trimScript, delScript); this is the report.
+func (b *Backend) holdBack(ctx context.Context, sp *streamPlan) error {
+	f, ok := sp.floor()
+	if !ok {
+		return nil
+	}
+	s := &sp.stats
+	below := sp.del[:0:0]
+	for _, id := range sp.del {
+		if id.less(f) {
+			below = append(below, id)
+		} else {
+			sp.heldDel = append(sp.heldDel, id)
+		}
+	}
+	sp.del = below
+	s.RemovedAge -= int64(len(sp.heldDel))
+	var corrupt []corruptEntry
+	for _, c := range sp.corrupt {
+		if c.id.less(f) {
+			corrupt = append(corrupt, c)
+		}
+	}
+	if n := len(sp.corrupt) - len(corrupt); n > 0 {
+		s.Quarantined -= int64(n)
+		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s left in place: a consumer group still needs them", n, sp.key))
+	}
+	sp.corrupt = corrupt
+
+	held, prefix, exact, err := b.heldBack(ctx, sp, sp.groups)
+	if err != nil {
+		return err
+	}
+	s.HeldBack, s.Estimated = held, s.Estimated || !exact
+	// The held-back part of the prefix is its newest: take it from the
+	// rule that removes the newest first.
+	for _, r := range []*int64{&s.RemovedBytes, &s.RemovedCount, &s.RemovedAge} {
+		d := min(prefix, *r)
+		*r -= d
+		prefix -= d
+	}
+	return nil
+}
+
+// heldBack counts, per group, the entries retention removes that the
+// group still needs: those of the trimmed prefix at or above its floor,
+// and the records to delete at or above it. prefix is the count for the
+// lowest floor, the part of the prefix no group lets go.
+func (b *Backend) heldBack(ctx context.Context, sp *streamPlan, groups []groupFloor) (held []backends.HeldBack, prefix int64, exact bool, err error) {
+	exact = true
+	var lowest streamID
+	for i, g := range groups {
+		if i == 0 || g.floor.less(lowest) {
+			lowest = g.floor
+		}
+	}
+	for _, g := range groups {
+		var n int64
+		if !sp.boundary.isZero() && g.floor.less(sp.boundary) {
+			c, ex, err := b.countRange(ctx, sp, g.floor, sp.boundary)
+			if err != nil {
+				return nil, 0, false, err
+			}
+			n, exact = c, exact && ex
+			if g.floor == lowest {
+				prefix = c
+			}
+		}
+		for _, ids := range [][]streamID{sp.del, sp.heldDel} {
+			for _, id := range ids {
+				if !id.less(g.floor) {
+					n++
+				}
+			}
+		}
+		if n > 0 {
+			held = append(held, backends.HeldBack{Stream: sp.key, Group: g.name, Entries: n})
+		}
+	}
+	return held, prefix, exact, nil
+}
+
+// countRange counts the entries in [lo, hi): exactly from a scanned
+// stream, else by reading at most rangeCap entries, beyond which it
+// estimates from the IDs (exact is then false).
+func (b *Backend) countRange(ctx context.Context, sp *streamPlan, lo, hi streamID) (n int64, exact bool, err error) {
+	if sp.scanned != nil {
+		return int64(sp.index(hi) - sp.index(lo)), true, nil
+	}
+	cursor := lo.String()
+	pace := b.pacer(sp.key)
+	for n < rangeCap {
+		if err := pace.wait(ctx); err != nil {
+			return 0, false, err
+		}
+		msgs, err := b.client.XRangeN(ctx, sp.key, cursor, "("+hi.String(), b.cfg.batch).Result()
+		pace.done()
+		if err != nil {
+			return 0, false, b.fail("XRANGE", sp.key, err)
+		}
+		n += int64(len(msgs))
+		if int64(len(msgs)) < b.cfg.batch {
+			return n, true, nil
+		}
+		cursor = "(" + msgs[len(msgs)-1].ID
+	}
+	return max(n, sp.estimateBelow(hi)-sp.estimateBelow(lo)), false, nil
+}
+
+// rangeCap bounds the entries countRange reads before estimating.
+const rangeCap = 100_000
+
+// estimateBelow estimates how many entries have an ID below id by
+// interpolating over the stream's ID times, since Redis cannot count a
+// range without reading it. It is exact at both ends.
+func (sp *streamPlan) estimateBelow(id streamID) int64 {
+	switch {
+	case !sp.first.less(id):
+		return 0
+	case sp.last.less(id):
+		return sp.length
+	}
+	span := float64(sp.last.ms-sp.first.ms) + 1
+	n := int64(math.Round(float64(id.ms-sp.first.ms) / span * float64(sp.length)))
+	return min(max(n, 1), sp.length-1)
+}
+
+// addStats adds a stream's stats to the total.
+func addStats(t *backends.Stats, s backends.Stats) {
+	t.RecordsBefore += s.RecordsBefore
+	t.RecordsAfter += s.RecordsAfter
+	t.RemovedAge += s.RemovedAge
+	t.RemovedCount += s.RemovedCount
+	t.RemovedBytes += s.RemovedBytes
+	t.Quarantined += s.Quarantined
+	t.BytesBefore += s.BytesBefore
+	t.BytesAfter += s.BytesAfter
+	if s.HasOldest && (!t.HasOldest || s.OldestKept < t.OldestKept) {
+		t.OldestKept, t.HasOldest = s.OldestKept, true
+	}
+	t.Notes = append(t.Notes, s.Notes...)
+	t.HeldBack = append(t.HeldBack, s.HeldBack...)
+	t.Estimated = t.Estimated || s.Estimated
+}
+
+// progress reports entries done out of entries to do.
+type progress struct {
+	fn          backends.Progress
+	phase       string
+	done, total int64
+}
+
+func (p *progress) add(n int64) {
+	p.done += n
+	if p.fn != nil {
+		p.fn(p.phase, p.done, p.total)
+	}
+}
+
+// errUnsafeClock explains why age_by timestamp refuses a store whose
+// timestamps are not Unix time.
+func errUnsafeClock(key string, newest float64) error {
+	return fmt.Errorf("%w: age retention by timestamp on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
+		"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
+		"Fix: use age_by: id (the stream IDs carry the server's time), or create the ActorSystem with time_fn=time.time",
+		backends.ErrUnsafe, key, newest)
+}

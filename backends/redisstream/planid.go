@@ -1,0 +1,272 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+)
+
+const (
+	// walkCap is the largest max_records for which Plan finds the count
+	// boundary by reading the newest entries (when nothing else needs the
+	// walk); above it, and only without consumer groups, Apply trims with
+	// XTRIM MAXLEN instead, reading nothing.
+	walkCap = 100_000
+	// guardBatch, guardWindow and guardMax shape the age-boundary check:
+	// entries just below the ID boundary are read guardBatch at a time,
+	// and the check ends after guardWindow entries in a row that Papyra
+	// would drop, or after guardMax entries in all.
+	guardBatch  = 100
+	guardWindow = 100
+	guardMax    = 10_000
+)
+
+// cutoffOf is Papyra's age cutoff, now - max_age_seconds, in Unix seconds.
+func cutoffOf(pol backends.Policy) float64 {
+	return float64(pol.Now.UnixNano())/1e9 - *pol.Retention.MaxAgeSeconds
+}
+
+// cutoffID is the age boundary by ID: the first ID of the millisecond of
+// now - max_age_seconds, computed in integer nanoseconds (a float of Unix
+// seconds has only about 0.2 µs of precision today).
+func cutoffID(pol backends.Policy) streamID {
+	return idAt(pol.Now.Add(-time.Duration(*pol.Retention.MaxAgeSeconds * 1e9)))
+}
+
+// planByID plans a stream without reading it whole: age is the ID time
+// (a MINID boundary, checked by guard), count and bytes walk back from the
+// newest entry as far as they need, or count is left to XTRIM MAXLEN.
+func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Policy) error {
+	ret := pol.Retention
+	s := &sp.stats
+	var age streamID
+	if ret.MaxAgeSeconds != nil {
+		g := &guard{age: cutoffID(pol), cutoff: cutoffOf(pol)}
+		if err := b.runGuard(ctx, sp, g); err != nil {
+			return err
+		}
+		age = g.age
+		g.note(sp)
+		if !sp.first.less(age) {
+			age = minID // nothing below it
+		}
+	}
+	var n int64
+	if ret.MaxRecords != nil && *ret.MaxRecords > 0 {
+		n = *ret.MaxRecords
+	}
+	_, groups := sp.floor()
+	walk := ret.MaxTotalBytes != nil || n > 0 && (n <= walkCap || groups)
+
+	estAge := sp.estimateBelow(age)
+	s.Estimated = estAge > 0 && estAge < sp.length
+	if !walk {
+		sp.boundary = age
+		s.RemovedAge = estAge
+		if n > 0 && sp.length-estAge > n {
+			sp.maxlen = n
+			s.RemovedCount = sp.length - estAge - n
+		}
+		return b.oldestFrom(ctx, sp, age)
+	}
+
+	w, err := b.walk(ctx, sp, age, n, ret.MaxTotalBytes)
+	if err != nil {
+		return err
+	}
+	removed := sp.length - w.kept
+	sp.boundary = w.boundary
+	switch w.stop {
+	case stopEnd:
+		// Everything fits and nothing is below the age boundary.
+	case stopAge:
+		s.RemovedAge, s.Estimated = removed, false
+	default:
+		s.RemovedAge = min(estAge, removed)
+		rest := removed - s.RemovedAge
+		if n > 0 {
+			s.RemovedCount = min(rest, max(0, sp.length-s.RemovedAge-n))
+		}
+		s.RemovedBytes = rest - s.RemovedCount
+	}
+	s.OldestKept, s.HasOldest = w.oldest, w.hasOldest
+	return nil
+}
+
+// Why a walk stopped.
+const (
+	stopEnd   = iota // reached the oldest entry: everything is kept
+	stopAge          // reached the age boundary
+	stopCount        // kept max_records entries
+	stopBytes        // the next record did not fit max_total_bytes
+)
+
+type walkResult struct {
+	kept      int64    // entries at or above the boundary
+	boundary  streamID // zero for stopEnd
+	stop      int
+	oldest    float64 // smallest timestamp among the kept records
+	hasOldest bool
+}
+
+// walk reads the stream newest first, batch by batch, from the newest
+// entry at planning time (entries added since are never counted), until
+// the age boundary, the n-th entry, or the first record that does not fit
+// budget (Papyra's newest-first run of repr sizes, §4.2).
+func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int64, budget *int64) (walkResult, error) {
+	var (
+		w        walkResult
+		k        = newClassifier()
+		total    int64
+		lastKept streamID
+		cursor   = sp.last.String()
+		pace     = b.pacer(sp.key)
+	)
+	for {
+		if err := pace.wait(ctx); err != nil {
+			return w, err
+		}
+		msgs, err := b.client.XRevRangeN(ctx, sp.key, cursor, "-", b.cfg.batch).Result()
+		pace.done()
+		if err != nil {
+			return w, b.fail("XREVRANGE", sp.key, err)
+		}
+		for _, m := range msgs {
+			id, err := parseID(m.ID)
+			if err != nil {
+				return w, b.fail("XREVRANGE", sp.key, err)
+			}
+			if !age.isZero() && id.less(age) {
+				w.stop, w.boundary = stopAge, age
+				return w, nil
+			}
+			if n > 0 && w.kept == n {
+				w.stop, w.boundary = stopCount, lastKept
+				return w, nil
+			}
+			v := k.entry(m.Values, budget != nil)
+			if budget != nil && !v.corrupt {
+				if total+v.size > *budget {
+					w.stop, w.boundary = stopBytes, lastKept
+					if w.kept == 0 {
+						w.boundary = sp.last.next()
+					}
+					return w, nil
+				}
+				total += v.size
+			}
+			if v.hasTS && !v.corrupt && (!w.hasOldest || v.ts < w.oldest) {
+				w.oldest, w.hasOldest = v.ts, true
+			}
+			w.kept++
+			lastKept = id
+		}
+		if int64(len(msgs)) < b.cfg.batch {
+			return w, nil // stopEnd
+		}
+		cursor = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
+// oldestFrom records the timestamp of the first entry at or after id as
+// the oldest kept (by position: Papyra's timestamps are not sorted, but
+// the first kept entry is the oldest in all but the rarest cases).
+func (b *Backend) oldestFrom(ctx context.Context, sp *streamPlan, id streamID) error {
+	start := "-"
+	if !id.isZero() {
+		start = id.String()
+	}
+	msgs, err := b.client.XRangeN(ctx, sp.key, start, "+", 1).Result()
+	if err != nil {
+		return b.fail("XRANGE", sp.key, err)
+	}
+	if len(msgs) == 1 {
+		if v := newClassifier().entry(msgs[0].Values, false); v.hasTS && !v.corrupt {
+			sp.stats.OldestKept, sp.stats.HasOldest = v.ts, true
+		}
+	}
+	return nil
+}
+
+// guard checks the age boundary against the records' own timestamps. The
+// boundary is an ID time, the Redis server's clock at XADD; Papyra's
+// reader compares the JSON timestamp, taken on Papyra's host just before
+// the write. Normally the ID time is the later one, so every entry below
+// the boundary is one Papyra's reader drops too. If Papyra's clock runs
+// ahead of the server's, entries just below the boundary can carry a
+// timestamp Papyra would keep: the guard reads back from the boundary and
+// lowers it below every such entry, until guardWindow entries in a row
+// are ones Papyra drops.
+type guard struct {
+	age       streamID
+	cutoff    float64
+	seen      int
+	sinceMove int
+	moved     int64
+	gaveUp    bool
+}
+
+// feed takes the next entry below the boundary, newest first, and
+// whether Papyra's reader would keep it by age; it reports whether the
+// check is done.
+func (g *guard) feed(id streamID, kept bool) bool {
+	g.seen++
+	g.sinceMove++
+	if kept {
+		g.age, g.sinceMove = id, 0
+		g.moved++
+	}
+	if g.sinceMove >= guardWindow {
+		return true
+	}
+	if g.seen >= guardMax {
+		g.gaveUp = true
+		return true
+	}
+	return false
+}
+
+// note reports in sp's stats what the guard did.
+func (g *guard) note(sp *streamPlan) {
+	if g.moved > 0 {
+		sp.stats.Notes = append(sp.stats.Notes, fmt.Sprintf("age boundary of %s lowered below %d entries whose JSON timestamp is newer than their ID (clock skew between Papyra's host and Redis?)", sp.key, g.moved))
+	}
+	if g.gaveUp {
+		sp.stats.Notes = append(sp.stats.Notes, fmt.Sprintf("age boundary of %s: still finding newer timestamps %d entries below the ID boundary; stopped looking", sp.key, guardMax))
+	}
+}
+
+// runGuard feeds the guard from Redis.
+func (b *Backend) runGuard(ctx context.Context, sp *streamPlan, g *guard) error {
+	if !sp.first.less(g.age) {
+		return nil
+	}
+	k := newClassifier()
+	cursor := "(" + g.age.String()
+	pace := b.pacer(sp.key)
+	for {
+		if err := pace.wait(ctx); err != nil {
+			return err
+		}
+		msgs, err := b.client.XRevRangeN(ctx, sp.key, cursor, "-", guardBatch).Result()
+		pace.done()
+		if err != nil {
+			return b.fail("XREVRANGE", sp.key, err)
+		}
+		for _, m := range msgs {
+			id, err := parseID(m.ID)
+			if err != nil {
+				return b.fail("XREVRANGE", sp.key, err)
+			}
+			if g.feed(id, k.entry(m.Values, false).keptByAge(g.cutoff)) {
+				return nil
+			}
+		}
+		if len(msgs) < guardBatch {
+			return nil
+		}
+		cursor = "(" + msgs[len(msgs)-1].ID
+	}
+}

@@ -1,0 +1,187 @@
+package redisstream
+
+import (
+	"context"
+	"math"
+	"sort"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+)
+
+// minUnixTime is the smallest newest-timestamp that can be Unix time
+// (2001-09-09); below it the store uses Papyra's default monotonic clock
+// (§0.2), as in the file backends.
+const minUnixTime = 1e9
+
+// scanned is one entry of a stream read whole, kept compact (32 bytes):
+// a scan holds one per entry until the plan is made.
+type scanned struct {
+	id    streamID
+	ts    float64
+	size  uint32 // repr size, saturated (a Redis value is at most 512 MB)
+	flags uint8
+}
+
+const (
+	flagCorrupt = 1 << iota
+	flagTS
+)
+
+func (e *scanned) record() bool { return e.flags&flagCorrupt == 0 }
+
+// index is the position of the first scanned entry at or above id.
+func (sp *streamPlan) index(id streamID) int {
+	return sort.Search(len(sp.scanned), func(i int) bool { return !sp.scanned[i].id.less(id) })
+}
+
+// planScan reads the whole stream, oldest first, batch by batch up to the
+// newest entry at planning time, and plans exactly as Papyra's reader
+// would apply retention to it: used for age_by timestamp, and for
+// quarantine_corrupt, which must look at every entry anyway.
+func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Policy, prog *progress) error {
+	wantSize := pol.Retention.MaxTotalBytes != nil
+	k := newClassifier()
+	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
+	cursor, end := "-", sp.last.String()
+	pace := b.pacer(sp.key)
+	for {
+		if err := pace.wait(ctx); err != nil {
+			return err
+		}
+		msgs, err := b.client.XRangeN(ctx, sp.key, cursor, end, b.cfg.batch).Result()
+		pace.done()
+		if err != nil {
+			return b.fail("XRANGE", sp.key, err)
+		}
+		for _, m := range msgs {
+			id, err := parseID(m.ID)
+			if err != nil {
+				return b.fail("XRANGE", sp.key, err)
+			}
+			v := k.entry(m.Values, wantSize)
+			e := scanned{id: id, ts: v.ts, size: uint32(min(v.size, math.MaxUint32))}
+			if v.hasTS {
+				e.flags |= flagTS
+			}
+			if v.corrupt {
+				e.flags |= flagCorrupt
+				if b.cfg.quarantine {
+					data, ok := m.Values["data"].(string)
+					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, data: data, hasData: ok, reason: v.reason})
+				}
+			}
+			sp.scanned = append(sp.scanned, e)
+		}
+		prog.add(int64(len(msgs)))
+		if int64(len(msgs)) < b.cfg.batch {
+			break
+		}
+		cursor = "(" + msgs[len(msgs)-1].ID
+	}
+	return b.retainScanned(sp, pol)
+}
+
+// retainScanned applies Papyra's apply_retention to the scanned records
+// (§4.2): age, then the last max_records, then the newest-first run that
+// fits max_total_bytes. The survivors' oldest ID becomes the trim
+// boundary; records age drops above it (timestamps out of order, or age
+// by timestamp) are deleted one by one.
+func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
+	ret := pol.Retention
+	s := &sp.stats
+	es := sp.scanned
+	var records int64
+	newest := math.Inf(-1)
+	for i := range es {
+		if es[i].record() {
+			records++
+			if es[i].flags&flagTS != 0 && es[i].ts > newest && !math.IsInf(es[i].ts, 1) {
+				newest = es[i].ts
+			}
+		}
+	}
+	s.RecordsBefore = records
+	s.Quarantined = int64(len(sp.corrupt))
+
+	passes := func(*scanned) bool { return true }
+	if ret.MaxAgeSeconds != nil {
+		cutoff := cutoffOf(pol)
+		if b.cfg.ageByTimestamp {
+			if records > 0 && newest < minUnixTime {
+				return errUnsafeClock(sp.key, newest)
+			}
+			passes = func(e *scanned) bool { return e.flags&flagTS != 0 && e.ts >= cutoff }
+		} else {
+			g := &guard{age: cutoffID(pol), cutoff: cutoff}
+			for i := sp.index(g.age) - 1; i >= 0; i-- {
+				e := &es[i]
+				if g.feed(e.id, e.record() && e.flags&flagTS != 0 && e.ts >= cutoff) {
+					break
+				}
+			}
+			g.note(sp)
+			age := g.age
+			passes = func(e *scanned) bool { return !e.id.less(age) }
+		}
+	}
+
+	var passed int64
+	for i := range es {
+		if es[i].record() && passes(&es[i]) {
+			passed++
+		}
+	}
+	survivors := passed
+	if ret.MaxRecords != nil && *ret.MaxRecords > 0 && passed > *ret.MaxRecords {
+		survivors = *ret.MaxRecords
+	}
+	s.RemovedAge = records - passed
+	s.RemovedCount = passed - survivors
+	if ret.MaxTotalBytes != nil {
+		var total, fit int64
+		for i := len(es) - 1; i >= 0 && fit < survivors; i-- {
+			if e := &es[i]; e.record() && passes(e) {
+				if total+int64(e.size) > *ret.MaxTotalBytes {
+					break
+				}
+				total += int64(e.size)
+				fit++
+			}
+		}
+		s.RemovedBytes = survivors - fit
+		survivors = fit
+	}
+
+	// The boundary is the oldest survivor; with none, everything planned.
+	boundary := sp.last.next()
+	oldest := math.Inf(1)
+	var seen int64
+	for i := len(es) - 1; i >= 0 && seen < survivors; i-- {
+		if e := &es[i]; e.record() && passes(e) {
+			seen++
+			boundary = e.id
+			if e.flags&flagTS != 0 && e.ts < oldest {
+				oldest = e.ts
+			}
+		}
+	}
+	if !math.IsInf(oldest, 1) {
+		s.OldestKept, s.HasOldest = oldest, true
+	}
+	if sp.first.less(boundary) {
+		sp.boundary = boundary
+	}
+	for i := sp.index(boundary); i < len(es); i++ {
+		if e := &es[i]; e.record() && !passes(e) {
+			sp.del = append(sp.del, e.id)
+		}
+	}
+	if !b.cfg.quarantine {
+		for i := range sp.index(boundary) {
+			if !es[i].record() {
+				sp.unreadable++
+			}
+		}
+	}
+	return nil
+}

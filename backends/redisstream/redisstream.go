@@ -1,0 +1,315 @@
+package redisstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+// Defaults, Papyra's where Papyra has one (RedisStreamsConfig, §5.1).
+const (
+	defaultAddr      = "localhost:6379"
+	defaultPrefix    = "papyra"
+	defaultSystemID  = "local"
+	defaultTrimLimit = 5000
+	defaultBatch     = 1000
+	defaultLeaseTTL  = 30 * time.Second
+	defaultTimeout   = 5 * time.Second
+	defaultDuty      = 0.1
+	// allSystems is the system_id that discovers every system.
+	allSystems = "*"
+)
+
+// kinds are Papyra's three streams per system, in the order Papyra's own
+// compaction visits them.
+var kinds = []string{"events", "audits", "dead_letters"}
+
+// settings are a target's Redis settings with the defaults applied.
+type settings struct {
+	prefix, systemID string
+	approximate      bool
+	ageByTimestamp   bool
+	trimLimit, batch int64
+	duty             float64
+	quarantine       bool
+	deleteEmpty      bool
+	leaseTTL         time.Duration
+}
+
+// Backend compacts the Papyra streams of one Redis target.
+type Backend struct {
+	name     string
+	cfg      settings
+	client   redis.UniversalClient
+	endpoint string // names the server in every message: host:port, cluster:…, sentinel:…
+	db       int
+	log      *slog.Logger
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// New returns a backend for target t (kind redis). It connects lazily:
+// nothing goes over the network until Plan.
+func New(t config.Target, env backends.Env) (backends.Backend, error) {
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := settings{
+		prefix:         cmpOr(t.Prefix, defaultPrefix),
+		systemID:       cmpOr(t.SystemID, defaultSystemID),
+		approximate:    t.Approximate == nil || *t.Approximate,
+		ageByTimestamp: t.AgeBy == "timestamp",
+		trimLimit:      defaultTrimLimit,
+		batch:          defaultBatch,
+		quarantine:     t.QuarantineCorrupt != nil && *t.QuarantineCorrupt,
+		deleteEmpty:    t.DeleteEmpty != nil && *t.DeleteEmpty,
+		leaseTTL:       defaultLeaseTTL,
+		duty:           defaultDuty,
+	}
+	if t.DutyCycle != nil {
+		cfg.duty = *t.DutyCycle
+	}
+	if t.TrimLimit != nil {
+		cfg.trimLimit = *t.TrimLimit
+	}
+	if t.BatchSize != nil {
+		cfg.batch = *t.BatchSize
+	}
+	if t.LeaseTTL != nil {
+		cfg.leaseTTL = time.Duration(*t.LeaseTTL)
+	}
+	client, endpoint, db, err := newClient(t)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+	}
+	return &Backend{name: t.Name, cfg: cfg, client: client, endpoint: endpoint, db: db, log: env.Logger}, nil
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// newClient builds a go-redis UniversalClient: one code path for a single
+// server, Sentinel and Cluster.
+func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
+	timeout := defaultTimeout
+	if t.Timeout != nil {
+		timeout = time.Duration(*t.Timeout)
+	}
+	password := t.Password
+	if t.PasswordFile != "" {
+		p, err := readPasswordFile(t.PasswordFile)
+		if err != nil {
+			return nil, "", 0, err
+		}
+		password = p
+	}
+	tlsConfig, err := tlsConfig(t.TLS)
+	if err != nil {
+		return nil, "", 0, err
+	}
+
+	if t.URL != "" {
+		opts, err := redis.ParseURL(t.URL)
+		if err != nil {
+			return nil, "", 0, fmt.Errorf("url: %w", err)
+		}
+		if password != "" {
+			opts.Password = password
+		}
+		if t.Username != "" {
+			opts.Username = t.Username
+		}
+		if tlsConfig != nil {
+			if opts.TLSConfig != nil && tlsConfig.ServerName == "" {
+				tlsConfig.ServerName = opts.TLSConfig.ServerName
+			}
+			opts.TLSConfig = tlsConfig
+		}
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+		opts.ClientName, opts.DisableIdentity = "papyra-compact", true
+		return redis.NewClient(opts), opts.Addr, opts.DB, nil
+	}
+
+	addrs := t.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{defaultAddr}
+	}
+	cluster := t.Cluster != nil && *t.Cluster
+	db := 0
+	if t.DB != nil {
+		db = *t.DB
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:           addrs,
+		MasterName:      t.MasterName,
+		IsClusterMode:   cluster,
+		DB:              db,
+		Username:        t.Username,
+		Password:        password,
+		TLSConfig:       tlsConfig,
+		DialTimeout:     timeout,
+		ReadTimeout:     timeout,
+		WriteTimeout:    timeout,
+		ClientName:      "papyra-compact",
+		DisableIdentity: true,
+	}
+	sorted := slices.Sorted(slices.Values(addrs))
+	endpoint := addrs[0]
+	switch {
+	case t.MasterName != "":
+		endpoint = "sentinel:" + t.MasterName + "@" + strings.Join(sorted, ",")
+	case cluster || len(addrs) > 1:
+		endpoint = "cluster:" + strings.Join(sorted, ",")
+	}
+	return redis.NewUniversalClient(opts), endpoint, db, nil
+}
+
+// readPasswordFile reads a one-line secret and refuses a file that group
+// or others may read: the config file is world-readable, the secret must
+// not be.
+func readPasswordFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("password_file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("password_file %s is readable by others (mode %04o): chmod 600 it and chown it to the service user", path, perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("password_file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+func tlsConfig(t *config.RedisTLS) (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Properties implements backends.Backend. The file lock serializes runs
+// on this machine; the Redis lease (see lease.go) keeps other hosts off.
+// Nothing is swapped: every change is a server-side command.
+func (b *Backend) Properties() backends.Properties {
+	return backends.Properties{NeedsFileLock: true}
+}
+
+// LockKey names the server, database, prefix and system, so that two
+// targets for the same streams share one lock whatever their names.
+func (b *Backend) LockKey() (string, error) {
+	return "redis:" + b.endpoint + "/" + strconv.Itoa(b.db) + "/" + b.cfg.prefix + ":" + b.cfg.systemID, nil
+}
+
+// Recover implements backends.Backend. There is nothing to recover: every
+// trim and delete is one atomic server-side command, and the only two-step
+// operation, moving a corrupt entry to quarantine, is made idempotent by
+// Apply itself (it looks for the entry in the quarantine stream before
+// adding it again).
+func (b *Backend) Recover(context.Context) error { return nil }
+
+// Close closes the connections.
+func (b *Backend) Close() error { return b.client.Close() }
+
+// streamKey is Papyra's key of one stream.
+func (b *Backend) streamKey(system, kind string) string {
+	return b.cfg.prefix + ":" + system + ":" + kind
+}
+
+// quarantineKey is Papyra's quarantine stream for source (§5.2).
+func (b *Backend) quarantineKey(system, source string) string {
+	return b.cfg.prefix + ":" + system + ":quarantine:" + strings.ReplaceAll(source, ":", "_")
+}
+
+// fail wraps a Redis error with the server and the key, so that a failed
+// target says where and on what.
+func (b *Backend) fail(op, key string, err error) error {
+	if key == "" {
+		return fmt.Errorf("redis %s: %s: %w", b.endpoint, op, err)
+	}
+	return fmt.Errorf("redis %s: %s %s: %w", b.endpoint, op, key, err)
+}
+
+// ctxErr returns ctx's error (or the cause it was cancelled with, such as
+// a lost lease) wrapped for key.
+func (b *Backend) ctxErr(ctx context.Context, key string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(cause, ctx.Err()) {
+		cause = ctx.Err()
+	}
+	return b.fail("stopped on", key, cause)
+}
+
+// pacer spaces one loop's commands so that the agent keeps Redis busy at
+// most duty_cycle of the time: after a command that took d, the next one
+// waits d × (1/duty_cycle - 1). Redis runs one command at a time, so a
+// Papyra XADD that arrives while a trim runs waits for it; pauses make
+// that rare, whatever the server's speed, without a fixed rate to tune.
+type pacer struct {
+	b     *Backend
+	key   string
+	start time.Time
+	last  time.Duration
+}
+
+func (b *Backend) pacer(key string) *pacer { return &pacer{b: b, key: key} }
+
+// wait pauses after the previous command, returns the context's error if
+// the run is being stopped, and starts timing the next command.
+func (p *pacer) wait(ctx context.Context) error {
+	if pause := time.Duration(float64(p.last) * (1/p.b.cfg.duty - 1)); pause > 0 {
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+	if err := p.b.ctxErr(ctx, p.key); err != nil {
+		return err
+	}
+	p.start = time.Now()
+	return nil
+}
+
+// done records how long the command since wait took.
+func (p *pacer) done() { p.last = time.Since(p.start) }

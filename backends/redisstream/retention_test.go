@@ -1,0 +1,259 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+func TestRetention_ByID(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	testRetentionByID(t, []string{srv.Addr})
+}
+
+// testRetentionByID writes 200 records one second apart, in Papyra's
+// format with IDs at their write times, and checks every rule and their
+// combination, exactly and approximately, against what Papyra's
+// apply_retention keeps.
+func testRetentionByID(t *testing.T, addrs []string) {
+	c := newClient(t, addrs...)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	now := start.Add(200 * time.Second)
+	recs := series(start, 200, time.Second)
+	// size of the newest k records, Papyra's way.
+	sizeOfLast := func(k int) int64 {
+		var total int64
+		for _, r := range recs[len(recs)-k:] {
+			n, ok := pyjson.ReprSize([]byte(papyra(r.i, r.ts)))
+			if !ok {
+				t.Fatal("ReprSize failed on a Papyra record")
+			}
+			total += n
+		}
+		return total
+	}
+	tests := []struct {
+		name             string
+		ret              config.Retention
+		want             []int
+		age, count, size int64
+	}{
+		{"None", config.Retention{}, seq(0, 200), 0, 0, 0},
+		{"Age", config.Retention{MaxAgeSeconds: ptr(100.5)}, seq(100, 200), 100, 0, 0},
+		// The ID boundary keeps an entry written exactly at the cutoff
+		// (Papyra, comparing its timestamp 2 ms earlier, would not).
+		{"AgeBoundaryKept", config.Retention{MaxAgeSeconds: ptr(100.0)}, seq(100, 200), 100, 0, 0},
+		{"AgeAll", config.Retention{MaxAgeSeconds: ptr(0.5)}, []int{}, 200, 0, 0},
+		{"Count", config.Retention{MaxRecords: ptr[int64](30)}, seq(170, 200), 0, 170, 0},
+		{"CountZeroKeepsAll", config.Retention{MaxRecords: ptr[int64](0)}, seq(0, 200), 0, 0, 0},
+		{"CountAboveLength", config.Retention{MaxRecords: ptr[int64](500)}, seq(0, 200), 0, 0, 0},
+		{"Bytes", config.Retention{MaxTotalBytes: ptr(sizeOfLast(25) + 10)}, seq(175, 200), 0, 0, 175},
+		{"BytesExactFit", config.Retention{MaxTotalBytes: ptr(sizeOfLast(25))}, seq(175, 200), 0, 0, 175},
+		{"BytesZero", config.Retention{MaxTotalBytes: ptr[int64](0)}, []int{}, 0, 0, 200},
+		{"All", config.Retention{MaxAgeSeconds: ptr(100.5), MaxRecords: ptr[int64](50), MaxTotalBytes: ptr(sizeOfLast(20))},
+			seq(180, 200), 100, 50, 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, approx := range []bool{false, true} {
+				name := "Exact"
+				if approx {
+					name = "Approximate"
+				}
+				t.Run(name, func(t *testing.T) {
+					sys := "ret-" + tt.name + "-" + name
+					key := "papyra:" + sys + ":events"
+					write(t, c, key, recs)
+					b := newBackend(t, target(addrs, system(sys), func(t *config.Target) { t.Approximate = ptr(approx) }))
+					pol := backends.Policy{Retention: tt.ret, Now: now}
+
+					p, err := b.Plan(context.Background(), pol)
+					if err != nil {
+						t.Fatalf("Plan: %v", err)
+					}
+					planned := p.Stats()
+					if got := readI(t, c, key); len(got) != 200 {
+						t.Fatalf("after Plan: got %d records, want 200 (Plan must not write)", len(got))
+					}
+					st, err := b.Apply(context.Background(), p)
+					if err != nil {
+						t.Fatalf("Apply: %v", err)
+					}
+					got := readI(t, c, key)
+					if !approx {
+						if !sameInts(got, tt.want) {
+							t.Errorf("records: got %v, want %v", got, tt.want)
+						}
+						if st.RemovedAge != tt.age || st.RemovedCount != tt.count || st.RemovedBytes != tt.size {
+							t.Errorf("removed age/count/bytes: got %d/%d/%d, want %d/%d/%d",
+								st.RemovedAge, st.RemovedCount, st.RemovedBytes, tt.age, tt.count, tt.size)
+						}
+						// A plan that did not read what it removes
+						// estimates from the IDs; here they are evenly
+						// spaced, so within one entry.
+						if d := planned.Removed() - st.Removed(); d != 0 && (!planned.Estimated || d < -1 || d > 1) {
+							t.Errorf("planned removals: got %d (estimated: %v), want %d as applied", planned.Removed(), planned.Estimated, st.Removed())
+						}
+					} else {
+						// Whole nodes only: a superset of the exact
+						// result, short of it by less than one node.
+						extra := len(got) - len(tt.want)
+						if extra < 0 || extra >= 100 || !sameInts(got[extra:], tt.want) {
+							t.Errorf("records: got %v, want %v preceded by fewer than 100 older ones", got, tt.want)
+						}
+					}
+					if st.RecordsBefore != 200 || st.RecordsAfter != int64(len(got)) {
+						t.Errorf("stats: got %d -> %d, want 200 -> %d", st.RecordsBefore, st.RecordsAfter, len(got))
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestRetention_ByTimestamp checks age_by: timestamp, Papyra's exact rule:
+// records whose JSON timestamp is old go even when their ID is recent,
+// records without a timestamp go, and a monotonic clock is refused.
+func TestRetention_ByTimestamp(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	now := time.Now().Truncate(time.Second)
+	base := now.Add(-time.Minute).UnixMilli()
+	recs := []rec{
+		{ms: base, i: 0, ts: float64(now.Unix() - 7200)},     // old
+		{ms: base + 1, i: 1, ts: float64(now.Unix() - 10)},   // fresh
+		{ms: base + 2, i: 2, ts: float64(now.Unix() - 7200)}, // old, late write
+		{ms: base + 3, fields: []any{"data", `{"kind": "event", "i": 3, "timestamp": null}`}},
+		{ms: base + 4, i: 4, ts: float64(now.Unix() - 5)},
+	}
+	write(t, c, "papyra:local:events", recs)
+	b := newBackend(t, target([]string{srv.Addr}, exact, func(t *config.Target) { t.AgeBy = "timestamp" }))
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: now})
+	if err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+	if got, want := readI(t, c, "papyra:local:events"), []int{1, 4}; !sameInts(got, want) {
+		t.Errorf("records: got %v, want %v", got, want)
+	}
+	if st.RemovedAge != 3 || st.RecordsBefore != 5 || st.RecordsAfter != 2 {
+		t.Errorf("stats: got %+v, want 5 -> 2, 3 removed by age", st)
+	}
+
+	t.Run("MonotonicClockRefused", func(t *testing.T) {
+		write(t, c, "papyra:mono:events", []rec{{ms: base, i: 0, ts: 9253.27}, {ms: base + 1, i: 1, ts: 9254.5}})
+		b := newBackend(t, target([]string{srv.Addr}, system("mono"), func(t *config.Target) { t.AgeBy = "timestamp" }))
+		_, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now})
+		if !errorsIs(err, backends.ErrUnsafe) {
+			t.Fatalf("got %v, want ErrUnsafe", err)
+		}
+		if n := xlen(t, c, "papyra:mono:events"); n != 2 {
+			t.Errorf("entries: got %d, want 2 (nothing deleted)", n)
+		}
+		// Age by ID measures the same store correctly.
+		b = newBackend(t, target([]string{srv.Addr}, system("mono"), exact))
+		if _, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: now}); err != nil {
+			t.Fatalf("age by id: %v", err)
+		}
+		if n := xlen(t, c, "papyra:mono:events"); n != 2 {
+			t.Errorf("entries after age by id: got %d, want 2 (written a minute ago)", n)
+		}
+	})
+}
+
+// TestRetention_ClockSkewGuard writes records whose JSON timestamps run
+// ahead of their IDs (Papyra's clock ahead of the server's): the age
+// boundary is lowered so that no record Papyra's reader would still show
+// is trimmed.
+func TestRetention_ClockSkewGuard(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	now := time.Now().Truncate(time.Second)
+	start := now.Add(-100 * time.Second)
+	recs := series(start, 100, time.Second)
+	for i := range recs {
+		recs[i].ts += 5 // Papyra's host is 5 s ahead
+	}
+	write(t, c, "papyra:local:events", recs)
+	b := newBackend(t, target([]string{srv.Addr}, exact))
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(50.0)}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cutoff: start+50 s. By ID, 0..49 are older; by timestamp (i+4.998 s)
+	// only 0..45.
+	if got, want := readI(t, c, "papyra:local:events"), seq(46, 100); !sameInts(got, want) {
+		t.Errorf("records: got %v, want %v", got, want)
+	}
+	if len(st.Notes) == 0 {
+		t.Errorf("notes: got none, want one about the lowered age boundary")
+	}
+}
+
+// TestRetention_DeleteEmpty: a stream retention empties stays by default;
+// with delete_empty it goes, unless a consumer group would go with it.
+func TestRetention_DeleteEmpty(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	now := time.Now()
+	all := backends.Policy{Retention: config.Retention{MaxTotalBytes: ptr[int64](0)}, Now: now}
+	tests := []struct {
+		name        string
+		deleteEmpty bool
+		group       bool
+		want        int64 // EXISTS afterwards
+	}{
+		{"KeptByDefault", false, false, 1},
+		{"Deleted", true, false, 0},
+		{"KeptForItsGroup", true, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := "papyra:" + tt.name + ":events"
+			write(t, c, key, series(now.Add(-time.Minute), 5, time.Second))
+			if tt.group {
+				must(t, c.XGroupCreate(ctx, key, "g", "$").Err())
+			}
+			b := newBackend(t, target([]string{srv.Addr}, system(tt.name), exact, func(t *config.Target) { t.DeleteEmpty = ptr(tt.deleteEmpty) }))
+			if _, err := compact(t, b, all); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Exists(ctx, key).Val(); got != tt.want {
+				t.Errorf("EXISTS %s: got %d, want %d", key, got, tt.want)
+			}
+			if n := c.XLen(ctx, key).Val(); n != 0 {
+				t.Errorf("XLEN: got %d, want 0", n)
+			}
+		})
+	}
+}
+
+// TestRetention_MaxLen: a max_records too large to find by walking back
+// is applied with XTRIM MAXLEN in bounded steps, exactly or within a node.
+func TestRetention_MaxLen(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	for _, approx := range []bool{false, true} {
+		sys := fmt.Sprintf("maxlen-%v", approx)
+		key := "papyra:" + sys + ":events"
+		now, _ := fill(t, c, key, 250_000)
+		b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) { t.Approximate = ptr(approx) }))
+		st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](120_000)}, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := xlen(t, c, key)
+		if n < 120_000 || !approx && n != 120_000 || n >= 120_100 {
+			t.Errorf("approximate=%v: %d entries left, want 120000 (or less than a node more)", approx, n)
+		}
+		if st.RemovedCount != 250_000-n {
+			t.Errorf("approximate=%v: RemovedCount %d, want %d", approx, st.RemovedCount, 250_000-n)
+		}
+	}
+}

@@ -1,0 +1,567 @@
+package segments
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+)
+
+// action is what a run does to one segment.
+type action uint8
+
+const (
+	actUntouched action = iota // left exactly as it is
+	actDrop                    // every line goes: unlinked whole
+	actRewrite                 // survivors copied into a replacement
+)
+
+// seg is one segment as planned. Apply addresses it by inode, never by
+// the name it had at planning time: the writer may have rotated it since.
+type seg struct {
+	index int    // suffix at planning time (0: the active file)
+	path  string // path at planning time, for messages and quarantine
+	f     *os.File
+	st    unix.Stat_t // at planning time; st.Size is the planned size
+	id    fileID
+
+	read   bool  // scanned (false: beyond the retention cut, dropped unread)
+	end    int64 // end of the last complete line scanned
+	lines  int64 // complete lines in [0, end)
+	torn   bool  // [end, size) is a last line without '\n'
+	scrOff int64 // this segment's region of the scratch file
+	scrEnd int64
+
+	recs, aged, passed int64 // records, removed by age, passed age
+	corrupt, blank     int64
+	passedSize         int64   // summed repr sizes of passed records
+	minPassedTS        float64 // smallest timestamp among passed records
+	keepFrom           int64   // index among passed records of the first kept
+	removedCount       int64   // removed by max_records
+	removedBytes       int64   // removed by max_total_bytes
+
+	act       action
+	keptBytes int64
+	oldest    float64
+}
+
+func (s *seg) kept() int64 { return s.passed - s.keepFrom }
+
+// plan is the rotating implementation of backends.Plan.
+type plan struct {
+	b       *Backend
+	st      store
+	segs    []*seg // oldest first; the active file (if any) last
+	listed  listing
+	scratch *os.File
+	policy  backends.Policy
+	stats   backends.Stats
+}
+
+func (p *plan) Stats() backends.Stats {
+	s := p.stats
+	s.Notes = append([]string(nil), p.stats.Notes...)
+	return s
+}
+
+func (p *plan) Close() error {
+	var errs []error
+	for _, s := range p.segs {
+		if s.f != nil {
+			errs = append(errs, s.f.Close())
+			s.f = nil
+		}
+	}
+	if p.scratch != nil {
+		errs = append(errs, p.scratch.Close())
+		p.scratch = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Plan implements backends.Backend. It opens every segment in one
+// consistent view, reads them newest first until the retention cut is
+// known, and decides per segment; see the package doc. It changes nothing.
+func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan, error) {
+	dir, err := b.realDir()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+		}
+		return nil, err
+	}
+	p := &plan{b: b, st: store{dir: dir, base: filepath.Base(b.path)}, policy: pol}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if err := p.snapshot(ctx); err != nil {
+		return nil, err
+	}
+	if len(p.segs) == 0 {
+		return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+	}
+	if p.scratch, err = newScratch(b.env.ScratchDir); err != nil {
+		return nil, err
+	}
+	if err := p.retention(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.decide(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// snapshot opens every segment such that the set of names and inodes was
+// the same before and after all the opens: a rotation in between would
+// otherwise make one inode appear twice or not at all.
+func (p *plan) snapshot(ctx context.Context) error {
+	for try := 0; try < snapshotTries; try++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("compact %s: %w", p.b.path, err)
+		}
+		l, err := p.st.list()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: %w", p.b.path, backends.ErrNothingToDo)
+			}
+			return err
+		}
+		segs, consistent, err := p.openAll(l)
+		if err == nil && consistent {
+			var l2 listing
+			if l2, err = p.st.list(); err == nil && l2.same(l) {
+				p.segs, p.listed = segs, l
+				return nil
+			}
+		}
+		for _, s := range segs {
+			s.f.Close()
+		}
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(try) * 50 * time.Microsecond)
+	}
+	return fmt.Errorf("%s: %w (the writer kept rotating while the segments were opened)", p.b.path, backends.ErrChanged)
+}
+
+// openAll opens the segments of l, oldest first. consistent is false when
+// a name no longer holds the inode l saw.
+func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
+	for _, i := range l.indexes() {
+		path := p.st.path(i)
+		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+				return segs, false, nil
+			}
+			return segs, false, fmt.Errorf("open segment: %w", err)
+		}
+		s := &seg{index: i, path: path, f: f, minPassedTS: math.Inf(1), oldest: math.Inf(1)}
+		segs = append(segs, s)
+		if err := unix.Fstat(int(f.Fd()), &s.st); err != nil {
+			return segs, false, fmt.Errorf("stat %s: %w", path, err)
+		}
+		s.id = idOf(&s.st)
+		if s.id != l.ids[i] {
+			return segs, false, nil
+		}
+	}
+	return segs, true, nil
+}
+
+// retention reads the segments newest first. Papyra keeps, among the
+// records that pass age retention, the newest N (max_records) and then
+// the newest run whose repr sizes fit max_total_bytes; so once a segment
+// holds the oldest kept record, every older segment is removed whole
+// whatever it holds: any line there, even a corrupt one were it repaired,
+// would fall to the same cut. Those segments are still read while that
+// costs at most unreadBudget bytes, so that small stores get exact counts
+// and every corrupt line quarantined; past the budget they are dropped
+// unread. With max_age alone there is no cut and every segment is read.
+func (p *plan) retention(ctx context.Context) error {
+	pol := p.policy.Retention
+	remN := int64(-1) // no count limit; Papyra's max_records=0 keeps all
+	if pol.MaxRecords != nil && *pol.MaxRecords > 0 {
+		remN = *pol.MaxRecords
+	}
+	remB := int64(-1)
+	if pol.MaxTotalBytes != nil {
+		remB = max(*pol.MaxTotalBytes, 0)
+	}
+	sc := &scanner{
+		cls:      pyjson.NewClassifier(maxDepth),
+		w:        bufio.NewWriterSize(p.scratch, 256<<10),
+		wantSize: remB >= 0,
+		hasAge:   pol.MaxAgeSeconds != nil,
+		maxTS:    math.Inf(-1),
+	}
+	if sc.hasAge {
+		sc.cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
+	}
+	for _, s := range p.segs {
+		sc.total += s.st.Size
+	}
+	var (
+		closed bool  // the oldest kept record has been found
+		beyond int64 // bytes read past the cut
+	)
+	for i := len(p.segs) - 1; i >= 0; i-- {
+		s := p.segs[i]
+		if closed {
+			if beyond+s.st.Size > unreadBudget {
+				break // this and every older segment: dropped unread
+			}
+			beyond += s.st.Size
+			if err := sc.scan(ctx, p, s); err != nil {
+				return err
+			}
+			// All removed: by max_total_bytes while max_records would
+			// still have kept them, by max_records after that.
+			byBytes := s.passed
+			if remN >= 0 {
+				byBytes = min(byBytes, remN)
+				remN -= byBytes
+			}
+			if remB < 0 {
+				byBytes = 0
+			}
+			s.keepFrom, s.removedBytes, s.removedCount = s.passed, byBytes, s.passed-byBytes
+			continue
+		}
+		if err := sc.scan(ctx, p, s); err != nil {
+			return err
+		}
+		jc := s.passed
+		if remN >= 0 && jc >= remN {
+			jc, closed = remN, true
+		}
+		j := jc
+		if remB >= 0 {
+			var size int64
+			var err error
+			if j, size, err = p.suffixFit(s, jc, remB); err != nil {
+				return err
+			}
+			closed = closed || j < jc
+			remB -= size
+		}
+		if remN >= 0 {
+			remN -= jc
+		}
+		s.keepFrom = s.passed - j
+		s.removedCount = s.passed - jc
+		s.removedBytes = jc - j
+	}
+	if sc.hasAge && sc.records > 0 && sc.maxTS < minUnixTime {
+		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
+			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
+			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
+			backends.ErrUnsafe, p.b.path, sc.maxTS)
+	}
+	p.stats.BytesRead = sc.done
+	return nil
+}
+
+// suffixFit returns how many of the newest jc passed records of s fit in
+// budget as Papyra's max_total_bytes walk takes them (newest first,
+// stopping at the first that does not fit), and their summed size.
+func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
+	if jc == 0 {
+		return 0, 0, nil
+	}
+	start := s.passed - jc
+	total := s.passedSize
+	if start > 0 {
+		total = 0
+		if err := p.eachPassed(s, func(i int64, e entry) bool {
+			if i >= start {
+				total += e.size
+			}
+			return true
+		}); err != nil {
+			return 0, 0, err
+		}
+	}
+	if total <= budget {
+		return jc, total, nil
+	}
+	j, run := int64(0), total
+	err := p.eachPassed(s, func(i int64, e entry) bool {
+		if i < start {
+			return true
+		}
+		if run <= budget {
+			j = s.passed - i
+			return false
+		}
+		run -= e.size
+		return true
+	})
+	if j == 0 {
+		run = 0
+	}
+	return j, run, err
+}
+
+// eachPassed calls fn with the index and entry of every record of s that
+// passed age retention, in file order, until fn returns false.
+func (p *plan) eachPassed(s *seg, fn func(i int64, e entry) bool) error {
+	sr := newScratchReader(p.scratch, s.scrOff, s.scrEnd)
+	var i int64
+	for n := int64(0); n < s.lines; n++ {
+		e, err := sr.next()
+		if err != nil {
+			return err
+		}
+		if e.code != entryKeep {
+			continue
+		}
+		if !fn(i, e) {
+			return nil
+		}
+		i++
+	}
+	return nil
+}
+
+// scanner is the state of the first pass, shared by all segments.
+type scanner struct {
+	cls      *pyjson.Classifier
+	w        *bufio.Writer
+	pos      int64 // scratch bytes written
+	wantSize bool
+	hasAge   bool
+	cutoff   float64
+	maxTS    float64
+	records  int64
+	done     int64 // bytes read
+	total    int64
+}
+
+// scan classifies every complete line of s and writes its entries.
+func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
+	s.read = true
+	s.scrOff = sc.pos
+	size := s.st.Size
+	r := lines.NewReader(io.NewSectionReader(s.f, 0, size), 0, bufSize, maxLine)
+	var (
+		buf    [1 + 2*10 + 8]byte
+		nextCk int64
+	)
+	for {
+		l, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", s.path, err)
+		}
+		if !l.Complete {
+			// The active file: a write in flight or a torn tail, carried
+			// over. A rotated segment: a torn line, quarantined.
+			s.torn = true
+			break
+		}
+		s.lines++
+		s.end = l.Off + l.Len
+		if s.end >= nextCk {
+			nextCk = s.end + 8<<20
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("compact %s: %w", p.b.path, err)
+			}
+			if p.policy.Progress != nil {
+				p.policy.Progress("scan", sc.done+s.end, sc.total)
+			}
+		}
+		var line pyjson.Line
+		if l.TooLong {
+			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
+		} else {
+			line = sc.cls.Classify(l.Body(), sc.wantSize)
+		}
+		code := byte(entryKeep)
+		switch line.Class {
+		case pyjson.Blank:
+			s.blank++
+			code = entryBlank
+		case pyjson.Corrupt:
+			s.corrupt++
+			code = entryCorrupt
+		default:
+			s.recs++
+			sc.records++
+			hasTS := line.TS == pyjson.TSNumber
+			if hasTS && line.Value > sc.maxTS && !math.IsInf(line.Value, 1) {
+				sc.maxTS = line.Value
+			}
+			// Papyra: keep iff timestamp is not None and >= cutoff. NaN
+			// compares false and is dropped; +Inf is kept.
+			if sc.hasAge && !(hasTS && line.Value >= sc.cutoff) {
+				s.aged++
+				code = entryAged
+				break
+			}
+			s.passed++
+			s.passedSize += line.ReprSize
+			if hasTS && line.Value < s.minPassedTS {
+				s.minPassedTS = line.Value
+			}
+		}
+		e := appendEntry(buf[:0], code, line, l.Len)
+		if _, err := sc.w.Write(e); err != nil {
+			return fmt.Errorf("write scratch file: %w", err)
+		}
+		sc.pos += int64(len(e))
+	}
+	if err := sc.w.Flush(); err != nil {
+		return fmt.Errorf("write scratch file: %w", err)
+	}
+	s.scrEnd = sc.pos
+	sc.done += size
+	return nil
+}
+
+// decide picks each segment's action and fills the planned stats.
+func (p *plan) decide() error {
+	s := &p.stats
+	var unread, unreadBytes int64
+	for _, g := range p.segs {
+		s.BytesBefore += g.st.Size
+		rotated := g.index != 0
+		switch {
+		case !g.read:
+			g.act = actDrop
+			unread++
+			unreadBytes += g.st.Size
+		case rotated && g.kept() == 0:
+			g.act = actDrop
+		case g.aged == 0 && g.keepFrom == 0 && g.corrupt == 0 && g.blank == 0 && !(rotated && g.torn):
+			g.act = actUntouched
+			g.keptBytes, g.oldest = g.st.Size, g.minPassedTS
+		default:
+			g.act = actRewrite
+			if err := p.measure(g); err != nil {
+				return err
+			}
+		}
+		if !g.read {
+			continue
+		}
+		s.RecordsBefore += g.recs
+		s.RecordsAfter += g.kept()
+		s.RemovedAge += g.aged
+		s.RemovedCount += g.removedCount
+		s.RemovedBytes += g.removedBytes
+		s.Quarantined += g.corrupt
+		if rotated && g.torn {
+			s.Quarantined++
+		}
+		s.BlankLines += g.blank
+		s.BytesAfter += g.keptBytes
+		if g.act != actDrop && g.oldest < math.Inf(1) && (!s.HasOldest || g.oldest < s.OldestKept) {
+			s.OldestKept, s.HasOldest = g.oldest, true
+		}
+		if !rotated {
+			s.TornTail = g.torn
+		}
+	}
+	s.SegmentsDropped, s.SegmentsRewritten, s.SegmentsUntouched = p.counts()
+	p.notes(unread, unreadBytes)
+	return nil
+}
+
+// measure computes what a rewritten segment keeps.
+func (p *plan) measure(g *seg) error {
+	if g.index == 0 {
+		g.keptBytes = g.st.Size - g.end // a torn tail stays
+	}
+	return p.eachPassed(g, func(i int64, e entry) bool {
+		if i >= g.keepFrom {
+			g.keptBytes += e.len
+			if e.hasTS && e.ts < g.oldest {
+				g.oldest = e.ts
+			}
+		}
+		return true
+	})
+}
+
+// counts returns the planned numbers of dropped, rewritten and untouched
+// segments.
+func (p *plan) counts() (dropped, rewritten, untouched int64) {
+	for _, g := range p.segs {
+		switch g.act {
+		case actDrop:
+			dropped++
+		case actRewrite:
+			rewritten++
+		default:
+			untouched++
+		}
+	}
+	return dropped, rewritten, untouched
+}
+
+// notes adds the human remarks of the plan.
+func (p *plan) notes(unread, unreadBytes int64) {
+	s := &p.stats
+	d, r, u := p.counts()
+	s.Notes = append(s.Notes, fmt.Sprintf("segments: %d dropped, %d rewritten, %d untouched", d, r, u))
+	if unread > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d segments (%d bytes) lie wholly beyond the retention cut and are dropped without being read; their records are not counted above", unread, unreadBytes))
+	}
+	if a := p.active(); a != nil && a.st.Size > p.b.maxBytes {
+		s.Notes = append(s.Notes, fmt.Sprintf("active file oversized: %d bytes > max_bytes %d (Papyra stops rotating while %s exists)",
+			a.st.Size, p.b.maxBytes, p.st.name(int(p.b.maxFiles-1))))
+	}
+	var beyond []string
+	for _, g := range p.segs {
+		if int64(g.index) >= p.b.maxFiles {
+			beyond = append(beyond, filepath.Base(g.path))
+		}
+	}
+	if len(beyond) > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("segments beyond max_files-1, which Papyra does not read, included oldest first: %s", strings.Join(beyond, ", ")))
+	}
+	for _, n := range p.listed.papyraTmp {
+		s.Notes = append(s.Notes, fmt.Sprintf("Papyra's own leftover %s from an interrupted compaction or recovery: reported, not deleted", filepath.Join(p.st.dir, n)))
+	}
+	if len(p.listed.orphans) > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("files Papyra's scan reports as orphans: %s", strings.Join(p.listed.orphans, ", ")))
+	}
+}
+
+// active returns the planned active segment, nil when there was none.
+func (p *plan) active() *seg {
+	if n := len(p.segs); n > 0 && p.segs[n-1].index == 0 {
+		return p.segs[n-1]
+	}
+	return nil
+}
+
+// now is the policy clock, or the wall clock.
+func (p *plan) now() time.Time {
+	if p.policy.Now.IsZero() {
+		return time.Now()
+	}
+	return p.policy.Now
+}

@@ -1,0 +1,480 @@
+package segments
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
+)
+
+const (
+	// maxTailRounds bounds the copy-the-tail loop: a writer that never
+	// pauses must not keep the run from finishing; the drain picks up the
+	// rest.
+	maxTailRounds = 50
+	// drainTick is how often an old active inode is polled during the
+	// grace period.
+	drainTick = 20 * time.Millisecond
+	// fragmentWait is how long a last line without a newline may stay
+	// incomplete before it counts as torn rather than in flight, and
+	// fragmentPoll how often it is looked at meanwhile.
+	fragmentWait = 250 * time.Millisecond
+	fragmentPoll = 5 * time.Millisecond
+)
+
+// reasonTornRotated is the quarantine reason of a last line without a
+// newline in a rotated segment: nothing appends to a rotated segment, so
+// it can only be a write cut short.
+const reasonTornRotated = "torn line at the end of a rotated segment"
+
+// copySurvivors is the second pass over s's planned lines: guided by the
+// scratch entries, it copies the kept ones to w and quarantines the
+// corrupt ones, and the torn last line of a rotated segment.
+func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
+	sr := newScratchReader(r.p.scratch, s.scrOff, s.scrEnd)
+	rd := lines.NewReader(io.NewSectionReader(s.f, 0, s.end), 0, bufSize, maxLine)
+	var kept, nextCk int64
+	for lineNo := int64(1); lineNo <= s.lines; lineNo++ {
+		l, err := rd.Next()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", s.path, err)
+		}
+		e, err := sr.next()
+		if err != nil {
+			return err
+		}
+		if l.Off >= nextCk {
+			nextCk = l.Off + 8<<20
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("compact %s: %w", r.b.path, err)
+			}
+			if r.p.policy.Progress != nil {
+				r.p.policy.Progress("rewrite", l.Off, s.end)
+			}
+		}
+		switch e.code {
+		case entryKeep:
+			if kept >= s.keepFrom {
+				if _, err := w.Write(l.Raw); err != nil {
+					return fmt.Errorf("write replacement of %s: %w", s.path, err)
+				}
+			}
+			kept++
+		case entryCorrupt:
+			qe := quarantine.Entry{Source: s.path, Line: lineNo, Offset: l.Off, Reason: e.reason.String()}
+			if err := r.quarantine(qe, s.f, l.Off, l.Len-1, l.Body(), l.TooLong); err != nil {
+				return err
+			}
+		}
+	}
+	if kept != s.passed {
+		return fmt.Errorf("%s: %w (second pass saw %d records, first %d)", s.path, backends.ErrChanged, kept, s.passed)
+	}
+	r.stats.BytesRead += s.end
+	if s.index != 0 && s.torn {
+		n := s.st.Size - s.end
+		qe := quarantine.Entry{Source: s.path, Line: s.lines + 1, Offset: s.end, Reason: reasonTornRotated}
+		if err := r.quarantine(qe, s.f, s.end, n, nil, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// quarantine adds one line: from memory when it is there, streamed from
+// f otherwise.
+func (r *run) quarantine(qe quarantine.Entry, f *os.File, off, n int64, body []byte, stream bool) error {
+	if stream && n <= maxLine {
+		body = make([]byte, n)
+		if _, err := f.ReadAt(body, off); err != nil {
+			return fmt.Errorf("read %s: %w", qe.Source, err)
+		}
+		stream = false
+	}
+	if stream {
+		return r.q.AddStream(qe, io.NewSectionReader(f, off, n))
+	}
+	return r.q.Add(qe, body)
+}
+
+// writeRotated writes the replacement of a segment that is rotated now:
+// its survivors and, when it was the active file at planning time and the
+// writer has rotated it since, the lines appended before that rotation
+// (nothing appends to it any more: Papyra writes only to the active
+// file, opened after its rotation). It returns how many bytes of the
+// segment are accounted for.
+func (r *run) writeRotated(ctx context.Context, s *seg, f *os.File) (int64, error) {
+	w := bufio.NewWriterSize(f, bufSize)
+	if err := r.copySurvivors(ctx, s, w); err != nil {
+		return 0, err
+	}
+	done := s.st.Size
+	if s.index == 0 {
+		size := fileSize(s.f)
+		end, err := lines.LastLineEnd(s.f, s.end, size)
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", s.path, err)
+		}
+		if _, err := io.Copy(w, io.NewSectionReader(s.f, s.end, end-s.end)); err != nil {
+			return 0, fmt.Errorf("copy the lines appended to %s: %w", s.path, err)
+		}
+		r.stats.Appended += max(0, end-s.st.Size)
+		if size > end {
+			qe := quarantine.Entry{Source: s.path, Offset: end, Reason: reasonTornRotated}
+			if err := r.quarantine(qe, s.f, end, size-end, nil, true); err != nil {
+				return 0, err
+			}
+		}
+		done = size
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return done, nil
+}
+
+// writeLive writes the replacement of the active file: survivors, then
+// what the writer appended since planning, in whole lines, until the file
+// stops growing. With carry, a last line that stays incomplete for
+// fragmentWait is carried over verbatim (the JSON-lines treatment);
+// without, it is left to the drain.
+func (r *run) writeLive(ctx context.Context, s *seg, f *os.File, carry bool) (int64, error) {
+	w := bufio.NewWriterSize(f, bufSize)
+	if err := r.copySurvivors(ctx, s, w); err != nil {
+		return 0, err
+	}
+	copied, torn, err := copyTails(s.f, s.end, w, carry)
+	if err != nil {
+		return 0, fmt.Errorf("copy the tail of %s: %w", s.path, err)
+	}
+	if err := w.Flush(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	r.stats.Appended += max(0, copied-s.st.Size)
+	r.stats.TornTail = torn
+	return copied, nil
+}
+
+// copyTails copies the complete lines of f from `from` to its current end,
+// looping until it stops growing; see writeLive for the last line.
+func copyTails(f *os.File, from int64, w io.Writer, carry bool) (copied int64, torn bool, err error) {
+	copied = from
+	var fragSince time.Time
+	for rounds := 0; rounds < maxTailRounds; {
+		size := fileSize(f)
+		end, err := lines.LastLineEnd(f, copied, size)
+		if err != nil {
+			return copied, false, err
+		}
+		if end > copied {
+			n, err := io.Copy(w, io.NewSectionReader(f, copied, end-copied))
+			copied += n
+			if err != nil {
+				return copied, false, err
+			}
+			rounds++
+			fragSince = time.Time{}
+			continue
+		}
+		if size == end || !carry {
+			return copied, false, nil
+		}
+		if fragSince.IsZero() {
+			fragSince = time.Now()
+		}
+		if time.Since(fragSince) >= fragmentWait {
+			n, err := io.Copy(w, io.NewSectionReader(f, copied, size-copied))
+			return copied + n, true, err
+		}
+		time.Sleep(fragmentPoll)
+	}
+	return copied, false, nil
+}
+
+// rotateActive moves the active file to slot 1 and puts an empty file in
+// its place, as Papyra's own rotation does, then rewrites it there. A
+// write the writer opened before the move lands in the old inode, which
+// now sits before the new active file: order is kept, and the drain
+// copies it into the replacement where nothing else appends. It needs
+// slot 1 free, or holding our anchor, or a segment planned for dropping;
+// otherwise it returns false and the caller replaces the active file in
+// place.
+func (r *run) rotateActive(ctx context.Context, a *seg, deferred []*step) (bool, error) {
+	if r.top < 1 {
+		return false, nil
+	}
+	l, err := r.st.list()
+	if err != nil {
+		return false, err
+	}
+	one := r.st.path(1)
+	id1, has1 := l.ids[1]
+	var empty fileID
+	switch {
+	case !has1:
+		side := r.sideName(stepSlot)
+		if empty, err = r.createEmpty(r.st.side(side)); err != nil {
+			return false, err
+		}
+		r.rec.Steps = append(r.rec.Steps, &step{Kind: stepSlot, Name: r.st.name(1), Side: side, New: empty})
+		if err := r.b.writeRecord(r.st, &r.rec); err != nil {
+			return false, err
+		}
+		if err := fsutil.RenameNoReplace(r.st.side(side), one); err != nil {
+			if errors.Is(err, unix.EEXIST) {
+				return false, removeFile(r.st.side(side))
+			}
+			return false, errors.Join(err, removeFile(r.st.side(side)))
+		}
+	case r.anchor != nil && id1 == *r.anchor:
+		empty = id1
+	default:
+		st := findDrop(deferred, id1)
+		if st == nil || r.dropped[st] {
+			return false, nil
+		}
+		if empty, err = r.createEmpty(r.st.side(st.Side)); err != nil {
+			return false, err
+		}
+		st.New = empty
+		if err := r.b.writeRecord(r.st, &r.rec); err != nil {
+			return false, err
+		}
+		if err := r.swapVerified(r.st.side(st.Side), one, st.Old, st.OldSize); err != nil {
+			return false, err
+		}
+		r.dropped[st] = true
+		if err := removeFile(r.st.side(st.Side)); err != nil {
+			return false, err
+		}
+	}
+	if err := fsutil.SyncDir(r.st.dir); err != nil {
+		return false, err
+	}
+	if err := failpoint.Inject("rotating-slot"); err != nil {
+		return false, err
+	}
+	if err := r.swapVerified(one, r.st.path(0), a.id, -1); err != nil {
+		return false, err
+	}
+	// The writer must now append to our empty file, not to whatever else
+	// slot 1 might have held.
+	var got unix.Stat_t
+	if err := unix.Lstat(r.st.path(0), &got); err != nil || idOf(&got) != empty {
+		if err := fsutil.Exchange(one, r.st.path(0)); err != nil {
+			return false, fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, one, err)
+		}
+		return false, fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, one)
+	}
+	if r.anchor != nil && *r.anchor == empty {
+		r.anchor = nil // it is the active file now
+	}
+	r.cur[a] = 1
+	if err := fsutil.SyncDir(r.st.dir); err != nil {
+		return false, err
+	}
+	if err := failpoint.Inject("rotating-self-rotated"); err != nil {
+		return false, err
+	}
+	r.stats.Notes = append(r.stats.Notes, fmt.Sprintf("active file rotated to %s by the compactor, as Papyra would, to rewrite it without racing the writer", r.st.name(1)))
+	side := r.sideName(stepSwap)
+	f, err := r.newTemp(side, a)
+	if err != nil {
+		return true, err
+	}
+	n, err := r.writeLive(ctx, a, f, false)
+	if err != nil {
+		return true, err
+	}
+	return true, r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(1), Side: side, Old: a.id, Offset: n, Live: true})
+}
+
+// replaceActive gives the active file the JSON-lines treatment: a
+// replacement with the survivors and the tail is exchanged in at the
+// active name and the old inode drained into it for the grace period.
+// Used when slot 1 holds a segment that stays (or max_files is 1).
+func (r *run) replaceActive(ctx context.Context, a *seg) error {
+	side := r.sideName(stepSwap)
+	f, err := r.newTemp(side, a)
+	if err != nil {
+		return err
+	}
+	n, err := r.writeLive(ctx, a, f, true)
+	if err != nil {
+		return err
+	}
+	return r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(0), Side: side, Old: a.id, Offset: n, Live: true})
+}
+
+// swapLive makes a prepared replacement of the (old) active file durable,
+// records it (with the replacement's inode) and exchanges it in.
+func (r *run) swapLive(a *seg, f *os.File, st *step) error {
+	if err := syncFile(f); err != nil {
+		return err
+	}
+	if err := r.q.Commit(); err != nil {
+		return err
+	}
+	id, err := fileOf(f)
+	if err != nil {
+		return err
+	}
+	st.New = id
+	r.rec.Steps = append(r.rec.Steps, st)
+	if err := r.b.writeRecord(r.st, &r.rec); err != nil {
+		return err
+	}
+	if err := r.exchange(a, st, f); err != nil {
+		return err
+	}
+	if err := fsutil.SyncDir(r.st.dir); err != nil {
+		return err
+	}
+	return failpoint.Inject("rotating-active-swapped")
+}
+
+// swapVerified exchanges names x and y and checks that x now holds the
+// inode want, of size wantSize unless that is negative (what y was
+// supposed to hold); otherwise it exchanges back and reports the change.
+func (r *run) swapVerified(x, y string, want fileID, wantSize int64) error {
+	if err := fsutil.Exchange(x, y); err != nil {
+		if errors.Is(err, fsutil.ErrNoRenameat2) {
+			return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
+		}
+		return err
+	}
+	var got unix.Stat_t
+	if err := unix.Lstat(x, &got); err != nil {
+		return fmt.Errorf("stat %s: %w", x, err)
+	}
+	if idOf(&got) == want && (wantSize < 0 || got.Size == wantSize) {
+		return nil
+	}
+	if err := fsutil.Exchange(x, y); err != nil {
+		return fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, y, err)
+	}
+	return fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, y)
+}
+
+func findDrop(steps []*step, id fileID) *step {
+	for _, st := range steps {
+		if st.Old == id {
+			return st
+		}
+	}
+	return nil
+}
+
+// drain appends to the replacements what writers still append to old
+// active inodes, in whole lines, until the grace period ends (or ctx is
+// done: then one last look). A last fragment that does not complete
+// within fragmentWait is quarantined: appended, it would glue onto the
+// next record.
+func (r *run) drain(ctx context.Context) error {
+	var live []*swapped
+	for _, sw := range r.swaps {
+		if sw.step.Live {
+			live = append(live, sw)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(r.b.env.GracePeriod)
+	for {
+		last := ctx.Err() != nil || !time.Now().Before(deadline)
+		for _, sw := range live {
+			if err := r.drainOnce(sw); err != nil {
+				return err
+			}
+		}
+		if last {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(drainTick):
+		}
+	}
+	for _, sw := range live {
+		if err := r.drainFragment(sw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drainOnce appends the complete lines past the step's offset.
+func (r *run) drainOnce(sw *swapped) error {
+	n, err := lines.AppendLines(sw.repl, sw.s.f, sw.step.Offset, fileSize(sw.s.f))
+	if err != nil {
+		return fmt.Errorf("drain %s: %w", sw.s.path, err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := syncFile(sw.repl); err != nil {
+		return err
+	}
+	sw.step.Offset += n
+	r.stats.Appended += n
+	return r.b.writeRecord(r.st, &r.rec)
+}
+
+// drainFragment waits for a last line in flight, then quarantines what is
+// still incomplete.
+func (r *run) drainFragment(sw *swapped) error {
+	for waited := time.Duration(0); waited < fragmentWait; waited += fragmentPoll {
+		size := fileSize(sw.s.f)
+		end, err := lines.LastLineEnd(sw.s.f, sw.step.Offset, size)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", sw.s.path, err)
+		}
+		if end == size {
+			return nil
+		}
+		if end > sw.step.Offset {
+			if err := r.drainOnce(sw); err != nil {
+				return err
+			}
+			continue
+		}
+		time.Sleep(fragmentPoll)
+	}
+	size := fileSize(sw.s.f)
+	if size <= sw.step.Offset {
+		return nil
+	}
+	qe := quarantine.Entry{Source: sw.s.path, Offset: sw.step.Offset, Reason: "torn write left on the replaced active file"}
+	if err := r.quarantine(qe, sw.s.f, sw.step.Offset, size-sw.step.Offset, nil, true); err != nil {
+		return err
+	}
+	if err := r.q.Commit(); err != nil {
+		return err
+	}
+	r.stats.Notes = append(r.stats.Notes, fmt.Sprintf("torn last line of the active file (%d bytes) quarantined", size-sw.step.Offset))
+	r.stats.BytesAfter -= min(r.stats.BytesAfter, size-sw.step.Offset)
+	sw.step.Offset = size
+	return r.b.writeRecord(r.st, &r.rec)
+}
+
+// fileSize is f's current size, 0 when it cannot be read (the caller's
+// next read reports the error).
+func fileSize(f *os.File) int64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Size
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/all"
+	"github.com/papyra-compact/papyra-compact/config"
+)
+
+// statusRow is one target in `status --json`. Unknown values are null,
+// never 0, so a script can tell "no run yet" from "removed nothing".
+type statusRow struct {
+	Target  string `json:"target"`
+	Backend string `json:"backend"`
+	// Result is the last run's result (success, nothing_to_do, failure,
+	// dry_run, skipped_locked); "" when the target never ran.
+	Result string `json:"result"`
+	// Failing is true when the last real run (not a dry run or a lock
+	// skip) failed; it decides the exit status.
+	Failing         bool       `json:"failing"`
+	LastRun         *time.Time `json:"last_run"`
+	DurationSeconds *float64   `json:"duration_seconds"`
+	LastSuccess     *time.Time `json:"last_success"`
+	LastError       string     `json:"last_error,omitempty"`
+	// Removed, ReclaimedBytes, StoreSizeBytes and OldestRecord describe
+	// the last successful compaction.
+	Removed         *int64     `json:"removed"`
+	ReclaimedBytes  *int64     `json:"reclaimed_bytes"`
+	StoreSizeBytes  *int64     `json:"store_size_bytes"`
+	OldestRecord    *time.Time `json:"oldest_record"`
+	OldestRecordAge *float64   `json:"oldest_record_age_seconds"`
+	NextRun         *time.Time `json:"next_run"`
+	// Running is true while some process holds the store's lock;
+	// LockHolder then says which, as the holder wrote it.
+	Running    bool           `json:"running"`
+	LockHolder string         `json:"lock_holder,omitempty"`
+	Counters   agent.Counters `json:"counters"`
+}
+
+// statusReport is the whole `status --json` document.
+type statusReport struct {
+	Config   string             `json:"config,omitempty"`
+	StateDir string             `json:"state_dir"`
+	Failing  bool               `json:"failing"`
+	Reload   *agent.ReloadState `json:"config_reload"`
+	Targets  []statusRow        `json:"targets"`
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	stateDir := fs.String("state-dir", "", "read this state directory instead of the configuration's")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: status: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: status: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	// The configuration names the targets, the state and lock
+	// directories. When it cannot be read (it may be readable by root
+	// only, or being edited), status still reports every target the
+	// state directory knows: it is what one looks at when things are off.
+	cfg, err := config.Load(*cfgPath)
+	fromConfig := err == nil
+	if err != nil {
+		fmt.Fprintf(stderr, "papyra-compact: status: %s unusable, listing the targets the state directory knows: %s\n",
+			*cfgPath, strings.ReplaceAll(err.Error(), "\n", "; "))
+		cfg = config.Default()
+	}
+	if *stateDir != "" {
+		cfg.StateDir = *stateDir
+	}
+	// A state file that cannot be read (corrupt, newer format) is reported
+	// and the other targets are still shown; only a state directory that
+	// yields nothing at all is fatal, since its targets would wrongly read
+	// "never run".
+	state, stateErr := agent.ReadState(cfg.StateDir)
+	if stateErr != nil {
+		if len(state.Targets) == 0 {
+			return fmt.Errorf("status: %w", stateErr)
+		}
+		fmt.Fprintf(stderr, "papyra-compact: status: %v\n", stateErr)
+	}
+	rep := statusReport{StateDir: cfg.StateDir}
+	if fromConfig {
+		rep.Config = cfg.File
+	}
+	if state.Agent.Reload.Known {
+		rep.Reload = &state.Agent.Reload
+	}
+	targets := cfg.Targets
+	if !fromConfig {
+		targets = nil
+		for _, name := range state.TargetNames() {
+			targets = append(targets, config.Target{Name: name, Kind: state.Targets[name].Backend})
+		}
+	}
+	reg := all.Backends()
+	for _, t := range targets {
+		row := newStatusRow(t, state.Targets[t.Name])
+		if fromConfig {
+			row.Running, row.LockHolder = lockHolder(cfg, reg, t)
+		}
+		rep.Failing = rep.Failing || row.Failing
+		rep.Targets = append(rep.Targets, row)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+	} else if err := printStatusTable(stdout, rep); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if rep.Failing || stateErr != nil {
+		return errFailed
+	}
+	return nil
+}
+
+func newStatusRow(t config.Target, st agent.TargetState) statusRow {
+	row := statusRow{
+		Target:    t.Name,
+		Backend:   t.Kind,
+		Result:    st.LastResult,
+		Failing:   st.Failing(),
+		LastError: st.LastError,
+		Counters:  st.Counters,
+	}
+	if row.Backend == "" {
+		row.Backend = st.Backend
+	}
+	utc := func(tm time.Time) *time.Time {
+		if tm.IsZero() {
+			return nil
+		}
+		u := tm.UTC()
+		return &u
+	}
+	row.LastRun, row.LastSuccess, row.NextRun = utc(st.LastRun), utc(st.LastSuccess), utc(st.NextRun)
+	if st.HasRun() {
+		row.DurationSeconds = &st.LastDuration
+	}
+	if s := st.Store; !s.At.IsZero() {
+		row.Removed, row.ReclaimedBytes, row.StoreSizeBytes = &s.Removed, &s.Reclaimed, &s.BytesAfter
+		if s.HasOldest {
+			sec := int64(s.OldestKept)
+			row.OldestRecord = utc(time.Unix(sec, int64((s.OldestKept-float64(sec))*1e9)))
+			row.OldestRecordAge = &s.OldestAge
+		}
+	}
+	return row
+}
+
+// lockHolder reports whether a process holds t's store lock now, and who.
+// It builds the target's backend only to learn its lock key; that reads
+// the store's path (symlinks resolved) and changes nothing.
+func lockHolder(cfg *config.Config, reg *backends.Registry, t config.Target) (bool, string) {
+	b, err := reg.New(t, backends.Env{Logger: slog.New(slog.DiscardHandler), StateDir: cfg.StateDir})
+	if err != nil {
+		return false, ""
+	}
+	defer b.Close()
+	if !b.Properties().NeedsFileLock {
+		return false, ""
+	}
+	key, err := b.LockKey()
+	if err != nil {
+		return false, ""
+	}
+	path := agent.LockPath(cfg.LockDir, key)
+	if !agent.Held(path) {
+		return false, ""
+	}
+	return true, strings.TrimPrefix(agent.ReadHolder(path), "held by ")
+}
+
+func printStatusTable(w io.Writer, rep statusReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tBACKEND\tLAST RUN\tRESULT\tDURATION\tREMOVED\tRECLAIMED\tSTORE SIZE\tOLDEST RECORD\tNEXT RUN\tLOCK\tLAST ERROR")
+	for _, r := range rep.Targets {
+		result := r.Result
+		switch {
+		case result == "":
+			result = "never run"
+		case r.Failing && result != "failure":
+			result += " (last real run failed)"
+		}
+		lock := "-"
+		if r.Running {
+			lock = "running: " + r.LockHolder
+		}
+		lastErr := "-"
+		if r.LastError != "" {
+			lastErr = strings.ReplaceAll(r.LastError, "\n", " ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.Target, dash(r.Backend), timeCell(r.LastRun), result, durationCell(r.DurationSeconds),
+			intCell(r.Removed, false), intCell(r.ReclaimedBytes, true), intCell(r.StoreSizeBytes, true),
+			timeCell(r.OldestRecord), timeCell(r.NextRun), lock, lastErr)
+	}
+	if rep.Reload != nil {
+		ok := "succeeded"
+		if !rep.Reload.Successful {
+			ok = "FAILED (the previous configuration is in use)"
+		}
+		fmt.Fprintf(tw, "\nlast configuration reload %s at %s\n", ok, rep.Reload.At.UTC().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func timeCell(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func durationCell(sec *float64) string {
+	if sec == nil {
+		return "-"
+	}
+	d := time.Duration(*sec * float64(time.Second))
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+func intCell(n *int64, bytes bool) string {
+	switch {
+	case n == nil:
+		return "-"
+	case bytes:
+		return humanBytes(*n)
+	}
+	return fmt.Sprint(*n)
+}

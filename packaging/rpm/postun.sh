@@ -1,0 +1,22 @@
+#!/bin/sh
+# %postun for papyra-compact. $1 is the number of versions left: 0 on
+# erase, 1 or more after an upgrade (this is the old version's script).
+#
+# RPM has no purge: an erase keeps the state directory
+# (/var/lib/papyra-compact), the metrics textfile and the papyra-compact
+# user, as the Fedora guidelines ask for system users; a modified
+# /etc/papyra/compact.yaml is kept as compact.yaml.rpmsave. Delete them by
+# hand to purge: rm -rf /var/lib/papyra-compact; userdel papyra-compact.
+
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || :
+    if [ "$1" -ge 1 ]; then
+        # Upgrade: restart what was running on the new binary. The daemon
+        # and the timer conflict, so only the one that is active.
+        if systemctl --quiet is-active papyra-compact-daemon.service; then
+            systemctl try-restart papyra-compact-daemon.service || :
+        else
+            systemctl try-restart papyra-compact.timer || :
+        fi
+    fi
+fi
