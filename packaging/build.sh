@@ -69,7 +69,7 @@ newest=$(awk '/^- semver:/ { print $3; exit }' packaging/changelog.yml)
         cat <<ENTRY
 - semver: $full
   date: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
-  packager: papyra-compact maintainers <papyra-compact@localhost>
+  packager: $(sed -n 's/^maintainer: *//p' nfpm.yaml)
   deb: {urgency: medium, distributions: [unstable]}
   changes:
     - note: Snapshot build of $VERSION.

@@ -62,11 +62,13 @@
 // Bounded commands can still queue Papyra's XADDs behind them when sent
 // back to back, so every loop is paced: after a command that took d, the
 // next waits d × (1/duty_cycle - 1) (duty_cycle 0.1 by default). Measured
-// with bench/redis.sh on a 2-core VM (redis-server 7.0.15): trimming 5 M
-// of 10 M Papyra entries by age took 7.1 s (0.45 s of it inside Redis,
-// 519 commands); the longest command was 4.2 ms; a concurrent writer's
-// XADD p99 was 310 µs against 210 µs without the trim. Papyra's own
-// compaction removes at most about 10,000 entries per run.
+// with bench/redis.sh on a 2-core VM shared with other jobs (redis-server
+// 7.0.15): trimming 5 M of 10 M Papyra entries by age, while a writer ran
+// XADD back to back, took 8.3 s (0.46 s of it inside Redis, 1,019
+// commands); the longest command took 8.6 ms of wall time, and a trim step
+// alone on such a stream takes 0.7 ms (p50) to 1.5 ms (p99); the
+// writer's XADD p99 was 0.44 ms against 0.24 ms without the trim. Papyra's
+// own compaction removes at most about 10,000 entries per run.
 //
 // # Consumer groups
 //

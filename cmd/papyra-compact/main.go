@@ -88,5 +88,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
 	}
-	return slog.New(agent.NewLogHandler(w, agent.LogOptions{Level: l})), nil
+	log := slog.New(agent.NewLogHandler(w, agent.LogOptions{Level: l}))
+	quietRedis(log)
+	return log, nil
 }

@@ -5,8 +5,8 @@
 # RPM has no purge: an erase keeps the state directory
 # (/var/lib/papyra-compact), the metrics textfile and the papyra-compact
 # user, as the Fedora guidelines ask for system users; a modified
-# /etc/papyra/compact.yaml is kept as compact.yaml.rpmsave. Delete them by
-# hand to purge: rm -rf /var/lib/papyra-compact; userdel papyra-compact.
+# /etc/papyra/compact.yaml is kept as compact.yaml.rpmsave. To purge,
+# delete the directory and the user by hand.
 
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || :
