@@ -648,7 +648,7 @@ func TestLoad_Example(t *testing.T) {
 		for _, tgt := range got.Targets {
 			names = append(names, tgt.Name)
 		}
-		if g, w := strings.Join(names, ","), "app-events,audit"; g != w {
+		if g, w := strings.Join(names, ","), "app-events,audit,orders-redis"; g != w {
 			t.Errorf("targets: got %v, want %v", g, w)
 		}
 	})
