@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // namespace prefixes every metric papyra-compact exports.
@@ -196,7 +197,10 @@ func (r *Recorder) writeTextfileLocked(cfg *config.Config) error {
 		return errors.Join(loadErr, fmt.Errorf("create textfile directory: %w", err))
 	}
 	// 0644: node_exporter runs as its own user and must read it.
-	return errors.Join(loadErr, writeFileAtomic(path, buf.Bytes(), 0o644))
+	// Atomic (temp file in the same directory, fsync, rename, directory
+	// fsync): node_exporter never scrapes half a file, and the temp name
+	// ("." prefix, ".tmp" suffix) is never read as a *.prom file.
+	return errors.Join(loadErr, fsutil.WriteFileAtomic(path, buf.Bytes(), 0o644))
 }
 
 // encodeText writes every metric g gathers in the text exposition format
@@ -248,58 +252,6 @@ func loadSnapshot(cfg *config.Config) (snapshot, error) {
 		snap.targets = append(snap.targets, snapshotTarget{cfg: t, state: st})
 	}
 	return snap, errors.Join(errs...)
-}
-
-// writeFileAtomic replaces path with data so that a reader (node_exporter
-// scraping, `status`) sees the whole old or the whole new content, and a
-// power loss leaves one of them: temp file in the same directory (rename
-// is only atomic within a file system), fsync, rename, directory fsync.
-// The temp name starts with "." and ends in ".tmp", so neither
-// node_exporter (which reads *.prom) nor ReadState (*.json) picks it up.
-// Writing in place was rejected: a scrape could read half a file, and
-// node_exporter would report a parse error for that scrape.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // collector exports a snapshot of the persisted state. It is a custom

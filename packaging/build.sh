@@ -11,7 +11,8 @@
 # packages go; the inputs nfpm.yaml names are always in dist/build), ARCHES
 # ("amd64 arm64"), FORMATS ("deb rpm"), VERSION (the binary's version,
 # default `git describe`), PKG_VERSION (default packaging/version.sh),
-# PKG_RELEASE (default 1), SOURCE_DATE_EPOCH.
+# PKG_RELEASE (default 1), PKG_CONFIG (the conffile's content, default
+# config/testdata/example.yaml), SOURCE_DATE_EPOCH.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,9 +24,10 @@ FORMATS=${FORMATS:-deb rpm}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 PKG_VERSION=${PKG_VERSION:-$(packaging/version.sh)}
 PKG_RELEASE=${PKG_RELEASE:-1}
+PKG_CONFIG=${PKG_CONFIG:-./config/testdata/example.yaml}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 BUILD=dist/build # nfpm.yaml's sources
-export PKG_VERSION PKG_RELEASE SOURCE_DATE_EPOCH
+export PKG_VERSION PKG_RELEASE PKG_CONFIG SOURCE_DATE_EPOCH
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
 rm -rf "$BUILD"

@@ -2,7 +2,6 @@ package jsonl
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // maxTailRounds bounds the copy-the-tail loop before the swap: a writer
@@ -252,7 +251,7 @@ func (s *swap) copyTail(w io.Writer) (n, frag int64, err error) {
 	if err := unix.Fstat(int(s.p.f.Fd()), &st); err != nil {
 		return 0, 0, fmt.Errorf("stat %s: %w", s.p.real, err)
 	}
-	end, err := lastLineEnd(s.p.f, s.copied, st.Size)
+	end, err := lines.LastLineEnd(s.p.f, s.copied, st.Size)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -267,25 +266,6 @@ func (s *swap) copyTail(w io.Writer) (n, frag int64, err error) {
 		}
 	}
 	return n, st.Size - end, nil
-}
-
-// lastLineEnd returns the offset just past the last newline of f in
-// [from, size), or from when there is none. It reads backwards, so the cost
-// is the length of the last line, not of the range.
-func lastLineEnd(f *os.File, from, size int64) (int64, error) {
-	var buf [4096]byte
-	for end := size; end > from; {
-		start := max(from, end-int64(len(buf)))
-		b := buf[:end-start]
-		if _, err := f.ReadAt(b, start); err != nil {
-			return 0, fmt.Errorf("read %s: %w", f.Name(), err)
-		}
-		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-			return start + int64(i) + 1, nil
-		}
-		end = start
-	}
-	return from, nil
 }
 
 // abort undoes prepare: the original was never touched.
@@ -409,7 +389,7 @@ func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 	// fragmentWait to complete. One that stays would poison the next Papyra
 	// record if appended: quarantine it instead.
 	for waited := time.Duration(0); waited < fragmentWait; waited += fragmentPoll {
-		end, err := lastLineEnd(s.p.f, rec.Offset, fileSize(s.p.f))
+		end, err := lines.LastLineEnd(s.p.f, rec.Offset, fileSize(s.p.f))
 		if err != nil {
 			return err
 		}
@@ -446,7 +426,7 @@ func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 
 // drainOnce appends the complete lines past rec.Offset on the old inode.
 func (s *swap) drainOnce(rec *recoveryRecord) error {
-	n, err := appendLines(s.p.f, rec.Offset, s.tmp)
+	n, err := appendLines(s.tmp, s.p.f, rec.Offset)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -458,38 +438,6 @@ func (s *swap) drainOnce(rec *recoveryRecord) error {
 	return s.b.writeRecord(rec)
 }
 
-// appendLines copies the complete lines of src from off to its end to dst
-// (opened O_APPEND), one write per chunk of whole lines, and returns the
-// bytes copied.
-func appendLines(src *os.File, off int64, dst *os.File) (int64, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", src.Name(), err)
-	}
-	var done int64
-	buf := make([]byte, 0, 1<<20)
-	for off+done < st.Size {
-		n := min(int64(cap(buf)), st.Size-off-done)
-		b := buf[:n]
-		if _, err := src.ReadAt(b, off+done); err != nil {
-			return done, fmt.Errorf("read %s: %w", src.Name(), err)
-		}
-		i := bytes.LastIndexByte(b, '\n')
-		if i < 0 {
-			if n == int64(cap(buf)) { // a line longer than the buffer
-				buf = make([]byte, 0, 2*cap(buf))
-				continue
-			}
-			break
-		}
-		if _, err := dst.Write(b[:i+1]); err != nil {
-			return done, fmt.Errorf("append to %s: %w", dst.Name(), err)
-		}
-		done += int64(i + 1)
-	}
-	return done, nil
-}
-
 // fileSize is f's current size, 0 when it cannot be read (the caller's
 // next read reports the error).
 func fileSize(f *os.File) int64 {
@@ -498,4 +446,19 @@ func fileSize(f *os.File) int64 {
 		return 0
 	}
 	return st.Size
+}
+
+// appendLines appends the complete lines of src past off to dst (opened
+// O_APPEND), one write per chunk of whole lines, so they never interleave
+// half a line with Papyra's own appends.
+func appendLines(dst, src *os.File, off int64) (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", src.Name(), err)
+	}
+	n, err := lines.AppendLines(dst, src, off, st.Size)
+	if err != nil {
+		return n, fmt.Errorf("append the lines of %s past %d to %s: %w", src.Name(), off, dst.Name(), err)
+	}
+	return n, nil
 }

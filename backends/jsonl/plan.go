@@ -14,6 +14,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Scratch entry codes, one entry per complete line of the planned range.
@@ -71,7 +72,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	if err := unix.Fstat(int(f.Fd()), &p.st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", real, err)
 	}
-	if p.scratch, err = newScratch(b.env.ScratchDir); err != nil {
+	if p.scratch, err = fsutil.Scratch(b.env.ScratchDir); err != nil {
 		return nil, err
 	}
 	if err := p.scan(ctx); err != nil {
@@ -82,28 +83,6 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	}
 	ok = true
 	return p, nil
-}
-
-// newScratch creates an unlinked scratch file: nothing to clean up after a
-// kill.
-func newScratch(dir string) (*os.File, error) {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create scratch directory %s: %w", dir, err)
-	}
-	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return f, nil
-	}
-	// Filesystems without O_TMPFILE: create and unlink at once.
-	f, err = os.CreateTemp(dir, ".papyra-compact-scratch-*")
-	if err != nil {
-		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
-	}
-	_ = os.Remove(f.Name())
-	return f, nil
 }
 
 // scratchReader iterates over the scratch entries.

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // recoveryRecord says, while a swap is in flight, which bytes of the old
@@ -156,7 +156,7 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 		return fmt.Errorf("open %s: %w", rec.Store, err)
 	}
 	defer dst.Close()
-	n, err := appendLines(old, rec.Offset, dst)
+	n, err := appendLines(dst, old, rec.Offset)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // action is what a run does to one segment.
@@ -116,7 +117,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	if len(p.segs) == 0 {
 		return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 	}
-	if p.scratch, err = newScratch(b.env.ScratchDir); err != nil {
+	if p.scratch, err = fsutil.Scratch(b.env.ScratchDir); err != nil {
 		return nil, err
 	}
 	if err := p.retention(ctx); err != nil {

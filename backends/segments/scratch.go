@@ -8,8 +8,6 @@ import (
 	"math"
 	"os"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
@@ -94,26 +92,4 @@ func (s *scratchReader) next() (entry, error) {
 		}
 	}
 	return e, nil
-}
-
-// newScratch creates an unlinked scratch file: nothing to clean up after a
-// kill.
-func newScratch(dir string) (*os.File, error) {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create scratch directory %s: %w", dir, err)
-	}
-	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return f, nil
-	}
-	// Filesystems without O_TMPFILE: create and unlink at once.
-	f, err = os.CreateTemp(dir, ".papyra-compact-scratch-*")
-	if err != nil {
-		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
-	}
-	_ = os.Remove(f.Name())
-	return f, nil
 }

@@ -93,11 +93,17 @@ shutdown() {
         wait "$NS" 2>/dev/null || true
     fi
     NS= LEADER=
-    for h in unified systemd; do
-        [ -d "/sys/fs/cgroup/$h/$CG" ] && find "/sys/fs/cgroup/$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
+    local h
+    for h in "${CGROUPS[@]}"; do
+        [ -d "$h/$CG" ] && find "$h/$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
     return 0
 }
+# The cgroup hierarchies nspawn uses: hybrid (this VM: cgroup2 at
+# unified/, name=systemd at systemd/) or pure cgroup2.
+CGROUPS=()
+for h in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do [ -e "$h/cgroup.procs" ] && CGROUPS+=("$h"); done
+[ ${#CGROUPS[@]} = 0 ] && [ -e /sys/fs/cgroup/cgroup.procs ] && CGROUPS=(/sys/fs/cgroup)
 cleanup() {
     rc=$?
     if [ $rc != 0 ] && [ -n "$LEADER" ]; then
@@ -117,11 +123,17 @@ PKGS=$WORK/pkgs
 mkdir -p "$PKGS/r1"
 cp "${debs[0]}" "${rpms[0]}" "$PKGS/r1/"
 # The newer builds the upgrades install: same source, higher release, a
-# binary that reports another version.
+# binary that reports another version. Release 2 ships a changed default
+# configuration, so that its upgrade meets a conffile both the package
+# and the admin changed (dpkg keeps the admin's, with --force-confold, and
+# leaves the new one as .dpkg-dist; rpm leaves it as .rpmnew).
 base_version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+{ cat config/testdata/example.yaml; echo "# e2e: the default configuration of release 2"; } >"$WORK/example-r2.yaml"
 for r in 2 3; do
     say "building release $r for the upgrades"
-    NFPM=$NFPM DIST=$PKGS/r$r ARCHES=$ARCH PKG_RELEASE=$r VERSION="$base_version+e2e.r$r" \
+    conf=./config/testdata/example.yaml
+    [ $r = 2 ] && conf=$WORK/example-r2.yaml
+    NFPM=$NFPM DIST=$PKGS/r$r ARCHES=$ARCH PKG_RELEASE=$r PKG_CONFIG=$conf VERSION="$base_version+e2e.r$r" \
         packaging/build.sh >"$WORK/build-r$r.log" 2>&1 || { cat "$WORK/build-r$r.log"; die "build release $r"; }
 done
 rm -rf dist/build # left behind for the host arch only; make package rebuilds it
@@ -151,12 +163,12 @@ EOF
 
 # ---------------------------------------------------------------- helpers
 boot() {
-    mkdir -p "/sys/fs/cgroup/unified/$CG" "/sys/fs/cgroup/systemd/$CG"
     (
         # nspawn puts the container under the cgroup it starts in; give it
         # one of its own, so that cleaning up touches nobody else's.
-        echo $BASHPID >"/sys/fs/cgroup/unified/$CG/cgroup.procs"
-        echo $BASHPID >"/sys/fs/cgroup/systemd/$CG/cgroup.procs"
+        for h in "${CGROUPS[@]}"; do
+            mkdir -p "$h/$CG" && echo $BASHPID >"$h/$CG/cgroup.procs"
+        done
         exec setsid systemd-nspawn -D "$ROOTFS" --volatile=overlay --boot --register=no --keep-unit \
             --console=read-only --private-network --machine="papyra-e2e-$$" \
             --bind-ro="$PKGS:/opt/pkgs" </dev/null >"$WORK/console.log" 2>&1
@@ -300,7 +312,9 @@ r2=$(cd "$PKGS/r2" && ls papyra-compact_*_"$ARCH".deb)
 S "cd /opt/pkgs/r2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold ./$r2" >"$WORK/apt-r2.log" 2>&1 ||
     { cat "$WORK/apt-r2.log"; die "apt install (upgrade)"; }
 expect "new binary installed" S "papyra-compact version | grep -qF '+e2e.r2'"
-expect "the conffile edit survived" S 'grep -q "name: orders" /etc/papyra/compact.yaml && ! test -e /etc/papyra/compact.yaml.dpkg-dist'
+expect "the conffile edit survived" S 'grep -q "name: orders" /etc/papyra/compact.yaml'
+expect "the package's new default is beside it as compact.yaml.dpkg-dist" \
+    S 'grep -q "^# e2e: the default configuration of release 2" /etc/papyra/compact.yaml.dpkg-dist'
 expect_eq "timer still enabled" "enabled" E systemctl is-enabled papyra-compact.timer
 expect_eq "timer still active" "active" E systemctl is-active papyra-compact.timer
 pass
@@ -377,6 +391,8 @@ S "rpm -Uvh --nodeps /opt/pkgs/r2/$rpm2" >"$WORK/rpm-u2.log" 2>&1 || { cat "$WOR
 ok "rpm -Uvh --nodeps $rpm2"
 expect "new binary installed" S "papyra-compact version | grep -qF '+e2e.r2'"
 expect "the config edit survived (noreplace)" S 'grep -q "name: orders" /etc/papyra/compact.yaml'
+expect "the package's new default is beside it as compact.yaml.rpmnew" \
+    S 'grep -q "^# e2e: the default configuration of release 2" /etc/papyra/compact.yaml.rpmnew'
 expect_eq "timer still enabled" "enabled" E systemctl is-enabled papyra-compact.timer
 expect_eq "timer still active" "active" E systemctl is-active papyra-compact.timer
 

@@ -27,7 +27,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Entry is one quarantined line.

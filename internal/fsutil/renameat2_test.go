@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/papyra-compact/papyra-compact/backends/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 func TestExchange(t *testing.T) {

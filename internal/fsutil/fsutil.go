@@ -166,3 +166,25 @@ func Resolve(path string) (string, error) {
 	}
 	return filepath.Join(dir, filepath.Base(path)), nil
 }
+
+// Scratch creates a scratch file in dir that has no name: O_TMPFILE where
+// the file system supports it, else created and unlinked at once. A kill
+// leaves nothing to clean up.
+func Scratch(dir string) (*os.File, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create scratch directory %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return f, nil
+	}
+	f, err = os.CreateTemp(dir, ".papyra-compact-scratch-*")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
+	}
+	_ = os.Remove(f.Name())
+	return f, nil
+}
