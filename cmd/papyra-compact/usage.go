@@ -136,8 +136,8 @@ METRICS
     Counters are kept in the state directory, so they grow across runs and
     restarts; deleting a target's state file resets them. Metrics are named
     papyra_compact_*, labeled by target and backend. Prometheus alert
-    rules and a Grafana dashboard are in the source tree under
-    packaging/prometheus/ and packaging/grafana/.
+    rules and a Grafana dashboard are installed under
+    /usr/share/papyra-compact/.
 
 EXIT STATUS
     0    every target succeeded or had nothing to do

@@ -361,7 +361,7 @@ expect "config gone" S '! test -e /etc/papyra'
 expect "state, locks and textfile gone" S '! test -e /var/lib/papyra-compact && ! test -e /run/papyra-compact && ! test -e /var/lib/prometheus/node-exporter/papyra_compact.prom'
 expect "user and group gone" S '! getent passwd papyra-compact && ! getent group papyra-compact'
 expect "no enablement link or deb-systemd-helper state left" \
-    S '! ls /etc/systemd/system/*/papyra-compact* /var/lib/systemd/deb-systemd-helper-enabled/*papyra* /var/lib/systemd/deb-systemd-helper-masked/*papyra* 2>/dev/null | grep -q .'
+    S '! ls /etc/systemd/system/papyra-compact* /etc/systemd/system/*/papyra-compact* /var/lib/systemd/deb-systemd-helper-enabled/*papyra* /var/lib/systemd/deb-systemd-helper-masked/*papyra* 2>/dev/null | grep -q .'
 expect "the store itself is untouched by the purge" test -s "/proc/$LEADER/root/var/lib/papyra/orders.jsonl"
 shutdown
 
