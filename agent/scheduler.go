@@ -66,6 +66,13 @@ type SchedulerOptions struct {
 	// OnSchedule, when set, is called from the loop whenever a target's
 	// next start or interval changes (status and metrics).
 	OnSchedule func(target string, next time.Time, interval time.Duration)
+	// LastStart, when set, tells when a target's last real run started
+	// (from the state directory, whoever ran it: this daemon before a
+	// restart, or a manual `run`). A target seen for the first time is
+	// then due one interval after that, not at once, so that restarting
+	// the daemon (an upgrade, a crash) does not compact every store at
+	// the same moment. ok false, or a last run that failed, means due now.
+	LastStart func(target string) (start time.Time, ok bool)
 }
 
 // Scheduler is the daemon's work loop: it compacts every target of the
@@ -216,6 +223,12 @@ func (l *loop) reconcile(snap *Snapshot, now time.Time) {
 		e, ok := l.entries[t.Name]
 		if !ok {
 			e = &entry{target: t, interval: iv, next: now}
+			if l.opts.LastStart != nil {
+				if last, ok := l.opts.LastStart(t.Name); ok && !last.After(now) {
+					e.lastStart = last
+					e.next = maxTime(now, last.Add(iv))
+				}
+			}
 			l.entries[t.Name] = e
 			l.scheduled(e)
 			if !first {
@@ -433,4 +446,11 @@ func (l *loop) shutdown(cancelRuns context.CancelFunc) error {
 	}
 	l.opts.Notifier.Status("stopped")
 	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

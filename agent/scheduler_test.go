@@ -363,3 +363,46 @@ func TestScheduler_Shutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestScheduler_ResumesFromLastStart: after a restart, a target that ran
+// recently waits out its interval; one with no record runs at once.
+func TestScheduler_ResumesFromLastStart(t *testing.T) {
+	src := &fakeSource{}
+	src.cur.Store(newSnapshot(t, 1, nil, schedTarget("recent", time.Hour), schedTarget("new", time.Hour)))
+	last := time.Now().Add(-10 * time.Minute)
+	var res results
+	var mu sync.Mutex
+	next := map[string]time.Time{}
+	s := agent.NewScheduler(agent.SchedulerOptions{
+		Source:   src,
+		OnResult: res.add,
+		LastStart: func(target string) (time.Time, bool) {
+			return last, target == "recent"
+		},
+		OnSchedule: func(target string, n time.Time, _ time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			next[target] = n
+		},
+	})
+	stop := runScheduler(t, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for res.count("new") == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.count("new"); got != 1 {
+		t.Errorf("runs of the target with no record: got %d, want 1", got)
+	}
+	if got := res.count("recent"); got != 0 {
+		t.Errorf("runs of the target that ran 10 minutes ago: got %d, want 0", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := next["recent"], last.Add(time.Hour); !got.Equal(want) {
+		t.Errorf("next run of the recent target: got %v, want %v", got, want)
+	}
+}

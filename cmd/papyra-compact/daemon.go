@@ -103,6 +103,17 @@ func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
 					"target", r.Target, "err", err)
 			}
 		},
+		LastStart: func(target string) (time.Time, bool) {
+			st, found, err := agent.LoadTargetState(snap.Config.StateDir, target)
+			if err != nil || !found || st.Failed {
+				return time.Time{}, false // unknown or failed: due now
+			}
+			last := st.LastSuccess
+			if st.LastFailure.After(last) {
+				last = st.LastFailure
+			}
+			return last, !last.IsZero()
+		},
 		OnSchedule: func(target string, next time.Time, interval time.Duration) {
 			if err := rec.Scheduled(target, next, interval); err != nil {
 				log.Debug("cannot record the schedule in the state directory", "target", target, "err", err)

@@ -71,8 +71,10 @@ OPTIONS
 
 DAEMON
     The daemon starts each target's compaction one interval after the
-    previous start (each one right after the daemon starts), and retries a
-    target skipped for a held lock within a minute. It reloads the
+    previous start. At start-up it reads that start from the state
+    directory, so a restart does not compact every store at once; a target
+    with no recorded run, or whose last run failed, runs right away. A
+    target skipped for a held lock is retried within a minute. It reloads the
     configuration on SIGHUP (systemctl reload) and when the file changes
     (it watches the directory, so an editor's or dpkg's rename counts). A
     new configuration is parsed, validated and built completely before it
