@@ -426,16 +426,9 @@ func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 
 // drainOnce appends the complete lines past rec.Offset on the old inode.
 func (s *swap) drainOnce(rec *recoveryRecord) error {
-	n, err := appendLines(s.tmp, s.p.f, rec.Offset)
-	if err != nil || n == 0 {
-		return err
-	}
-	if err := s.tmp.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", s.p.real, err)
-	}
-	rec.Offset += n
+	n, err := s.b.appendOnce(rec, s.p.f, s.tmp)
 	s.stats.Appended += n
-	return s.b.writeRecord(rec)
+	return err
 }
 
 // fileSize is f's current size, 0 when it cannot be read (the caller's
@@ -446,19 +439,4 @@ func fileSize(f *os.File) int64 {
 		return 0
 	}
 	return st.Size
-}
-
-// appendLines appends the complete lines of src past off to dst (opened
-// O_APPEND), one write per chunk of whole lines, so they never interleave
-// half a line with Papyra's own appends.
-func appendLines(dst, src *os.File, off int64) (int64, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", src.Name(), err)
-	}
-	n, err := lines.AppendLines(dst, src, off, st.Size)
-	if err != nil {
-		return n, fmt.Errorf("append the lines of %s past %d to %s: %w", src.Name(), off, dst.Name(), err)
-	}
-	return n, nil
 }

@@ -47,11 +47,14 @@
 // A kill at any point leaves either the original untouched (plus a stale
 // temp file that the next run's Recover deletes), or the new file plus the
 // old inode's second name and its recovery record, from which Recover
-// appends whatever the drain had not copied yet. What is not guaranteed:
-// a record appended to the old inode after the grace period ends is lost
-// (Papyra's open-to-write gap is one event-loop step); and after a kill
-// during the drain, lines appended between the last drained write and the
-// record's update are appended again by Recover (duplicated, not lost).
+// appends whatever the drain had not copied yet. Each drained chunk is
+// announced in the record (its bytes and the new file's length) before its
+// single write, so Recover finds a chunk that went in and does not append
+// it twice. What is not guaranteed: a record appended to the old inode
+// after the grace period ends is lost (Papyra's open-to-write gap is one
+// event-loop step); and a kill that cuts a drained write short (Linux
+// stops a write between pages for a fatal signal) leaves a torn line in
+// the store, as a Papyra process killed mid-write does.
 //
 // Rejected alternatives: flock on the store (Papyra ignores it), copying
 // back into the original inode with truncate (a crash mid-way loses data),

@@ -1,12 +1,14 @@
 package jsonl
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -25,8 +28,13 @@ type recoveryRecord struct {
 	Store  string `json:"store"`  // the store's real path
 	Old    string `json:"old"`    // the old inode's second name
 	Offset int64  `json:"offset"` // bytes of the old inode present in the new file
-	NewDev uint64 `json:"new_dev"`
-	NewIno uint64 `json:"new_ino"`
+	// Pending bytes of the old inode, from Offset, are being appended to
+	// the new file, which was PendingAt bytes long just before: after a
+	// kill, Recover looks for them there before appending them again.
+	Pending   int64  `json:"pending,omitempty"`
+	PendingAt int64  `json:"pending_at,omitempty"`
+	NewDev    uint64 `json:"new_dev"`
+	NewIno    uint64 `json:"new_ino"`
 }
 
 func (b *Backend) recordPath(real string) string {
@@ -156,15 +164,11 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 		return fmt.Errorf("open %s: %w", rec.Store, err)
 	}
 	defer dst.Close()
-	n, err := appendLines(dst, old, rec.Offset)
-	if err != nil {
+	if err := b.settlePending(rec, old); err != nil {
 		return err
 	}
-	if err := dst.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", rec.Store, err)
-	}
-	rec.Offset += n
-	if err := b.writeRecord(rec); err != nil {
+	n, err := b.appendOnce(rec, old, dst)
+	if err != nil {
 		return err
 	}
 	if ost.Size > rec.Offset {
@@ -186,4 +190,82 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 		b.log.Info("recovered records appended during an interrupted swap", "store", rec.Store, "bytes", n)
 	}
 	return b.finishRecovery(rec)
+}
+
+// maxAppend bounds one append of drained lines: one write(2), so that the
+// lines land contiguously between Papyra's own appends.
+const maxAppend = 4 << 20
+
+// appendOnce appends the complete lines of old past rec.Offset to dst
+// (opened O_APPEND) so that a kill at any moment neither loses nor repeats
+// them: the record first says which bytes are about to go and how long dst
+// was, then one write appends them, then the record moves past them.
+// settlePending resolves a kill in between. It returns the bytes appended.
+func (b *Backend) appendOnce(rec *recoveryRecord, old, dst *os.File) (int64, error) {
+	var total int64
+	for {
+		size := fileSize(old)
+		end, err := lines.LastLineEnd(old, rec.Offset, min(size, rec.Offset+maxAppend))
+		if err != nil {
+			return total, fmt.Errorf("read %s: %w", old.Name(), err)
+		}
+		if end == rec.Offset { // no newline within maxAppend: a huge line
+			if end, err = lines.LastLineEnd(old, rec.Offset, size); err != nil {
+				return total, fmt.Errorf("read %s: %w", old.Name(), err)
+			}
+		}
+		if end == rec.Offset {
+			return total, nil
+		}
+		chunk := make([]byte, end-rec.Offset)
+		if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
+			return total, fmt.Errorf("read %s: %w", old.Name(), err)
+		}
+		rec.Pending, rec.PendingAt = int64(len(chunk)), fileSize(dst)
+		if err := b.writeRecord(rec); err != nil {
+			return total, err
+		}
+		if _, err := dst.Write(chunk); err != nil {
+			return total, fmt.Errorf("append to %s: %w", dst.Name(), err)
+		}
+		if err := dst.Sync(); err != nil {
+			return total, fmt.Errorf("fsync %s: %w", dst.Name(), err)
+		}
+		rec.Offset += rec.Pending
+		total += rec.Pending
+		rec.Pending, rec.PendingAt = 0, 0
+		if err := b.writeRecord(rec); err != nil {
+			return total, err
+		}
+	}
+}
+
+// settlePending finishes an append a kill interrupted: if the pending
+// bytes are in the store after the length it had before the append, they
+// went in; otherwise they are appended again by appendOnce.
+func (b *Backend) settlePending(rec *recoveryRecord, old *os.File) error {
+	if rec.Pending == 0 {
+		return nil
+	}
+	chunk := make([]byte, rec.Pending)
+	if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
+		return fmt.Errorf("read %s: %w", rec.Old, err)
+	}
+	store, err := os.Open(rec.Store)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", rec.Store, err)
+	}
+	defer store.Close()
+	// Papyra may have appended before (and after) the pending write; the
+	// search covers what came after PendingAt, bounded.
+	size := fileSize(store)
+	region := make([]byte, max(0, min(size, rec.PendingAt+rec.Pending+1<<20)-rec.PendingAt))
+	if _, err := store.ReadAt(region, rec.PendingAt); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s: %w", rec.Store, err)
+	}
+	if bytes.Contains(region, chunk) {
+		rec.Offset += rec.Pending
+	}
+	rec.Pending, rec.PendingAt = 0, 0
+	return b.writeRecord(rec)
 }
