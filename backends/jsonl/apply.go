@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -148,10 +150,7 @@ func (s *swap) prepare(ctx context.Context) error {
 // entries, it copies kept lines and quarantines corrupt ones.
 func (s *swap) copySurvivors(ctx context.Context, w *bufio.Writer) error {
 	p := s.p
-	sr, err := newScratchReader(p.scratch)
-	if err != nil {
-		return err
-	}
+	sr := scratch.NewReader(io.NewSectionReader(p.scratch, 0, math.MaxInt64))
 	r := lines.NewReader(io.NewSectionReader(p.f, 0, p.end), 0, bufSize, maxLine)
 	var (
 		kept   int64 // index among records that passed age retention
@@ -163,9 +162,9 @@ func (s *swap) copySurvivors(ctx context.Context, w *bufio.Writer) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", p.real, err)
 		}
-		e, err := sr.next()
+		e, err := sr.Next()
 		if err != nil {
-			return fmt.Errorf("read scratch file: %w", err)
+			return err
 		}
 		if l.Off >= nextCk {
 			nextCk = l.Off + 8<<20
@@ -176,16 +175,16 @@ func (s *swap) copySurvivors(ctx context.Context, w *bufio.Writer) error {
 				p.policy.Progress("rewrite", l.Off, p.end)
 			}
 		}
-		switch e.code {
-		case entryKeep:
+		switch e.Code {
+		case scratch.Keep:
 			if kept >= p.cut {
 				if _, err := w.Write(l.Raw); err != nil {
 					return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 				}
 			}
 			kept++
-		case entryCorrupt:
-			qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: l.Off, Reason: e.reason.String()}
+		case scratch.Corrupt:
+			qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: l.Off, Reason: e.Reason.String()}
 			if l.TooLong {
 				err = s.q.AddStream(qe, io.NewSectionReader(p.f, l.Off, l.Len-1))
 			} else {

@@ -1,9 +1,7 @@
 package jsonl
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,17 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
-)
-
-// Scratch entry codes, one entry per complete line of the planned range.
-const (
-	entryKeep    = 0 // a record that passed age retention: len, size[, ts]
-	entryAged    = 1 // a record removed by age retention
-	entryBlank   = 2 // a blank line
-	entryCorrupt = 3 // a corrupt line: reason byte follows
-	entryHasTS   = 0x10
 )
 
 // plan is the jsonl implementation of backends.Plan.
@@ -85,57 +74,6 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	return p, nil
 }
 
-// scratchReader iterates over the scratch entries.
-type scratchReader struct{ r *bufio.Reader }
-
-type entry struct {
-	code   byte
-	reason pyjson.Reason
-	len    int64
-	size   int64
-	ts     float64
-	hasTS  bool
-}
-
-func newScratchReader(f *os.File) (*scratchReader, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("rewind scratch file: %w", err)
-	}
-	return &scratchReader{r: bufio.NewReaderSize(f, 256<<10)}, nil
-}
-
-func (s *scratchReader) next() (entry, error) {
-	c, err := s.r.ReadByte()
-	if err != nil {
-		return entry{}, err
-	}
-	e := entry{code: c &^ entryHasTS, hasTS: c&entryHasTS != 0}
-	switch e.code {
-	case entryCorrupt:
-		r, err := s.r.ReadByte()
-		e.reason = pyjson.Reason(r)
-		return e, err
-	case entryKeep:
-		n, err := binary.ReadUvarint(s.r)
-		if err != nil {
-			return e, err
-		}
-		size, err := binary.ReadUvarint(s.r)
-		if err != nil {
-			return e, err
-		}
-		e.len, e.size = int64(n), int64(size)
-		if e.hasTS {
-			var b [8]byte
-			if _, err := io.ReadFull(s.r, b[:]); err != nil {
-				return e, err
-			}
-			e.ts = math.Float64frombits(binary.LittleEndian.Uint64(b[:]))
-		}
-	}
-	return e, nil
-}
-
 // cutAndMeasure finds the first kept record among those that passed age
 // retention, from the scratch entries alone, and measures what is kept.
 //
@@ -155,9 +93,9 @@ func (p *plan) cutAndMeasure() error {
 	// Pass one over the scratch file: the total size from c on.
 	var total int64
 	if pol.MaxTotalBytes != nil {
-		if err := p.eachKept(func(i int64, e entry) bool {
+		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 			if i >= c {
-				total += e.size
+				total += e.Size
 			}
 			return true
 		}); err != nil {
@@ -168,7 +106,7 @@ func (p *plan) cutAndMeasure() error {
 	if pol.MaxTotalBytes != nil {
 		cut = k
 		var run int64
-		if err := p.eachKept(func(i int64, e entry) bool {
+		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 			if i < c {
 				return true
 			}
@@ -176,7 +114,7 @@ func (p *plan) cutAndMeasure() error {
 				cut = i
 				return false
 			}
-			run += e.size
+			run += e.Size
 			return true
 		}); err != nil {
 			return err
@@ -189,11 +127,11 @@ func (p *plan) cutAndMeasure() error {
 	// Measure what stays: bytes and the oldest timestamp.
 	after := p.st.Size - p.end // the tail is carried over as is
 	oldest := math.Inf(1)
-	if err := p.eachKept(func(i int64, e entry) bool {
+	if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 		if i >= cut {
-			after += e.len
-			if e.hasTS && e.ts < oldest {
-				oldest = e.ts
+			after += e.Len
+			if e.HasTS && e.TS < oldest {
+				oldest = e.TS
 			}
 		}
 		return true
@@ -209,18 +147,15 @@ func (p *plan) cutAndMeasure() error {
 
 // eachKept calls fn with the index and entry of every record that passed
 // age retention, in file order, until fn returns false.
-func (p *plan) eachKept(fn func(i int64, e entry) bool) error {
-	sr, err := newScratchReader(p.scratch)
-	if err != nil {
-		return err
-	}
+func (p *plan) eachKept(fn func(i int64, e scratch.Entry) bool) error {
+	sr := scratch.NewReader(io.NewSectionReader(p.scratch, 0, math.MaxInt64))
 	var i int64
 	for n := int64(0); n < p.lines; n++ {
-		e, err := sr.next()
+		e, err := sr.Next()
 		if err != nil {
-			return fmt.Errorf("read scratch file: %w", err)
+			return err
 		}
-		if e.code != entryKeep {
+		if e.Code != scratch.Keep {
 			continue
 		}
 		if !fn(i, e) {

@@ -3,7 +3,6 @@ package jsonl
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 )
 
 // Classifying lines is the one CPU-bound step, so the first pass spreads
@@ -57,7 +57,6 @@ type classifier struct {
 }
 
 func (c *classifier) classify(b *batch) {
-	var buf [1 + 2*binary.MaxVarintLen64 + 8]byte
 	start := 0
 	for i, end := range b.ends {
 		var line pyjson.Line
@@ -67,15 +66,14 @@ func (c *classifier) classify(b *batch) {
 			line = c.cls.Classify(b.body[start:end], c.wantSize)
 			start = end
 		}
-		e := buf[:1]
+		var code byte
 		switch line.Class {
 		case pyjson.Blank:
 			b.blank++
-			e[0] = entryBlank
+			code = scratch.Blank
 		case pyjson.Corrupt:
 			b.corrupt++
-			e[0] = entryCorrupt
-			e = append(e, byte(line.Reason))
+			code = scratch.Corrupt
 		default:
 			b.records++
 			hasTS := line.TS == pyjson.TSNumber
@@ -84,20 +82,13 @@ func (c *classifier) classify(b *batch) {
 			}
 			// Papyra: keep iff timestamp is not None and timestamp >= cutoff.
 			// NaN compares false and is dropped; +Inf is kept.
+			code = scratch.Keep
 			if c.hasAge && !(hasTS && line.Value >= c.cutoff) {
 				b.aged++
-				e[0] = entryAged
-				break
-			}
-			e[0] = entryKeep
-			e = binary.AppendUvarint(e, uint64(b.lens[i]))
-			e = binary.AppendUvarint(e, uint64(line.ReprSize))
-			if hasTS {
-				e[0] |= entryHasTS
-				e = binary.LittleEndian.AppendUint64(e, math.Float64bits(line.Value))
+				code = scratch.Aged
 			}
 		}
-		b.entry = append(b.entry, e...)
+		b.entry = scratch.Append(b.entry, code, line, b.lens[i])
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
@@ -293,9 +294,9 @@ func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
 	total := s.passedSize
 	if start > 0 {
 		total = 0
-		if err := p.eachPassed(s, func(i int64, e entry) bool {
+		if err := p.eachPassed(s, func(i int64, e scratch.Entry) bool {
 			if i >= start {
-				total += e.size
+				total += e.Size
 			}
 			return true
 		}); err != nil {
@@ -306,7 +307,7 @@ func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
 		return jc, total, nil
 	}
 	j, run := int64(0), total
-	err := p.eachPassed(s, func(i int64, e entry) bool {
+	err := p.eachPassed(s, func(i int64, e scratch.Entry) bool {
 		if i < start {
 			return true
 		}
@@ -314,7 +315,7 @@ func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
 			j = s.passed - i
 			return false
 		}
-		run -= e.size
+		run -= e.Size
 		return true
 	})
 	if j == 0 {
@@ -325,15 +326,15 @@ func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
 
 // eachPassed calls fn with the index and entry of every record of s that
 // passed age retention, in file order, until fn returns false.
-func (p *plan) eachPassed(s *seg, fn func(i int64, e entry) bool) error {
-	sr := newScratchReader(p.scratch, s.scrOff, s.scrEnd)
+func (p *plan) eachPassed(s *seg, fn func(i int64, e scratch.Entry) bool) error {
+	sr := scratch.NewReader(io.NewSectionReader(p.scratch, s.scrOff, s.scrEnd-s.scrOff))
 	var i int64
 	for n := int64(0); n < s.lines; n++ {
-		e, err := sr.next()
+		e, err := sr.Next()
 		if err != nil {
 			return err
 		}
-		if e.code != entryKeep {
+		if e.Code != scratch.Keep {
 			continue
 		}
 		if !fn(i, e) {
@@ -399,14 +400,14 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 		} else {
 			line = sc.cls.Classify(l.Body(), sc.wantSize)
 		}
-		code := byte(entryKeep)
+		code := scratch.Keep
 		switch line.Class {
 		case pyjson.Blank:
 			s.blank++
-			code = entryBlank
+			code = scratch.Blank
 		case pyjson.Corrupt:
 			s.corrupt++
-			code = entryCorrupt
+			code = scratch.Corrupt
 		default:
 			s.recs++
 			sc.records++
@@ -418,7 +419,7 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 			// compares false and is dropped; +Inf is kept.
 			if sc.hasAge && !(hasTS && line.Value >= sc.cutoff) {
 				s.aged++
-				code = entryAged
+				code = scratch.Aged
 				break
 			}
 			s.passed++
@@ -427,7 +428,7 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 				s.minPassedTS = line.Value
 			}
 		}
-		e := appendEntry(buf[:0], code, line, l.Len)
+		e := scratch.Append(buf[:0], code, line, l.Len)
 		if _, err := sc.w.Write(e); err != nil {
 			return fmt.Errorf("write scratch file: %w", err)
 		}
@@ -495,11 +496,11 @@ func (p *plan) measure(g *seg) error {
 	if g.index == 0 {
 		g.keptBytes = g.st.Size - g.end // a torn tail stays
 	}
-	return p.eachPassed(g, func(i int64, e entry) bool {
+	return p.eachPassed(g, func(i int64, e scratch.Entry) bool {
 		if i >= g.keepFrom {
-			g.keptBytes += e.len
-			if e.hasTS && e.ts < g.oldest {
-				g.oldest = e.ts
+			g.keptBytes += e.Len
+			if e.HasTS && e.TS < g.oldest {
+				g.oldest = e.TS
 			}
 		}
 		return true

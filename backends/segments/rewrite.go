@@ -14,6 +14,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -42,7 +43,7 @@ const reasonTornRotated = "torn line at the end of a rotated segment"
 // scratch entries, it copies the kept ones to w and quarantines the
 // corrupt ones, and the torn last line of a rotated segment.
 func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
-	sr := newScratchReader(r.p.scratch, s.scrOff, s.scrEnd)
+	sr := scratch.NewReader(io.NewSectionReader(r.p.scratch, s.scrOff, s.scrEnd-s.scrOff))
 	rd := lines.NewReader(io.NewSectionReader(s.f, 0, s.end), 0, bufSize, maxLine)
 	var kept, nextCk int64
 	for lineNo := int64(1); lineNo <= s.lines; lineNo++ {
@@ -50,7 +51,7 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.path, err)
 		}
-		e, err := sr.next()
+		e, err := sr.Next()
 		if err != nil {
 			return err
 		}
@@ -63,16 +64,16 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 				r.p.policy.Progress("rewrite", l.Off, s.end)
 			}
 		}
-		switch e.code {
-		case entryKeep:
+		switch e.Code {
+		case scratch.Keep:
 			if kept >= s.keepFrom {
 				if _, err := w.Write(l.Raw); err != nil {
 					return fmt.Errorf("write replacement of %s: %w", s.path, err)
 				}
 			}
 			kept++
-		case entryCorrupt:
-			qe := quarantine.Entry{Source: s.path, Line: lineNo, Offset: l.Off, Reason: e.reason.String()}
+		case scratch.Corrupt:
+			qe := quarantine.Entry{Source: s.path, Line: lineNo, Offset: l.Off, Reason: e.Reason.String()}
 			if err := r.quarantine(qe, s.f, l.Off, l.Len-1, l.Body(), l.TooLong); err != nil {
 				return err
 			}
