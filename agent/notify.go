@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
 )
 
 // sd_notify messages, named as the protocol names them
@@ -244,8 +247,13 @@ func ProgressStatus(target, phase string, done, total int64, index, count int) s
 	share := ""
 	if total > 0 {
 		pct := min(100*float64(done)/float64(total), 100)
-		share = fmt.Sprintf(" %.0f%% of %s", pct, SIBytes(total))
+		of := SIBytes(total)
+		if backends.CountsEntries(phase) {
+			of = fmt.Sprintf("%d entries", total)
+		}
+		share = fmt.Sprintf(" %.0f%% of %s", pct, of)
 	}
+	phase = strings.TrimSuffix(phase, " entries")
 	return fmt.Sprintf("%s: %s%s, %d of %d targets", target, phase, share, index, count)
 }
 

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/config"
@@ -44,8 +45,14 @@ type Policy struct {
 }
 
 // Progress receives the bytes done out of the bytes to do in one phase
-// ("scan", "rewrite", …). Total may grow while a live writer appends.
+// ("scan", "rewrite", …). Total may grow while a live writer appends. In
+// a phase whose name ends in " entries" (stream backends: "trim
+// entries") done and total count entries instead; see CountsEntries.
 type Progress func(phase string, done, total int64)
+
+// CountsEntries reports whether progress in phase counts entries rather
+// than bytes.
+func CountsEntries(phase string) bool { return strings.HasSuffix(phase, " entries") }
 
 // Properties describe what a backend needs and guarantees, so the agent
 // never has to switch on concrete types.

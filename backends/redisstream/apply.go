@@ -27,7 +27,7 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	if !ok || p.b != b {
 		return backends.Stats{}, errors.New("redisstream: Apply got a plan made by another backend")
 	}
-	prog := &progress{fn: p.policy.Progress, phase: "trim"}
+	prog := &progress{fn: p.policy.Progress, phase: "trim entries"}
 	for _, sp := range p.streams {
 		prog.total += sp.stats.Removed() + sp.stats.Quarantined
 	}

@@ -61,7 +61,7 @@ func TestCluster(t *testing.T) {
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 		pol.Progress = func(phase string, done, total int64) {
 			for _, n := range cl.Nodes {
-				if phase == "trim" && n.Addr == m.Options().Addr {
+				if phase == "trim entries" && n.Addr == m.Options().Addr {
 					n.Kill()
 				}
 			}

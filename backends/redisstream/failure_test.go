@@ -115,7 +115,7 @@ func TestFailures(t *testing.T) {
 		b := newBackend(t, target([]string{srv.Addr}, slowTrim, func(t *config.Target) { t.Timeout = ptr(config.Duration(time.Second)) }))
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 		pol.Progress = func(phase string, done, total int64) {
-			if phase == "trim" {
+			if phase == "trim entries" {
 				srv.Kill()
 			}
 		}
@@ -136,7 +136,7 @@ func TestFailures(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 		pol.Progress = func(phase string, done, total int64) {
-			if phase == "trim" && done >= 5000 {
+			if phase == "trim entries" && done >= 5000 {
 				cancel()
 			}
 		}

@@ -52,7 +52,7 @@ func testLease(t *testing.T, addrs []string) {
 	)
 	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 	pol.Progress = func(phase string, done, total int64) {
-		if phase != "trim" || ran {
+		if phase != "trim entries" || ran {
 			return
 		}
 		ran = true
@@ -89,7 +89,7 @@ func TestLease_Lost(t *testing.T) {
 	stolen := false
 	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 	pol.Progress = func(phase string, done, total int64) {
-		if phase == "trim" && !stolen {
+		if phase == "trim entries" && !stolen {
 			stolen = true
 			must(t, c.Set(context.Background(), "papyra-compact:lease:{papyra:local}", "other-host:1:x", time.Minute).Err())
 			time.Sleep(1200 * time.Millisecond) // three renewal ticks: found during the pause

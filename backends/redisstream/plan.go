@@ -89,7 +89,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 		return nil, err
 	}
 	p := &plan{b: b, policy: pol}
-	prog := &progress{fn: pol.Progress, phase: "scan"}
+	prog := &progress{fn: pol.Progress, phase: "scan entries"}
 	for _, sys := range systems {
 		for _, kind := range kinds {
 			sp, err := b.planStream(ctx, sys, b.streamKey(sys, kind), pol, prog)

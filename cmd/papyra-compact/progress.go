@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
 )
 
 // progressBar draws one line on a terminal: target, phase, bytes done of
@@ -52,8 +54,13 @@ func (p *progressBar) update(target, phase string, done, total int64) {
 		rate = float64(done) / elapsed
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
+	size := humanBytes
+	if backends.CountsEntries(phase) {
+		size = func(n int64) string { return fmt.Sprintf("%d", n) }
+		phase = strings.TrimSuffix(phase, " entries")
+	}
 	fmt.Fprintf(p.w, "\r\033[K%s %s [%s] %3.0f%% %s/%s %s/s ETA %s",
-		target, phase, bar, frac*100, humanBytes(done), humanBytes(total), humanBytes(int64(rate)), eta)
+		target, phase, bar, frac*100, size(done), size(total), size(int64(rate)), eta)
 	p.drawn = true
 }
 

@@ -53,3 +53,15 @@ func TestHumanBytes(t *testing.T) {
 		})
 	}
 }
+
+func TestProgressBar_Entries(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgressBar(&buf)
+	p.start = p.start.Add(-2 * time.Second)
+	p.phaseAt = p.phaseAt.Add(-time.Second)
+	p.phase = "orders/trim entries"
+	p.update("orders", "trim entries", 2500, 10000)
+	if out := buf.String(); !strings.Contains(out, "orders trim [") || !strings.Contains(out, "2500/10000") {
+		t.Errorf("progress line %q: want entries counted as numbers, not bytes", out)
+	}
+}
