@@ -193,3 +193,18 @@ func seq(from, to, step int) []int {
 	}
 	return out
 }
+
+// Numbers returns the I of every record JSON renders, in order; a Harness's
+// Read calls it with the store's lines.
+func Numbers(t *testing.T, lines []string) []int {
+	t.Helper()
+	var out []int
+	for _, l := range lines {
+		var r struct{ Payload struct{ I int } }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		out = append(out, r.Payload.I)
+	}
+	return out
+}

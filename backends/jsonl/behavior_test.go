@@ -186,7 +186,7 @@ func TestBackend_KeepsFileIdentity(t *testing.T) {
 	if got := read(t, real); got != lines(rec(2, fresh)) {
 		t.Errorf("content: got %q", got)
 	}
-	assertNoSideFiles(t, filepath.Dir(real))
+	testutil.AssertNoSideFiles(t, filepath.Dir(real))
 }
 
 func TestBackend_Errors(t *testing.T) {
@@ -251,20 +251,7 @@ func TestBackend_FullDisk(t *testing.T) {
 	if got := read(t, path); got != b.String() {
 		t.Errorf("original changed after a failed run")
 	}
-	assertNoSideFiles(t, dir)
-}
-
-func assertNoSideFiles(t *testing.T, dir string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".papyra-compact.") {
-			t.Errorf("side file left behind: %s", e.Name())
-		}
-	}
+	testutil.AssertNoSideFiles(t, dir)
 }
 
 // TestBackend_NothingToRemove: a store retention keeps whole is not

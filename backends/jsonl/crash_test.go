@@ -149,7 +149,7 @@ func crashOnce(t *testing.T, bin, exe, mode string, rng *rand.Rand) (dups int, o
 			return dups, false
 		}
 	}
-	assertNoSideFiles(t, filepath.Dir(store))
+	testutil.AssertNoSideFiles(t, filepath.Dir(store))
 	q, _ := filepath.Glob(filepath.Join(dir, "quarantine", "crash", "*"))
 	var quarantined []byte
 	for _, f := range q {
@@ -216,7 +216,7 @@ func TestCrash_InjectedENOSPC(t *testing.T) {
 	if got := read(t, store); got != content {
 		t.Errorf("store changed after a failed run: %q", got)
 	}
-	assertNoSideFiles(t, filepath.Dir(store))
+	testutil.AssertNoSideFiles(t, filepath.Dir(store))
 	if q, _ := filepath.Glob(filepath.Join(dir, "quarantine", "crash", "*")); len(q) != 0 {
 		t.Errorf("quarantine files left by a failed run: %v", q)
 	}

@@ -2,7 +2,6 @@ package jsonl_test
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,15 +54,7 @@ func TestBackend_Suite(t *testing.T) {
 			}
 		},
 		Read: func(t *testing.T) []int {
-			var out []int
-			for _, l := range testutil.ReadLines(t, path) {
-				var r struct{ Payload struct{ I int } }
-				if err := json.Unmarshal([]byte(l), &r); err != nil {
-					t.Fatalf("line %q: %v", l, err)
-				}
-				out = append(out, r.Payload.I)
-			}
-			return out
+			return backendtest.Numbers(t, testutil.ReadLines(t, path))
 		},
 	})
 }

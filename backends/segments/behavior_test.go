@@ -233,22 +233,8 @@ func TestBackend_Layouts(t *testing.T) {
 					t.Errorf("quarantine file holds %d lines, want %d", n, tt.quarantined)
 				}
 			}
-			assertNoSideFiles(t, filepath.Dir(active))
+			testutil.AssertNoSideFiles(t, filepath.Dir(active))
 		})
-	}
-}
-
-// assertNoSideFiles checks that no file of the agent is left in dir.
-func assertNoSideFiles(t *testing.T, dir string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".papyra-compact.") {
-			t.Errorf("side file left behind: %s", e.Name())
-		}
 	}
 }
 

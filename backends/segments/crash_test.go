@@ -190,7 +190,7 @@ func crashOnce(t *testing.T, bin, exe, mode string, selfRotate bool, rng *rand.R
 	if c.other != 0 {
 		t.Errorf("%s: %d unexpected lines in the store", mode, c.other)
 	}
-	assertNoSideFiles(t, filepath.Dir(active))
+	testutil.AssertNoSideFiles(t, filepath.Dir(active))
 	assertPapyraNaming(t, active, crashMaxFiles)
 	q, _ := filepath.Glob(filepath.Join(dir, "quarantine", "crash", "*"))
 	var quarantined []byte

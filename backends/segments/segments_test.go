@@ -2,7 +2,6 @@ package segments_test
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -57,15 +56,7 @@ func TestBackend_Suite(t *testing.T) {
 			}
 		},
 		Read: func(t *testing.T) []int {
-			var out []int
-			for _, l := range readStore(t, w.path) {
-				var r struct{ Payload struct{ I int } }
-				if err := json.Unmarshal([]byte(l), &r); err != nil {
-					t.Fatalf("line %q: %v", l, err)
-				}
-				out = append(out, r.Payload.I)
-			}
-			return out
+			return backendtest.Numbers(t, readStore(t, w.path))
 		},
 	})
 }

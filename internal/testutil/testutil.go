@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Root returns the repository root.
@@ -119,4 +121,19 @@ func ReadLines(t testing.TB, path string) []string {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// AssertNoSideFiles fails t if dir holds a file the agent creates next to
+// a store (temp files, second names of replaced inodes, anchors).
+func AssertNoSideFiles(t testing.TB, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), fsutil.Prefix) {
+			t.Errorf("side file left behind: %s", e.Name())
+		}
+	}
 }
