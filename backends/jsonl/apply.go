@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/backends/internal/rangecopy"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
@@ -119,13 +122,20 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := failpoint.Inject("temp-created"); err != nil {
 		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 	}
-	w := bufio.NewWriterSize(s.tmp, bufSize)
-	if err := s.copySurvivors(ctx, w); err != nil {
+	if err := rangecopy.SetAppend(s.tmp, false); err != nil {
+		return err
+	}
+	if err := s.copySurvivors(ctx); err != nil {
 		return err
 	}
 	if err := failpoint.Inject("survivors-written"); err != nil {
 		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 	}
+	// From here on every write appends, as Papyra's will once this is the store.
+	if err := rangecopy.SetAppend(s.tmp, true); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(s.tmp, bufSize)
 	s.copied = p.end
 	if err := s.copyTails(w); err != nil {
 		return err
@@ -146,59 +156,90 @@ func (s *swap) prepare(ctx context.Context) error {
 	return failpoint.Inject("quarantine-synced")
 }
 
-// copySurvivors is the second pass over [0, end): guided by the scratch
-// entries, it copies kept lines and quarantines corrupt ones.
-func (s *swap) copySurvivors(ctx context.Context, w *bufio.Writer) error {
+// copySurvivors is the second pass over [0, end), guided by the scratch
+// entries alone: runs of adjacent kept lines are copied inside the kernel
+// by a few goroutines at once (rangecopy), and corrupt lines, which are
+// rare, are read back to be quarantined.
+func (s *swap) copySurvivors(ctx context.Context) error {
 	p := s.p
 	sr := scratch.NewReader(io.NewSectionReader(p.scratch, 0, math.MaxInt64))
-	r := lines.NewReader(io.NewSectionReader(p.f, 0, p.end), 0, bufSize, maxLine)
+	cp := rangecopy.New(ctx, p.f, s.tmp, runtime.GOMAXPROCS(0))
 	var (
-		kept   int64 // index among records that passed age retention
-		lineNo int64
-		nextCk int64
+		kept     int64 // index among records that passed age retention
+		off, dst int64 // where the current line starts in the store, and where the next run goes
+		runFrom  int64 // the pending run of kept lines is [runFrom, off)
+		nextCk   int64
+		err      error
 	)
-	for lineNo = 1; lineNo <= p.lines; lineNo++ {
-		l, err := r.Next()
-		if err != nil {
-			return fmt.Errorf("read %s: %w", p.real, err)
-		}
-		e, err := sr.Next()
-		if err != nil {
-			return err
-		}
-		if l.Off >= nextCk {
-			nextCk = l.Off + 8<<20
-			if err := s.b.checkCtx(ctx); err != nil {
+	flush := func() error {
+		if n := off - runFrom; n > 0 {
+			if err := cp.Copy(runFrom, dst, n); err != nil {
 				return err
+			}
+			dst += n
+		}
+		return nil
+	}
+	for lineNo := int64(1); lineNo <= p.lines && err == nil; lineNo++ {
+		var e scratch.Entry
+		if e, err = sr.Next(); err != nil {
+			break
+		}
+		if off >= nextCk {
+			nextCk = off + 64<<20
+			if err = s.b.checkCtx(ctx); err != nil {
+				break
 			}
 			if p.policy.Progress != nil {
-				p.policy.Progress("rewrite", l.Off, p.end)
+				p.policy.Progress("rewrite", off, p.end)
 			}
 		}
-		switch e.Code {
-		case scratch.Keep:
-			if kept >= p.cut {
-				if _, err := w.Write(l.Raw); err != nil {
-					return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
-				}
-			}
+		keep := e.Code == scratch.Keep && kept >= p.cut
+		if e.Code == scratch.Keep {
 			kept++
-		case scratch.Corrupt:
-			qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: l.Off, Reason: e.Reason.String()}
-			if l.TooLong {
-				err = s.q.AddStream(qe, io.NewSectionReader(p.f, l.Off, l.Len-1))
-			} else {
-				err = s.q.Add(qe, l.Body())
-			}
-			if err != nil {
-				return err
-			}
 		}
+		if !keep {
+			err = flush()
+			if err == nil && e.Code == scratch.Corrupt {
+				err = s.quarantine(lineNo, off, e)
+			}
+			runFrom = off + e.Len
+		}
+		off += e.Len
 	}
-	if kept != p.stats.RecordsBefore-p.stats.RemovedAge {
-		return fmt.Errorf("%s: %w (second pass saw %d records, first %d)", p.real, backends.ErrChanged, kept, p.stats.RecordsBefore-p.stats.RemovedAge)
+	if err == nil {
+		err = flush()
+	}
+	if werr := cp.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	if off != p.end || kept != p.stats.RecordsBefore-p.stats.RemovedAge {
+		return fmt.Errorf("%s: scratch file disagrees with the plan (%d bytes, %d records; want %d, %d)",
+			p.real, off, kept, p.end, p.stats.RecordsBefore-p.stats.RemovedAge)
 	}
 	return nil
+}
+
+// quarantine reads the corrupt line at off back from the store and adds it
+// to the quarantine file.
+func (s *swap) quarantine(lineNo, off int64, e scratch.Entry) error {
+	p := s.p
+	qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: off, Reason: e.Reason.String()}
+	body := io.NewSectionReader(p.f, off, e.Len-1) // without its newline
+	if e.Reason == pyjson.ReasonTooLong {
+		return s.q.AddStream(qe, body)
+	}
+	raw := make([]byte, e.Len)
+	if _, err := p.f.ReadAt(raw, off); err != nil {
+		return fmt.Errorf("read %s at %d: %w", p.real, off, err)
+	}
+	if raw[len(raw)-1] != '\n' {
+		return fmt.Errorf("%s: %w (line %d no longer ends where planned)", p.real, backends.ErrChanged, lineNo)
+	}
+	return s.q.Add(qe, raw[:len(raw)-1])
 }
 
 // copyTails copies what follows the planned range: records appended since

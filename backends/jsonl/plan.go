@@ -27,6 +27,12 @@ type plan struct {
 	lines   int64 // complete lines in [0, end)
 	cut     int64 // index among age-passed records of the first kept one
 	stats   backends.Stats
+	// Of the records past age retention: their lines' total length and
+	// repr size, and the oldest timestamp. When count and size retention
+	// remove none of them, these are the kept store's figures and the
+	// scratch file need not be read again.
+	keptLen, keptSize int64
+	keptOldest        float64
 }
 
 func (p *plan) Stats() backends.Stats { return p.stats }
@@ -91,8 +97,9 @@ func (p *plan) cutAndMeasure() error {
 		c = k - *pol.MaxRecords
 	}
 	// Pass one over the scratch file: the total size from c on.
-	var total int64
-	if pol.MaxTotalBytes != nil {
+	total := p.keptSize
+	if pol.MaxTotalBytes != nil && c > 0 {
+		total = 0
 		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 			if i >= c {
 				total += e.Size
@@ -103,7 +110,7 @@ func (p *plan) cutAndMeasure() error {
 		}
 	}
 	cut := c
-	if pol.MaxTotalBytes != nil {
+	if pol.MaxTotalBytes != nil && total > *pol.MaxTotalBytes {
 		cut = k
 		var run int64
 		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
@@ -127,7 +134,10 @@ func (p *plan) cutAndMeasure() error {
 	// Measure what stays: bytes and the oldest timestamp.
 	after := p.st.Size - p.end // the tail is carried over as is
 	oldest := math.Inf(1)
-	if err := p.eachKept(func(i int64, e scratch.Entry) bool {
+	if cut == 0 {
+		after += p.keptLen
+		oldest = p.keptOldest
+	} else if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 		if i >= cut {
 			after += e.Len
 			if e.HasTS && e.TS < oldest {

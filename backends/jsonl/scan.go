@@ -17,54 +17,59 @@ import (
 )
 
 // Classifying lines is the one CPU-bound step, so the first pass spreads
-// it over the machine's cores: this goroutine cuts the store into batches
-// of whole lines, workers classify batches, and a collector writes their
-// scratch entries in file order. A fixed set of batches circulates, so
-// memory stays at about batchCount × batchBytes whatever the store's size.
+// it over the machine's cores: each worker reads whole blocks of the store
+// itself and classifies the lines that start in them (lines.BlockScanner),
+// and a collector writes the blocks' scratch entries in file order. A fixed
+// set of batches circulates, so memory stays at about a few blocks per
+// worker whatever the store's size.
 const (
-	batchBytes = 1 << 20
-	batchLines = 16 << 10
+	blockSize  = 4 << 20
 	maxWorkers = 4
 )
 
-// batch is a run of consecutive complete lines and, once classified, their
-// scratch entries and counts.
+// batch is one block of the store and, once classified, its scratch
+// entries and counts.
 type batch struct {
 	seq                           int
-	body                          []byte  // the lines' bodies, without their newlines, back to back
-	ends                          []int   // end of each line's body in body; -1 for a too-long line
-	lens                          []int64 // each line's length in the store, newline included
-	entry                         []byte  // the scratch entries, filled by a worker
+	start                         int64
+	entry                         []byte // the scratch entries, filled by a worker
+	lines                         int64  // complete lines starting in the block
+	end                           int64  // end of the last of them; 0 when none
+	torn                          bool   // the store's last line, without a newline, starts here
 	blank, corrupt, records, aged int64
-	maxTS                         float64
+	keptLen, keptSize             int64   // lines and repr sizes of the records past age retention
+	maxTS, oldest                 float64 // newest timestamp of all records, oldest of those past age
+	err                           error
 }
 
-func (b *batch) reset(seq int) {
-	b.seq = seq
-	b.body, b.ends, b.lens, b.entry = b.body[:0], b.ends[:0], b.lens[:0], b.entry[:0]
-	b.blank, b.corrupt, b.records, b.aged = 0, 0, 0, 0
-	b.maxTS = math.Inf(-1)
+func (b *batch) reset(seq int, start int64) {
+	*b = batch{seq: seq, start: start, entry: b.entry[:0], maxTS: math.Inf(-1), oldest: math.Inf(1)}
 }
-
-func (b *batch) full() bool { return len(b.body) >= batchBytes || len(b.ends) >= batchLines }
 
 // classifier turns lines into scratch entries under one policy.
 type classifier struct {
 	cls      *pyjson.Classifier
+	lines    *lines.BlockScanner
 	wantSize bool
 	hasAge   bool
 	cutoff   float64
 }
 
-func (c *classifier) classify(b *batch) {
-	start := 0
-	for i, end := range b.ends {
+// classify scans and classifies the lines starting in b's block of the
+// store's first size bytes.
+func (c *classifier) classify(r io.ReaderAt, size int64, b *batch) {
+	b.err = c.lines.Scan(r, b.start, b.start+blockSize, size, func(l lines.Line) error {
+		if !l.Complete {
+			b.torn = true // carried over verbatim by Apply
+			return nil
+		}
+		b.lines++
+		b.end = l.Off + l.Len
 		var line pyjson.Line
-		if end < 0 {
+		if l.TooLong {
 			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
 		} else {
-			line = c.cls.Classify(b.body[start:end], c.wantSize)
-			start = end
+			line = c.cls.Classify(l.Body(), c.wantSize)
 		}
 		var code byte
 		switch line.Class {
@@ -86,10 +91,17 @@ func (c *classifier) classify(b *batch) {
 			if c.hasAge && !(hasTS && line.Value >= c.cutoff) {
 				b.aged++
 				code = scratch.Aged
+			} else {
+				b.keptLen += l.Len
+				b.keptSize += line.ReprSize
+				if hasTS && line.Value < b.oldest {
+					b.oldest = line.Value
+				}
 			}
 		}
-		b.entry = scratch.Append(b.entry, code, line, b.lens[i])
-	}
+		b.entry = scratch.Append(b.entry, code, line, l.Len)
+		return nil
+	})
 }
 
 // scan is the first pass: classify every complete line of [0, size) and
@@ -98,37 +110,44 @@ func (p *plan) scan(ctx context.Context) error {
 	size := p.st.Size
 	pol := p.policy.Retention
 	p.stats.BytesBefore = size
+	p.keptOldest = math.Inf(1)
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers)
 	free := make(chan *batch, 2*workers+2)
-	for i := 0; i < cap(free); i++ {
+	for range cap(free) {
 		free <- &batch{}
 	}
 	work := make(chan *batch, cap(free))
 	done := make(chan *batch, cap(free))
 	var wg sync.WaitGroup
-	for i := 0; i < workers; i++ {
-		c := &classifier{cls: pyjson.NewClassifier(maxDepth), wantSize: pol.MaxTotalBytes != nil}
+	for range workers {
+		c := &classifier{cls: pyjson.NewClassifier(maxDepth), lines: lines.NewBlockScanner(maxLine), wantSize: pol.MaxTotalBytes != nil}
 		if pol.MaxAgeSeconds != nil {
 			c.hasAge = true
 			c.cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for b := range work {
-				c.classify(b)
+				c.classify(p.f, size, b)
 				done <- b
 			}
-		}()
+		})
 	}
 	go func() { wg.Wait(); close(done) }()
 	collected := make(chan error, 1)
 	maxTS := math.Inf(-1)
 	go func() { collected <- p.collect(done, free, &maxTS) }()
 
-	readErr := p.readBatches(ctx, free, work)
+	var dispatchErr error
+	for seq, start := 0, int64(0); start < size; seq, start = seq+1, start+blockSize {
+		if dispatchErr = p.b.checkCtx(ctx); dispatchErr != nil {
+			break
+		}
+		b := <-free
+		b.reset(seq, start)
+		work <- b
+	}
 	close(work)
-	if err := errors.Join(readErr, <-collected); err != nil {
+	if err := errors.Join(dispatchErr, <-collected); err != nil {
 		return err
 	}
 	s := &p.stats
@@ -141,58 +160,6 @@ func (p *plan) scan(ctx context.Context) error {
 	return nil
 }
 
-// readBatches reads the store into batches of whole lines and hands them to the
-// workers. It stops at a last line without a newline (a torn or in-flight
-// write, carried over verbatim by Apply).
-func (p *plan) readBatches(ctx context.Context, free <-chan *batch, work chan<- *batch) error {
-	size := p.st.Size
-	r := lines.NewReader(io.NewSectionReader(p.f, 0, size), 0, bufSize, maxLine)
-	b := <-free
-	b.reset(0)
-	var nextCk int64
-	for {
-		l, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			work <- b
-			return fmt.Errorf("read %s: %w", p.real, err)
-		}
-		if !l.Complete {
-			p.stats.TornTail = true
-			break
-		}
-		p.lines++
-		p.end = l.Off + l.Len
-		if l.TooLong {
-			b.ends = append(b.ends, -1)
-		} else {
-			b.body = append(b.body, l.Body()...)
-			b.ends = append(b.ends, len(b.body))
-		}
-		b.lens = append(b.lens, l.Len)
-		if b.full() {
-			seq := b.seq
-			work <- b
-			b = <-free
-			b.reset(seq + 1)
-		}
-		if p.end >= nextCk {
-			nextCk = p.end + 8<<20
-			if err := p.b.checkCtx(ctx); err != nil {
-				work <- b
-				return err
-			}
-			if p.policy.Progress != nil {
-				p.policy.Progress("scan", p.end, size)
-			}
-		}
-	}
-	work <- b
-	return nil
-}
-
 // collect writes the classified batches' entries to the scratch file in
 // file order and adds up their counts. It drains done even after an
 // error, so that no worker blocks.
@@ -200,7 +167,7 @@ func (p *plan) collect(done <-chan *batch, free chan<- *batch, maxTS *float64) e
 	w := bufio.NewWriterSize(p.scratch, 256<<10)
 	pending := map[int]*batch{}
 	next := 0
-	var werr error
+	var firstErr error
 	s := &p.stats
 	for b := range done {
 		pending[b.seq] = b
@@ -211,21 +178,35 @@ func (p *plan) collect(done <-chan *batch, free chan<- *batch, maxTS *float64) e
 			}
 			delete(pending, next)
 			next++
-			if werr == nil {
+			if nb.err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("read %s: %w", p.real, nb.err)
+			}
+			if firstErr == nil {
 				if _, err := w.Write(nb.entry); err != nil {
-					werr = fmt.Errorf("write scratch file: %w", err)
+					firstErr = fmt.Errorf("write scratch file: %w", err)
 				}
 			}
+			p.lines += nb.lines
+			if nb.end > 0 {
+				p.end = nb.end
+			}
+			s.TornTail = s.TornTail || nb.torn
 			s.BlankLines += nb.blank
 			s.Quarantined += nb.corrupt
 			s.RecordsBefore += nb.records
 			s.RemovedAge += nb.aged
+			p.keptLen += nb.keptLen
+			p.keptSize += nb.keptSize
+			p.keptOldest = min(p.keptOldest, nb.oldest)
 			*maxTS = max(*maxTS, nb.maxTS)
+			if p.policy.Progress != nil {
+				p.policy.Progress("scan", min(nb.start+blockSize, p.st.Size), p.st.Size)
+			}
 			free <- nb
 		}
 	}
-	if werr != nil {
-		return werr
+	if firstErr != nil {
+		return firstErr
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write scratch file: %w", err)

@@ -17,9 +17,9 @@ import (
 // Entry codes.
 const (
 	Keep    byte = 0 // a record that passed age retention: length, repr size[, timestamp]
-	Aged    byte = 1 // a record removed by age retention
-	Blank   byte = 2 // a blank line
-	Corrupt byte = 3 // a corrupt line: its reason follows
+	Aged    byte = 1 // a record removed by age retention: length
+	Blank   byte = 2 // a blank line: length
+	Corrupt byte = 3 // a corrupt line: its reason, length
 	hasTS   byte = 0x10
 )
 
@@ -27,7 +27,7 @@ const (
 type Entry struct {
 	Code   byte
 	Reason pyjson.Reason // Corrupt
-	Len    int64         // Keep: the line's length, newline included
+	Len    int64         // the line's length, newline included
 	Size   int64         // Keep: the record's Python repr size (0 unless asked)
 	TS     float64       // Keep with HasTS: the record's timestamp
 	HasTS  bool
@@ -38,7 +38,7 @@ type Entry struct {
 func Append(e []byte, code byte, l pyjson.Line, n int64) []byte {
 	switch code {
 	case Corrupt:
-		return append(e, Corrupt, byte(l.Reason))
+		return binary.AppendUvarint(append(e, Corrupt, byte(l.Reason)), uint64(n))
 	case Keep:
 		c := Keep
 		ts := l.TS == pyjson.TSNumber
@@ -53,7 +53,7 @@ func Append(e []byte, code byte, l pyjson.Line, n int64) []byte {
 		}
 		return e
 	}
-	return append(e, code)
+	return binary.AppendUvarint(append(e, code), uint64(n))
 }
 
 // Reader decodes entries.
@@ -69,23 +69,24 @@ func (s *Reader) Next() (Entry, error) {
 		return Entry{}, fmt.Errorf("read scratch file: %w", err)
 	}
 	e := Entry{Code: c &^ hasTS, HasTS: c&hasTS != 0}
-	switch e.Code {
-	case Corrupt:
+	if e.Code == Corrupt {
 		r, err := s.r.ReadByte()
 		if err != nil {
 			return e, fmt.Errorf("read scratch file: %w", err)
 		}
 		e.Reason = pyjson.Reason(r)
-	case Keep:
-		n, err := binary.ReadUvarint(s.r)
-		if err != nil {
-			return e, fmt.Errorf("read scratch file: %w", err)
-		}
+	}
+	n, err := binary.ReadUvarint(s.r)
+	if err != nil {
+		return e, fmt.Errorf("read scratch file: %w", err)
+	}
+	e.Len = int64(n)
+	if e.Code == Keep {
 		size, err := binary.ReadUvarint(s.r)
 		if err != nil {
 			return e, fmt.Errorf("read scratch file: %w", err)
 		}
-		e.Len, e.Size = int64(n), int64(size)
+		e.Size = int64(size)
 		if e.HasTS {
 			var b [8]byte
 			if _, err := io.ReadFull(s.r, b[:]); err != nil {

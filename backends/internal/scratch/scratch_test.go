@@ -22,9 +22,9 @@ func TestRoundTrip(t *testing.T) {
 		{"KeepNoTimestamp", scratch.Keep, pyjson.Line{TS: pyjson.TSNull}, 1 << 40, scratch.Entry{Code: scratch.Keep, Len: 1 << 40}},
 		{"KeepInfinity", scratch.Keep, pyjson.Line{TS: pyjson.TSNumber, Value: math.Inf(1)}, 3,
 			scratch.Entry{Code: scratch.Keep, Len: 3, TS: math.Inf(1), HasTS: true}},
-		{"Aged", scratch.Aged, pyjson.Line{}, 9, scratch.Entry{Code: scratch.Aged}},
-		{"Blank", scratch.Blank, pyjson.Line{}, 1, scratch.Entry{Code: scratch.Blank}},
-		{"Corrupt", scratch.Corrupt, pyjson.Line{Reason: pyjson.ReasonNotObject}, 7, scratch.Entry{Code: scratch.Corrupt, Reason: pyjson.ReasonNotObject}},
+		{"Aged", scratch.Aged, pyjson.Line{}, 9, scratch.Entry{Code: scratch.Aged, Len: 9}},
+		{"Blank", scratch.Blank, pyjson.Line{}, 1, scratch.Entry{Code: scratch.Blank, Len: 1}},
+		{"Corrupt", scratch.Corrupt, pyjson.Line{Reason: pyjson.ReasonNotObject}, 7, scratch.Entry{Code: scratch.Corrupt, Reason: pyjson.ReasonNotObject, Len: 7}},
 	}
 	var buf []byte
 	for _, tt := range tests {
