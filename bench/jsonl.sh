@@ -3,11 +3,21 @@
 # RSS, for a 100 MB and a 1 GB Papyra-format store (about 5 M records at
 # 1 GB, half expired). Not a timed test: run it by hand (make bench) and
 # read the figures. Needs bin/papyra-compact (make build) and /usr/bin/time.
+#
+# Each contender runs RUNS times, alternating, and the median is shown:
+# on a VM the time of a 1 GB write swings by a factor of several from one
+# run to the next (page allocation, writeback of the previous run), for cp
+# as much as for the compaction. LAYOUTS: "ordered" is a store as Papyra
+# writes it (timestamps rise through the file, so the expired half comes
+# first); "shuffled" expires records at random, line by line, the worst
+# case for the rewrite (see bench/genstore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/papyra-compact}
 OUT=${OUT:-bench/out}
 SIZES=${SIZES:-"100M 1G"}
+LAYOUTS=${LAYOUTS:-"ordered shuffled"}
+RUNS=${RUNS:-3}
 NOW=1795000000
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
 mkdir -p "$OUT"
@@ -16,14 +26,16 @@ go build -o "$OUT/genstore" ./bench/genstore
 bytes() { numfmt --from=iec "$1"; }
 rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 secs() { awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$1" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-printf '%-6s %12s %10s %8s %8s %12s %8s %10s %14s %10s\n' size records compact_s cp_s ratio cp+sync_s ratio MB/s rss_compact_MB rss_cp_MB
+printf '%-5s %-9s %10s %9s %7s %7s %9s %7s %6s %8s %12s\n' size layout records compact_s cp_s ratio cp+sync ratio rm_s MB/s peak_RSS_MB
 for size in $SIZES; do
-	dir="$OUT/$size"
-	rm -rf "$dir" && mkdir -p "$dir/data"
-	"$OUT/genstore" -out "$dir/store.orig" -size "$(bytes "$size")" -now $NOW >/dev/null
-	records=$(wc -l < "$dir/store.orig")
-	cat > "$dir/compact.yaml" <<YAML
+	for layout in $LAYOUTS; do
+		dir="$OUT/$size-$layout"
+		rm -rf "$dir" && mkdir -p "$dir/data"
+		"$OUT/genstore" -out "$dir/store.orig" -size "$(bytes "$size")" -now $NOW -layout "$layout" >/dev/null
+		records=$(wc -l < "$dir/store.orig")
+		cat > "$dir/compact.yaml" <<YAML
 state_dir: $PWD/$dir/state
 lock_dir: $PWD/$dir/lock
 quarantine_dir: $PWD/$dir/quarantine
@@ -38,22 +50,37 @@ targets:
     retention:
       max_age: 1d
 YAML
-	# Warm the page cache for both contenders alike.
-	cat "$dir/store.orig" > /dev/null
-	/usr/bin/time -v cp "$dir/store.orig" "$dir/cp.copy" 2> "$dir/cp.time"
-	rm -f "$dir/cp.copy"; sync
-	# The compaction fsyncs what it writes; so does this second copy, for a
-	# like-for-like figure next to plain cp (which leaves dirty pages).
-	/usr/bin/time -v sh -c 'cp "$1" "$2" && sync "$2"' sh "$dir/store.orig" "$dir/cp.copy" 2> "$dir/cpsync.time"
-	rm -f "$dir/cp.copy"; sync
-	cp "$dir/store.orig" "$dir/data/store.jsonl"
-	cat "$dir/data/store.jsonl" > /dev/null
-	/usr/bin/time -v "$BIN" run --config "$dir/compact.yaml" --now $NOW --no-progress > "$dir/run.out" 2> "$dir/run.time"
-	ct=$(secs "$dir/run.time"); cpt=$(secs "$dir/cp.time"); cst=$(secs "$dir/cpsync.time")
-	printf '%-6s %12s %10.2f %8.2f %8.2f %12.2f %8.2f %10.1f %14.1f %10.1f\n' "$size" "$records" "$ct" "$cpt" \
-		"$(echo "$cpt / $ct" | bc -l)" "$cst" "$(echo "$cst / $ct" | bc -l)" "$(echo "$(bytes "$size") / 1048576 / $ct" | bc -l)" \
-		"$(echo "$(rss_of "$dir/run.time") / 1024" | bc -l)" "$(echo "$(rss_of "$dir/cp.time") / 1024" | bc -l)"
-	sed 's/^/    /' "$dir/run.out"
-	rm -rf "$dir"
+		: > "$dir/cp.s"; : > "$dir/cpsync.s"; : > "$dir/rm.s"; : > "$dir/run.s"; : > "$dir/run.rss"
+		for run in $(seq "$RUNS"); do
+			# Warm the page cache for every contender alike.
+			cat "$dir/store.orig" > /dev/null; sync
+			/usr/bin/time -v cp "$dir/store.orig" "$dir/cp.copy" 2> "$dir/cp.time"
+			rm -f "$dir/cp.copy"; sync
+			# The compaction fsyncs what it writes; so does this second copy,
+			# for a like-for-like figure next to plain cp (which leaves dirty
+			# pages).
+			/usr/bin/time -v sh -c 'cp "$1" "$2" && sync "$2"' sh "$dir/store.orig" "$dir/cp.copy" 2> "$dir/cpsync.time"
+			# What deleting the replaced store costs, which a compaction
+			# cannot skip and cp does not do.
+			/usr/bin/time -v rm "$dir/cp.copy" 2> "$dir/rm.time"
+			rm -rf "$dir/quarantine" "$dir/state"
+			cp "$dir/store.orig" "$dir/data/store.jsonl"; sync
+			cat "$dir/data/store.jsonl" > /dev/null
+			/usr/bin/time -v "$BIN" run --config "$dir/compact.yaml" --now $NOW --no-progress > "$dir/run.out" 2> "$dir/run.time"
+			secs "$dir/cp.time" >> "$dir/cp.s"
+			secs "$dir/cpsync.time" >> "$dir/cpsync.s"
+			secs "$dir/rm.time" >> "$dir/rm.s"
+			secs "$dir/run.time" >> "$dir/run.s"
+			rss_of "$dir/run.time" >> "$dir/run.rss"
+		done
+		ct=$(median < "$dir/run.s"); cpt=$(median < "$dir/cp.s"); cst=$(median < "$dir/cpsync.s"); rmt=$(median < "$dir/rm.s")
+		rss=$(sort -n "$dir/run.rss" | tail -1)
+		printf '%-5s %-9s %10s %9.2f %7.2f %7.2f %9.2f %7.2f %6.2f %8.1f %12.1f\n' "$size" "$layout" "$records" "$ct" "$cpt" \
+			"$(echo "$cpt / $ct" | bc -l)" "$cst" "$(echo "$cst / $ct" | bc -l)" "$rmt" \
+			"$(echo "$(bytes "$size") / 1048576 / $ct" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+		echo "      runs (s): compact $(paste -sd' ' "$dir/run.s") | cp $(paste -sd' ' "$dir/cp.s") | cp+sync $(paste -sd' ' "$dir/cpsync.s") | rm $(paste -sd' ' "$dir/rm.s")"
+		sed 's/^/      /' "$dir/run.out"
+		rm -rf "$dir"
+	done
 done
-echo "ratio = copy time / compaction time (target >= 0.5); peak RSS target <= 64 MB"
+echo "ratio = copy time / compaction time, medians of $RUNS runs (target >= 0.5); rm_s = unlinking the synced copy; peak RSS target <= 64 MB"

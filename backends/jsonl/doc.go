@@ -13,12 +13,18 @@
 // # Streaming
 //
 // Plan reads the file once, classifying every line, and writes one small
-// entry per line to an unlinked scratch file (class, repr size, timestamp,
-// length). The count and size cuts are then found from the scratch file
-// alone, and Apply copies the store a second time guided by it, without
-// parsing. Memory stays at a few buffers whatever the store's size; the
-// scratch file costs about 20 bytes per record on disk and vanishes with
-// the process.
+// entry per line to an unlinked scratch file (class, length, repr size,
+// timestamp). Classifying is the CPU-bound step, so each core's worker
+// reads whole 4 MiB blocks of the store itself and classifies the lines
+// that start in them; a collector writes the entries in file order. The
+// count and size cuts are then found from the scratch file alone (not even
+// that when they remove nothing), and Apply rewrites the store guided by
+// the entries, without reading a line twice: runs of adjacent survivors
+// are copied inside the kernel (copy_file_range; short runs are gathered
+// through a buffer) by a few goroutines at once, each to its own offset in
+// the new file, with writeback started as they go. Memory stays at a few
+// buffers per core whatever the store's size; the scratch file costs
+// about 20 bytes per record on disk and vanishes with the process.
 //
 // # Live writers and the swap
 //

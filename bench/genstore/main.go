@@ -1,8 +1,15 @@
 // Command genstore writes a Papyra-format JSON-lines store of a given size
 // for the benchmarks: records as Papyra's JsonFilePersistence writes them
 // ("kind" first, ", " and ": " separators, raw UTF-8), a mix of events,
-// dead letters and audits, half of them expired relative to -now,
-// interleaved, plus one corrupt line per 10,000 records.
+// dead letters and audits, half of them expired relative to -now with
+// max_age 1d, plus one corrupt line per 10,000 records.
+//
+// -layout ordered (the default) writes timestamps that rise through the
+// file, as Papyra's processes append them (a second or two of jitter
+// between writers): the expired half is the first half. -layout shuffled
+// expires each record by a coin toss, so survivors and expired records
+// alternate line by line: no real store looks like that, but it is the
+// worst case for the rewrite, which then copies 2.5 M separate lines.
 package main
 
 import (
@@ -18,7 +25,12 @@ func main() {
 	out := flag.String("out", "store.jsonl", "output file")
 	size := flag.Int64("size", 100<<20, "approximate size in bytes")
 	now := flag.Float64("now", 1795000000, "the benchmark's now (Unix seconds)")
+	layout := flag.String("layout", "ordered", "ordered or shuffled (see the package doc)")
 	flag.Parse()
+	if *layout != "ordered" && *layout != "shuffled" {
+		fmt.Fprintf(os.Stderr, "genstore: -layout %q: want ordered or shuffled\n", *layout)
+		os.Exit(2)
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -28,9 +40,15 @@ func main() {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var n, written int64
 	for written < *size {
-		ts := *now - 3600*rng.Float64()
-		if rng.IntN(2) == 0 {
-			ts = *now - 10*86400 - 86400*rng.Float64()
+		var ts float64
+		if *layout == "ordered" {
+			// From now-2d to now across the file, give or take two seconds.
+			ts = *now - 2*86400 + 2*86400*float64(written)/float64(*size) - 2*rng.Float64()
+		} else {
+			ts = *now - 3600*rng.Float64()
+			if rng.IntN(2) == 0 {
+				ts = *now - 10*86400 - 86400*rng.Float64()
+			}
 		}
 		t := strconv.FormatFloat(ts, 'f', 6, 64)
 		var line string

@@ -5,8 +5,8 @@
 package scratch
 
 import (
-	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -56,43 +56,91 @@ func Append(e []byte, code byte, l pyjson.Line, n int64) []byte {
 	return binary.AppendUvarint(append(e, code), uint64(n))
 }
 
-// Reader decodes entries.
-type Reader struct{ r *bufio.Reader }
+// maxEntry is the longest encoding of an entry.
+const maxEntry = 2 + 2*binary.MaxVarintLen64 + 8
+
+// Reader decodes entries. It decodes straight from its buffer: the
+// second pass reads one entry per line of the store, millions of them.
+type Reader struct {
+	r   io.Reader
+	buf []byte
+	pos int // next byte in buf
+	end int // end of the valid bytes in buf
+	eof error
+}
 
 // NewReader reads entries from r.
-func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 256<<10)} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: r, buf: make([]byte, 256<<10)} }
+
+// fill makes sure a whole entry is buffered, unless the input ends first.
+func (s *Reader) fill() {
+	if s.end-s.pos >= maxEntry || s.eof != nil {
+		return
+	}
+	s.end = copy(s.buf, s.buf[s.pos:s.end])
+	s.pos = 0
+	for s.end < maxEntry && s.eof == nil {
+		n, err := s.r.Read(s.buf[s.end:])
+		s.end += n
+		if err != nil {
+			s.eof = err
+		}
+	}
+}
+
+// uvarint decodes a uvarint at the read position.
+func (s *Reader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(s.buf[s.pos:s.end])
+	if n <= 0 {
+		return 0, s.short()
+	}
+	s.pos += n
+	return v, nil
+}
+
+func (s *Reader) short() error {
+	if s.eof != nil && !errors.Is(s.eof, io.EOF) {
+		return fmt.Errorf("read scratch file: %w", s.eof)
+	}
+	return fmt.Errorf("read scratch file: %w", io.ErrUnexpectedEOF)
+}
 
 // Next returns the next entry.
 func (s *Reader) Next() (Entry, error) {
-	c, err := s.r.ReadByte()
-	if err != nil {
-		return Entry{}, fmt.Errorf("read scratch file: %w", err)
+	s.fill()
+	if s.pos >= s.end {
+		if s.eof != nil && !errors.Is(s.eof, io.EOF) {
+			return Entry{}, fmt.Errorf("read scratch file: %w", s.eof)
+		}
+		return Entry{}, fmt.Errorf("read scratch file: %w", io.EOF)
 	}
+	c := s.buf[s.pos]
+	s.pos++
 	e := Entry{Code: c &^ hasTS, HasTS: c&hasTS != 0}
 	if e.Code == Corrupt {
-		r, err := s.r.ReadByte()
-		if err != nil {
-			return e, fmt.Errorf("read scratch file: %w", err)
+		if s.pos >= s.end {
+			return e, s.short()
 		}
-		e.Reason = pyjson.Reason(r)
+		e.Reason = pyjson.Reason(s.buf[s.pos])
+		s.pos++
 	}
-	n, err := binary.ReadUvarint(s.r)
+	n, err := s.uvarint()
 	if err != nil {
-		return e, fmt.Errorf("read scratch file: %w", err)
+		return e, err
 	}
 	e.Len = int64(n)
 	if e.Code == Keep {
-		size, err := binary.ReadUvarint(s.r)
+		size, err := s.uvarint()
 		if err != nil {
-			return e, fmt.Errorf("read scratch file: %w", err)
+			return e, err
 		}
 		e.Size = int64(size)
 		if e.HasTS {
-			var b [8]byte
-			if _, err := io.ReadFull(s.r, b[:]); err != nil {
-				return e, fmt.Errorf("read scratch file: %w", err)
+			if s.end-s.pos < 8 {
+				return e, s.short()
 			}
-			e.TS = math.Float64frombits(binary.LittleEndian.Uint64(b[:]))
+			e.TS = math.Float64frombits(binary.LittleEndian.Uint64(s.buf[s.pos:]))
+			s.pos += 8
 		}
 	}
 	return e, nil

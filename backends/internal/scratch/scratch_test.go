@@ -2,8 +2,12 @@ package scratch_test
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"math"
+	"math/rand/v2"
 	"testing"
+	"testing/iotest"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
@@ -44,5 +48,53 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if _, err := r.Next(); err == nil {
 		t.Errorf("Next after the last entry: got nil error, want EOF")
+	}
+}
+
+// TestManyEntries decodes more entries than the reader buffers at once,
+// from a source that returns a few bytes per read, and a truncated copy.
+func TestManyEntries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var buf []byte
+	var want []scratch.Entry
+	for range 100000 {
+		n := 1 + rng.Int64N(1<<20)
+		switch code := byte(rng.IntN(4)); code {
+		case scratch.Keep:
+			l := pyjson.Line{ReprSize: rng.Int64N(1 << 30)}
+			e := scratch.Entry{Code: code, Len: n, Size: l.ReprSize}
+			if rng.IntN(2) == 0 {
+				l.TS, l.Value = pyjson.TSNumber, rng.Float64()*2e9
+				e.HasTS, e.TS = true, l.Value
+			}
+			buf = scratch.Append(buf, code, l, n)
+			want = append(want, e)
+		case scratch.Corrupt:
+			buf = scratch.Append(buf, code, pyjson.Line{Reason: pyjson.ReasonInvalidJSON}, n)
+			want = append(want, scratch.Entry{Code: code, Reason: pyjson.ReasonInvalidJSON, Len: n})
+		default:
+			buf = scratch.Append(buf, code, pyjson.Line{}, n)
+			want = append(want, scratch.Entry{Code: code, Len: n})
+		}
+	}
+	r := scratch.NewReader(iotest.HalfReader(bytes.NewReader(buf)))
+	for i, w := range want {
+		got, err := r.Next()
+		if err != nil || got != w {
+			t.Fatalf("entry %d: got %+v, %v; want %+v", i, got, err, w)
+		}
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the last entry: got %v, want io.EOF", err)
+	}
+	r = scratch.NewReader(bytes.NewReader(buf[:len(buf)-1]))
+	var err error
+	for range want {
+		if _, err = r.Next(); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated: got %v, want io.ErrUnexpectedEOF", err)
 	}
 }
