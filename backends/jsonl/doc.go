@@ -15,7 +15,7 @@
 // Plan reads the file once, classifying every line, and writes one small
 // entry per line to an unlinked scratch file (class, length, repr size,
 // timestamp). Classifying is the CPU-bound step, so each core's worker
-// reads whole 4 MiB blocks of the store itself and classifies the lines
+// reads whole 1 MiB blocks of the store itself and classifies the lines
 // that start in them; a collector writes the entries in file order. The
 // count and size cuts are then found from the scratch file alone (not even
 // that when they remove nothing), and Apply rewrites the store guided by

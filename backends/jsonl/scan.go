@@ -21,9 +21,11 @@ import (
 // itself and classifies the lines that start in them (lines.BlockScanner),
 // and a collector writes the blocks' scratch entries in file order. A fixed
 // set of batches circulates, so memory stays at about a few blocks per
-// worker whatever the store's size.
+// worker whatever the store's size. A block of 1 MiB is classified while
+// it is still in the core's cache after the read; 4 MiB measured no
+// faster.
 const (
-	blockSize  = 4 << 20
+	blockSize  = 1 << 20
 	maxWorkers = 4
 )
 
