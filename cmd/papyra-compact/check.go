@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/papyra-compact/papyra-compact/config"
@@ -13,6 +15,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	units := fs.Bool("units", false, "check the paths against the systemd units' sandbox even if the file is not the one they read")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: check: %v", errUsage, err)
 	}
@@ -29,8 +32,27 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  %-20s %-9s %s  retention: %s\n", t.Name, t.Kind, where, describeRetention(cfg.Policy(t)))
 	}
 	// A valid file can still name paths the systemd units may not write.
-	checkSandbox(stdout, cfg, "/")
+	// That matters for the file they read; a file kept elsewhere (a demo,
+	// a draft) is checked against them only when asked.
+	if *units || sameFile(*cfgPath, config.DefaultPath) {
+		checkSandbox(stdout, cfg, "/")
+	} else {
+		fmt.Fprintf(stdout, "(the systemd units read %s, not this file: add --units to check its paths against their sandbox)\n", config.DefaultPath)
+	}
 	return nil
+}
+
+// sameFile reports whether a and b name the same file, or the same path
+// when neither exists.
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	absA, _ := filepath.Abs(a)
+	absB, _ := filepath.Abs(b)
+	return absA == absB
 }
 
 // loadConfig loads the configuration; every problem is listed, one per

@@ -72,6 +72,19 @@ func TestUnitWritable(t *testing.T) {
 	}
 }
 
+// TestCheck_SandboxOtherFile: a file the units do not read (a demo, a
+// draft) gets one line about the sandbox, not warnings, unless --units.
+func TestCheck_SandboxOtherFile(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "draft.yaml")
+	if err := os.WriteFile(cfg, []byte("targets:\n  - {name: o, kind: jsonl, path: /srv/app/o.jsonl}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := cli(t, "check", "--config", cfg)
+	if code != 0 || strings.Contains(stdout, "warning") || !strings.Contains(stdout, "add --units to check") {
+		t.Errorf("got exit %d, stdout %q, stderr %q; want 0 and a pointer to --units, no warning", code, stdout, stderr)
+	}
+}
+
 func TestCheck_Sandbox(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -104,7 +117,7 @@ func TestCheck_Sandbox(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(tt.yaml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			code, stdout, stderr := cli(t, "check", "--config", cfg)
+			code, stdout, stderr := cli(t, "check", "--units", "--config", cfg)
 			if code != 0 {
 				t.Fatalf("exit code: got %d, want 0 (a valid file)\n%s", code, stderr)
 			}

@@ -44,8 +44,9 @@ COMMANDS
               or SIGINT; see DAEMON. For continuous compaction, such as
               Redis-heavy systems; otherwise the timer runs "run" hourly.
     check     Validate the configuration and list the targets. Every
-              problem is reported, each with file, line and field. Also
-              warns about paths the systemd units may not write (see
+              problem is reported, each with file, line and field. For
+              the file the systemd units read (or any, with --units),
+              also warns about paths the units may not write (see
               SYSTEMD) and prints the drop-in that allows them.
     status    Show every target's last run from the state directory (see
               STATUS). Exits 1 when a target's last run failed.
@@ -61,6 +62,8 @@ OPTIONS
     --now UNIX        Evaluate age retention as of this Unix time instead
                       of the clock (what-if runs, tests).
     --log-level LVL   debug, info (default), warn or error.
+    --units           check: compare the file's paths with the units'
+                      sandbox even though they do not read this file.
     --no-progress     Never draw the progress bar. It is drawn only on a
                       terminal, and only for work that lasts over a second.
     --stop-grace D    daemon: on SIGTERM, how long compactions in flight

@@ -56,7 +56,7 @@ _papyra_compact()
     case $cmd in
         run) opts="--config --target --dry-run --now --log-level --no-progress" ;;
         daemon) opts="--config --log-level --stop-grace --concurrency" ;;
-        check) opts="--config" ;;
+        check) opts="--config --units" ;;
         status) opts="--config --state-dir --json" ;;
         *) return ;;
     esac
