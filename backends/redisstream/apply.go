@@ -128,7 +128,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		res, err := delScript.Run(ctx, b.client, []string{sp.key}, ids...).Int64Slice()
 		pace.done()
 		if err != nil {
-			return finish(b.fail("XDEL", sp.key, err))
+			return finish(b.failCtx(ctx, "XDEL", sp.key, err))
 		}
 		deleted += res[0]
 		prog.add(res[0])
@@ -139,7 +139,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 	if b.cfg.deleteEmpty {
 		n, err := deleteEmptyScript.Run(ctx, b.client, []string{sp.key}).Int64()
 		if err != nil {
-			return finish(b.fail("DEL empty stream", sp.key, err))
+			return finish(b.failCtx(ctx, "DEL empty stream", sp.key, err))
 		}
 		if n == 1 {
 			st.Notes = append(st.Notes, "deleted the empty stream "+sp.key)
@@ -164,7 +164,7 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, b.cfg.trimLimit).Slice()
 		pace.done()
 		if err != nil {
-			return 0, false, b.fail(fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
+			return 0, false, b.failCtx(ctx, fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
 		}
 		n, _ := res[0].(int64)
 		used, _ := res[1].(string)
@@ -201,7 +201,7 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 		if mode == "minid" {
 			msgs, err := b.client.XRangeN(ctx, sp.key, "-", "("+threshold, exactStep+1).Result()
 			if err != nil {
-				return removed, bound, b.fail("XRANGE", sp.key, err)
+				return removed, bound, b.failCtx(ctx, "XRANGE", sp.key, err)
 			}
 			if len(msgs) == 0 {
 				return removed, bound, nil
@@ -210,14 +210,14 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 			if len(msgs) > exactStep {
 				last, err := parseID(msgs[exactStep-1].ID)
 				if err != nil {
-					return removed, bound, b.fail("XRANGE", sp.key, err)
+					return removed, bound, b.failCtx(ctx, "XRANGE", sp.key, err)
 				}
 				t = last.next().String()
 			}
 		} else {
 			n, err := b.client.XLen(ctx, sp.key).Result()
 			if err != nil {
-				return removed, bound, b.fail("XLEN", sp.key, err)
+				return removed, bound, b.failCtx(ctx, "XLEN", sp.key, err)
 			}
 			if n <= sp.maxlen {
 				return removed, bound, nil

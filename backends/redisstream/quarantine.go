@@ -48,13 +48,13 @@ func (b *Backend) quarantine(ctx context.Context, sp *streamPlan, prog *progress
 		}
 		if pipe.Len() > 0 {
 			if _, err := pipe.Exec(ctx); err != nil {
-				return moved, b.fail("XADD", qkey, err)
+				return moved, b.failCtx(ctx, "XADD", qkey, err)
 			}
 		}
 		res, err := delScript.Run(ctx, b.client, []string{sp.key}, ids...).Int64Slice()
 		pace.done()
 		if err != nil {
-			return moved, b.fail("XDEL", sp.key, err)
+			return moved, b.failCtx(ctx, "XDEL", sp.key, err)
 		}
 		moved += res[0]
 		prog.add(int64(len(batch)))
@@ -78,7 +78,7 @@ func (b *Backend) quarantined(ctx context.Context, qkey string, sp *streamPlan) 
 		msgs, err := b.client.XRangeN(ctx, qkey, cursor, "+", b.cfg.batch).Result()
 		pace.done()
 		if err != nil {
-			return nil, b.fail("XRANGE", qkey, err)
+			return nil, b.failCtx(ctx, "XRANGE", qkey, err)
 		}
 		for _, m := range msgs {
 			if src, _ := m.Values["source"].(string); src == sp.key {

@@ -266,6 +266,16 @@ func (b *Backend) fail(op, key string, err error) error {
 	return fmt.Errorf("redis %s: %s %s: %w", b.endpoint, op, key, err)
 }
 
+// failCtx is fail for a command run under ctx: when ctx was cancelled
+// with a cause (the lease could not be renewed, say, because the master
+// died), the cause says more than "context canceled".
+func (b *Backend) failCtx(ctx context.Context, op, key string, err error) error {
+	if cause := context.Cause(ctx); cause != nil && errors.Is(err, context.Canceled) && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	return b.fail(op, key, err)
+}
+
 // ctxErr returns ctx's error (or the cause it was cancelled with, such as
 // a lost lease) wrapped for key.
 func (b *Backend) ctxErr(ctx context.Context, key string) error {
