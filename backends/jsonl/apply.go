@@ -113,6 +113,9 @@ func (s *swap) prepare(ctx context.Context) error {
 	if !same || cur.Size < p.st.Size {
 		return fmt.Errorf("%s: %w (replaced or truncated since planning)", p.real, backends.ErrChanged)
 	}
+	if err := fsutil.CheckSpace(s.dir, p.stats.BytesAfter); err != nil {
+		return fmt.Errorf("%s: %w", p.real, err)
+	}
 	if s.tmp, err = fsutil.CreateExclusive(s.tmpPath(), 0o600); err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}

@@ -1,6 +1,7 @@
 package jsonl_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -226,32 +227,69 @@ func TestBackend_Errors(t *testing.T) {
 	}
 }
 
-// TestBackend_FullDisk fills a small tmpfs: the run must fail with a clear
-// error, the original must stay intact and no temp file may remain.
+// TestBackend_FullDisk runs out of space on a small tmpfs, once seen
+// before anything is written (the rewrite would not fit) and once in the
+// middle of the copy (another writer filled the disk): either way the run
+// fails with ENOSPC and a clear message, the original stays intact and no
+// temp file remains.
 func TestBackend_FullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testutil.SkipOrFail(t, "mounting a tmpfs needs root; the crash harness covers ENOSPC by injection")
 	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=96k"); err != nil {
-		testutil.SkipOrFail(t, "mount tmpfs: %v", err)
+	tests := []struct {
+		name   string
+		size   int    // of the store
+		fill   bool   // fill the disk once the copy has started
+		reason string // in the error
+	}{
+		{"RefusedUpFront", 60 << 10, false, "the rewrite needs"},
+		{"FilledDuringCopy", 40 << 10, true, "no space left on device"},
 	}
-	t.Cleanup(func() { _ = unix.Unmount(dir, 0) })
-	path := filepath.Join(dir, "s.jsonl")
-	var b strings.Builder
-	for i := 0; b.Len() < 60<<10; i++ {
-		b.WriteString(rec(i, fresh) + "\n")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=96k"); err != nil {
+				testutil.SkipOrFail(t, "mount tmpfs: %v", err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(dir, 0) })
+			path := filepath.Join(dir, "s.jsonl")
+			var b strings.Builder
+			for i := 0; b.Len() < tt.size; i++ {
+				b.WriteString(rec(i, fresh) + "\n")
+			}
+			write(t, path, b.String(), 0o644)
+			be := newBackend(t, path)
+			ctx := context.Background()
+			// Removing one record forces a rewrite of about the store's size.
+			pol := backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](int64(strings.Count(b.String(), "\n") - 1))}, Now: backendtest.Now}
+			pol.Progress = func(phase string, _, _ int64) {
+				if phase == "rewrite" && tt.fill {
+					tt.fill = false
+					// What is left, less a page, goes to another file.
+					var st unix.Statfs_t
+					if err := unix.Statfs(dir, &st); err != nil {
+						t.Error(err)
+					}
+					_ = os.WriteFile(filepath.Join(dir, "filler"), make([]byte, int64(st.Bfree)*st.Bsize-4096), 0o600)
+				}
+			}
+			p, err := be.Plan(ctx, pol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = be.Apply(ctx, p)
+			p.Close()
+			t.Log(err)
+			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), tt.reason) || !strings.Contains(err.Error(), dir) {
+				t.Fatalf("compact on a full disk: got %v, want ENOSPC, %q and the path", err, tt.reason)
+			}
+			if got := read(t, path); got != b.String() {
+				t.Errorf("original changed after a failed run")
+			}
+			_ = os.Remove(filepath.Join(dir, "filler"))
+			testutil.AssertNoSideFiles(t, dir)
+		})
 	}
-	write(t, path, b.String(), 0o644)
-	// Removing one record forces a rewrite of about the store's size.
-	_, err := compact(t, newBackend(t, path), config.Retention{MaxRecords: ptr[int64](int64(strings.Count(b.String(), "\n") - 1))})
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("compact on a full disk: got %v, want ENOSPC", err)
-	}
-	if got := read(t, path); got != b.String() {
-		t.Errorf("original changed after a failed run")
-	}
-	testutil.AssertNoSideFiles(t, dir)
 }
 
 // TestBackend_NothingToRemove: a store retention keeps whole is not

@@ -261,6 +261,9 @@ func (r *run) prepare(ctx context.Context) error {
 // newTemp creates a replacement for s under a side name, with s's mode
 // and owner.
 func (r *run) newTemp(side string, s *seg) (*os.File, error) {
+	if err := fsutil.CheckSpace(r.st.dir, s.st.Size); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.path, err)
+	}
 	f, err := fsutil.CreateExclusive(r.st.side(side), 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)

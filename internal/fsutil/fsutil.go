@@ -188,3 +188,47 @@ func Scratch(dir string) (*os.File, error) {
 	_ = os.Remove(f.Name())
 	return f, nil
 }
+
+// Headroom is the most free space a rewrite leaves untouched for others:
+// Papyra keeps appending to the store while it is being compacted, and a
+// compaction that filled the disk would make those appends fail. A rewrite
+// must leave 1% of the file system, and at most Headroom, free.
+const Headroom = 64 << 20
+
+// CheckSpace fails, before anything is written, when writing need more
+// bytes in dir would leave less free space than the headroom. The error
+// wraps ENOSPC and says how much is needed and how much there is. Free
+// space is what an unprivileged writer may use; root may use the reserved
+// blocks too.
+func CheckSpace(dir string, need int64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	avail := st.Bavail
+	if os.Geteuid() == 0 {
+		avail = st.Bfree
+	}
+	bs := int64(st.Bsize)
+	free := int64(avail) * bs
+	reserve := min(int64(st.Blocks)*bs/100, Headroom)
+	if free-need >= reserve {
+		return nil
+	}
+	return fmt.Errorf("the rewrite needs %s in %s and should leave %s for Papyra's appends, but only %s is free: %w",
+		humanBytes(need), dir, humanBytes(reserve), humanBytes(free), unix.ENOSPC)
+}
+
+// humanBytes renders n in binary units, for messages.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
