@@ -16,8 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
-	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
+	"github.com/papyra-compact/papyra-compact/backends/internal/classify"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -210,14 +209,12 @@ func (p *plan) retention(ctx context.Context) error {
 		remB = max(*pol.MaxTotalBytes, 0)
 	}
 	sc := &scanner{
-		cls:      pyjson.NewClassifier(maxDepth),
-		w:        bufio.NewWriterSize(p.scratch, 256<<10),
-		wantSize: remB >= 0,
-		hasAge:   pol.MaxAgeSeconds != nil,
-		maxTS:    math.Inf(-1),
+		pol:   classify.Policy{WantSize: remB >= 0, HasAge: pol.MaxAgeSeconds != nil, MaxLine: maxLine, MaxDepth: maxDepth},
+		w:     bufio.NewWriterSize(p.scratch, 256<<10),
+		maxTS: math.Inf(-1),
 	}
-	if sc.hasAge {
-		sc.cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
+	if sc.pol.HasAge {
+		sc.pol.Cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
 	}
 	for _, s := range p.segs {
 		sc.total += s.st.Size
@@ -273,7 +270,7 @@ func (p *plan) retention(ctx context.Context) error {
 		s.removedCount = s.passed - jc
 		s.removedBytes = jc - j
 	}
-	if sc.hasAge && sc.records > 0 && sc.maxTS < minUnixTime {
+	if sc.pol.HasAge && sc.records > 0 && sc.maxTS < minUnixTime {
 		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
 			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
 			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
@@ -347,92 +344,49 @@ func (p *plan) eachPassed(s *seg, fn func(i int64, e scratch.Entry) bool) error 
 
 // scanner is the state of the first pass, shared by all segments.
 type scanner struct {
-	cls      *pyjson.Classifier
-	w        *bufio.Writer
-	pos      int64 // scratch bytes written
-	wantSize bool
-	hasAge   bool
-	cutoff   float64
-	maxTS    float64
-	records  int64
-	done     int64 // bytes read
-	total    int64
+	pol     classify.Policy
+	w       *bufio.Writer
+	pos     int64 // scratch bytes written
+	maxTS   float64
+	records int64
+	done    int64 // bytes read
+	total   int64
 }
 
-// scan classifies every complete line of s and writes its entries.
+// scan classifies every complete line of s, on every core, and writes its
+// entries.
 func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 	s.read = true
 	s.scrOff = sc.pos
 	size := s.st.Size
-	r := lines.NewReader(io.NewSectionReader(s.f, 0, size), 0, bufSize, maxLine)
-	var (
-		buf    [1 + 2*10 + 8]byte
-		nextCk int64
-	)
-	for {
-		l, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", s.path, err)
-		}
-		if !l.Complete {
-			// The active file: a write in flight or a torn tail, carried
-			// over. A rotated segment: a torn line, quarantined.
-			s.torn = true
-			break
-		}
-		s.lines++
-		s.end = l.Off + l.Len
-		if s.end >= nextCk {
-			nextCk = s.end + 8<<20
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("compact %s: %w", p.b.path, err)
-			}
-			if p.policy.Progress != nil {
-				p.policy.Progress("scan", sc.done+s.end, sc.total)
-			}
-		}
-		var line pyjson.Line
-		if l.TooLong {
-			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
-		} else {
-			line = sc.cls.Classify(l.Body(), sc.wantSize)
-		}
-		code := scratch.Keep
-		switch line.Class {
-		case pyjson.Blank:
-			s.blank++
-			code = scratch.Blank
-		case pyjson.Corrupt:
-			s.corrupt++
-			code = scratch.Corrupt
-		default:
-			s.recs++
-			sc.records++
-			hasTS := line.TS == pyjson.TSNumber
-			if hasTS && line.Value > sc.maxTS && !math.IsInf(line.Value, 1) {
-				sc.maxTS = line.Value
-			}
-			// Papyra: keep iff timestamp is not None and >= cutoff. NaN
-			// compares false and is dropped; +Inf is kept.
-			if sc.hasAge && !(hasTS && line.Value >= sc.cutoff) {
-				s.aged++
-				code = scratch.Aged
-				break
-			}
-			s.passed++
-			s.passedSize += line.ReprSize
-			if hasTS && line.Value < s.minPassedTS {
-				s.minPassedTS = line.Value
-			}
-		}
-		e := scratch.Append(buf[:0], code, line, l.Len)
-		if _, err := sc.w.Write(e); err != nil {
+	err := classify.File(ctx, s.f, size, sc.pol, func(b *classify.Block) error {
+		if _, err := sc.w.Write(b.Entries); err != nil {
 			return fmt.Errorf("write scratch file: %w", err)
 		}
-		sc.pos += int64(len(e))
+		sc.pos += int64(len(b.Entries))
+		s.lines += b.Lines
+		if b.End > 0 {
+			s.end = b.End
+		}
+		// The active file: a write in flight or a torn tail, carried
+		// over. A rotated segment: a torn line, quarantined.
+		s.torn = s.torn || b.Torn
+		s.blank += b.Blank
+		s.corrupt += b.Corrupt
+		s.recs += b.Records
+		sc.records += b.Records
+		s.aged += b.Aged
+		s.passed += b.Records - b.Aged
+		s.passedSize += b.KeptSize
+		s.minPassedTS = min(s.minPassedTS, b.Oldest)
+		sc.maxTS = max(sc.maxTS, b.MaxTS)
+		if p.policy.Progress != nil {
+			p.policy.Progress("scan", sc.done+min(b.Start+classify.BlockSize, size), sc.total)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", s.path, err)
 	}
 	if err := sc.w.Flush(); err != nil {
 		return fmt.Errorf("write scratch file: %w", err)

@@ -49,7 +49,7 @@ func destination(t *testing.T) *os.File {
 
 func TestCopier(t *testing.T) {
 	type rng struct{ from, n int64 }
-	const size = 40 << 20
+	const size = 20 << 20
 	tests := []struct {
 		name string
 		runs []rng
