@@ -158,20 +158,5 @@ func (p *plan) cutAndMeasure() error {
 // eachKept calls fn with the index and entry of every record that passed
 // age retention, in file order, until fn returns false.
 func (p *plan) eachKept(fn func(i int64, e scratch.Entry) bool) error {
-	sr := scratch.NewReader(io.NewSectionReader(p.scratch, 0, math.MaxInt64))
-	var i int64
-	for n := int64(0); n < p.lines; n++ {
-		e, err := sr.Next()
-		if err != nil {
-			return err
-		}
-		if e.Code != scratch.Keep {
-			continue
-		}
-		if !fn(i, e) {
-			return nil
-		}
-		i++
-	}
-	return nil
+	return scratch.EachKept(io.NewSectionReader(p.scratch, 0, math.MaxInt64), p.lines, fn)
 }

@@ -324,22 +324,7 @@ func (p *plan) suffixFit(s *seg, jc, budget int64) (int64, int64, error) {
 // eachPassed calls fn with the index and entry of every record of s that
 // passed age retention, in file order, until fn returns false.
 func (p *plan) eachPassed(s *seg, fn func(i int64, e scratch.Entry) bool) error {
-	sr := scratch.NewReader(io.NewSectionReader(p.scratch, s.scrOff, s.scrEnd-s.scrOff))
-	var i int64
-	for n := int64(0); n < s.lines; n++ {
-		e, err := sr.Next()
-		if err != nil {
-			return err
-		}
-		if e.Code != scratch.Keep {
-			continue
-		}
-		if !fn(i, e) {
-			return nil
-		}
-		i++
-	}
-	return nil
+	return scratch.EachKept(io.NewSectionReader(p.scratch, s.scrOff, s.scrEnd-s.scrOff), s.lines, fn)
 }
 
 // scanner is the state of the first pass, shared by all segments.

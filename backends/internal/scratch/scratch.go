@@ -145,3 +145,25 @@ func (s *Reader) Next() (Entry, error) {
 	}
 	return e, nil
 }
+
+// EachKept reads the entries of lines lines from r and calls fn with the
+// index (among Keep entries) and entry of every record that passed age
+// retention, in file order, until fn returns false.
+func EachKept(r io.Reader, lines int64, fn func(i int64, e Entry) bool) error {
+	sr := NewReader(r)
+	var i int64
+	for n := int64(0); n < lines; n++ {
+		e, err := sr.Next()
+		if err != nil {
+			return err
+		}
+		if e.Code != Keep {
+			continue
+		}
+		if !fn(i, e) {
+			return nil
+		}
+		i++
+	}
+	return nil
+}
