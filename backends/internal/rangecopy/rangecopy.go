@@ -220,9 +220,10 @@ func Range(dst, src *os.File, to, from, n int64) error {
 	if err != nil && !fallback(err) {
 		return fmt.Errorf("copy %d bytes of %s at %d to %s: %w", n-done, src.Name(), from+done, dst.Name(), err)
 	}
-	if err == nil && done < n {
-		return fmt.Errorf("copy %s at %d: %w (the file ends before the planned range)", src.Name(), from+done, io.ErrUnexpectedEOF)
-	}
+	// The rest goes through a buffer: copy_file_range refused, or it
+	// stopped early, which it also does on file systems that do not
+	// implement it (then the buffer copy goes on; at a real end of file
+	// it fails with io.ErrUnexpectedEOF).
 	if err := bufferCopy(dst, src, to+done, from+done, n-done); err != nil {
 		return fmt.Errorf("copy %s at %d to %s: %w", src.Name(), from+done, dst.Name(), err)
 	}
@@ -287,8 +288,8 @@ func SetAppend(f *os.File, on bool) error {
 	return nil
 }
 
-// kernelCopy copies with copy_file_range until n bytes are done, the
-// source ends (done < n, nil error) or the call fails.
+// kernelCopy copies with copy_file_range until n bytes are done, a call
+// copies nothing (done < n, nil error) or a call fails.
 func kernelCopy(dst, src *os.File, to, from, n int64) (done int64, err error) {
 	sfd, dfd := int(src.Fd()), int(dst.Fd())
 	for done < n {
