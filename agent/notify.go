@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // sd_notify messages, named as the protocol names them
@@ -247,7 +248,7 @@ func ProgressStatus(target, phase string, done, total int64, index, count int) s
 	share := ""
 	if total > 0 {
 		pct := min(100*float64(done)/float64(total), 100)
-		of := SIBytes(total)
+		of := bytesize.SI(total)
 		if backends.CountsEntries(phase) {
 			of = fmt.Sprintf("%d entries", total)
 		}
@@ -255,20 +256,6 @@ func ProgressStatus(target, phase string, done, total int64, index, count int) s
 	}
 	phase = strings.TrimSuffix(phase, " entries")
 	return fmt.Sprintf("%s: %s%s, %d of %d targets", target, phase, share, index, count)
-}
-
-// SIBytes formats n bytes with a decimal unit, one decimal: "2.1 GB".
-func SIBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 // ProgressReporter turns the progress callbacks of a pass over several

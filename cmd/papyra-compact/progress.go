@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // progressBar draws one line on a terminal: target, phase, bytes done of
@@ -54,7 +55,7 @@ func (p *progressBar) update(target, phase string, done, total int64) {
 		rate = float64(done) / elapsed
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
-	size := humanBytes
+	size := bytesize.IEC
 	if backends.CountsEntries(phase) {
 		size = func(n int64) string { return fmt.Sprintf("%d", n) }
 		phase = strings.TrimSuffix(phase, " entries")
@@ -70,17 +71,4 @@ func (p *progressBar) clear() {
 	if p.drawn {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

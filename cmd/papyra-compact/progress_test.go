@@ -41,19 +41,6 @@ func TestProgressBar(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for _, tt := range []struct {
-		in   int64
-		want string
-	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {3 << 30, "3.0 GiB"}} {
-		t.Run(tt.want, func(t *testing.T) {
-			if got := humanBytes(tt.in); got != tt.want {
-				t.Errorf("humanBytes(%d): got %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestProgressBar_Entries(t *testing.T) {
 	var buf bytes.Buffer
 	p := newProgressBar(&buf)

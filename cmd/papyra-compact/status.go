@@ -14,6 +14,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/all"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // statusRow is one target in `status --json`. Unknown values are null,
@@ -254,7 +255,7 @@ func intCell(n *int64, bytes bool) string {
 	case n == nil:
 		return "-"
 	case bytes:
-		return humanBytes(*n)
+		return bytesize.IEC(*n)
 	}
 	return fmt.Sprint(*n)
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // Prefix starts the name of every file the agent creates next to a store.
@@ -216,19 +218,5 @@ func CheckSpace(dir string, need int64) error {
 		return nil
 	}
 	return fmt.Errorf("the rewrite needs %s in %s and should leave %s for Papyra's appends, but only %s is free: %w",
-		humanBytes(need), dir, humanBytes(reserve), humanBytes(free), unix.ENOSPC)
-}
-
-// humanBytes renders n in binary units, for messages.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		bytesize.IEC(need), dir, bytesize.IEC(reserve), bytesize.IEC(free), unix.ENOSPC)
 }

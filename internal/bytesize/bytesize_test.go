@@ -1,0 +1,30 @@
+package bytesize_test
+
+import (
+	"testing"
+
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
+)
+
+func TestFormat(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    func(int64) string
+		in   int64
+		want string
+	}{
+		{"IEC", bytesize.IEC, 0, "0 B"},
+		{"IEC", bytesize.IEC, 1023, "1023 B"},
+		{"IEC", bytesize.IEC, 1024, "1.0 KiB"},
+		{"IEC", bytesize.IEC, 3 << 30, "3.0 GiB"},
+		{"SI", bytesize.SI, 999, "999 B"},
+		{"SI", bytesize.SI, 1000, "1.0 kB"},
+		{"SI", bytesize.SI, 2_100_000_000, "2.1 GB"},
+	} {
+		t.Run(tt.name+"/"+tt.want, func(t *testing.T) {
+			if got := tt.f(tt.in); got != tt.want {
+				t.Errorf("%s(%d): got %q, want %q", tt.name, tt.in, got, tt.want)
+			}
+		})
+	}
+}
