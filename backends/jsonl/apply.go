@@ -125,7 +125,7 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := failpoint.Inject("temp-created"); err != nil {
 		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 	}
-	if err := rangecopy.SetAppend(s.tmp, false); err != nil {
+	if err := fsutil.SetAppend(s.tmp, false); err != nil {
 		return err
 	}
 	if err := s.copySurvivors(ctx); err != nil {
@@ -135,7 +135,7 @@ func (s *swap) prepare(ctx context.Context) error {
 		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 	}
 	// From here on every write appends, as Papyra's will once this is the store.
-	if err := rangecopy.SetAppend(s.tmp, true); err != nil {
+	if err := fsutil.SetAppend(s.tmp, true); err != nil {
 		return err
 	}
 	w := bufio.NewWriterSize(s.tmp, bufSize)

@@ -73,6 +73,28 @@ func CreateExclusive(path string, perm fs.FileMode) (*os.File, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND|unix.O_CLOEXEC, perm)
 }
 
+// SetAppend sets or clears O_APPEND on f. CreateExclusive opens with
+// O_APPEND, because once a replacement is the store Papyra appends to it
+// too and every write of ours must land at its end; while it is still
+// private it may be filled at explicit offsets, which copy_file_range
+// refuses under O_APPEND.
+func SetAppend(f *os.File, on bool) error {
+	fd := int(f.Fd())
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return fmt.Errorf("fcntl %s: %w", f.Name(), err)
+	}
+	if on {
+		fl |= unix.O_APPEND
+	} else {
+		fl &^= unix.O_APPEND
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
+		return fmt.Errorf("fcntl %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
 // SyncDir fsyncs a directory so that a rename or unlink in it survives a
 // power loss. rename(2) alone is atomic but not durable.
 func SyncDir(dir string) error {

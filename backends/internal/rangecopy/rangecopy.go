@@ -232,7 +232,7 @@ func Range(dst, src *os.File, to, from, n int64) error {
 
 // bufferCopy is the fallback: pread and pwrite through a buffer. It calls
 // pwrite(2) itself because os.File refuses WriteAt on a file opened with
-// O_APPEND even after the flag was cleared (see SetAppend).
+// O_APPEND even after the flag was cleared (see fsutil.SetAppend).
 func bufferCopy(dst, src *os.File, to, from, n int64) error {
 	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {
@@ -262,28 +262,6 @@ func pwrite(f *os.File, p []byte, off int64) error {
 			return err
 		}
 		p, off = p[w:], off+int64(w)
-	}
-	return nil
-}
-
-// SetAppend sets or clears O_APPEND on f. A replacement file is created
-// with O_APPEND, because once it is the store Papyra appends to it too and
-// every write of ours must land at its end; while it is still private it
-// is filled at explicit offsets, which copy_file_range refuses under
-// O_APPEND.
-func SetAppend(f *os.File, on bool) error {
-	fd := int(f.Fd())
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return fmt.Errorf("fcntl %s: %w", f.Name(), err)
-	}
-	if on {
-		fl |= unix.O_APPEND
-	} else {
-		fl &^= unix.O_APPEND
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
-		return fmt.Errorf("fcntl %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/rangecopy"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // source writes n pseudo-random bytes to a file and returns it, open.
@@ -32,16 +33,16 @@ func source(t *testing.T, n int) (*os.File, []byte) {
 	return f, data
 }
 
-// destination creates the file the copies go to, with O_APPEND as the
-// file backends create their replacement files, then clears the flag.
+// destination creates the file the copies go to as the file backends
+// create their replacement files (O_APPEND), then clears the flag.
 func destination(t *testing.T) *os.File {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(t.TempDir(), "dst"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	f, err := fsutil.CreateExclusive(filepath.Join(t.TempDir(), "dst"), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	if err := rangecopy.SetAppend(f, false); err != nil {
+	if err := fsutil.SetAppend(f, false); err != nil {
 		t.Fatal(err)
 	}
 	return f
