@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
@@ -116,13 +113,8 @@ func TestBlockScannerShrunkFile(t *testing.T) {
 // FuzzBlockScanner checks that any block size yields exactly the
 // sequential Reader's lines. Seeds come from the Papyra fixtures.
 func FuzzBlockScanner(f *testing.F) {
-	_, file, _, _ := runtime.Caller(0)
-	for _, name := range []string{"jsonl/store.jsonl", "rotating/store.log"} {
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "fixtures", name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data[:min(len(data), 4096)], uint16(300), uint16(300))
+	for _, data := range fixtureSeeds(f) {
+		f.Add(data, uint16(300), uint16(300))
 	}
 	f.Add([]byte("a\r\nb\n\nc"), uint16(1), uint16(1))
 	f.Fuzz(func(t *testing.T, data []byte, block, max uint16) {

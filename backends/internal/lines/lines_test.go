@@ -5,11 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
 // split reads every line of data and checks the reader's invariants: the
@@ -89,17 +88,26 @@ func TestReader(t *testing.T) {
 // FuzzReader checks the invariants on arbitrary input, buffer sizes and
 // limits. Seeds come from the Papyra fixtures.
 func FuzzReader(f *testing.F) {
-	_, file, _, _ := runtime.Caller(0)
-	for _, name := range []string{"jsonl/store.jsonl", "rotating/store.log"} {
-		data, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "testdata", "fixtures", name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data[:min(len(data), 4096)], uint8(16), uint16(300))
+	for _, data := range fixtureSeeds(f) {
+		f.Add(data, uint8(16), uint16(300))
 	}
 	f.Add([]byte("a\r\nb\n\nc"), uint8(1), uint16(1))
 	f.Fuzz(func(t *testing.T, data []byte, buf uint8, max uint16) {
 		bufSize := 16 + int(buf) // bufio's minimum is 16
 		split(t, data, bufSize, bufSize+int(max))
 	})
+}
+
+// fixtureSeeds returns the first 4 KiB of Papyra's JSON-lines and
+// rotating fixture stores, to seed the fuzz targets.
+func fixtureSeeds(f *testing.F) [][]byte {
+	var seeds [][]byte
+	for _, name := range []string{"jsonl/store.jsonl", "rotating/store.log"} {
+		data, err := os.ReadFile(testutil.Fixture(f, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, data[:min(len(data), 4096)])
+	}
+	return seeds
 }
