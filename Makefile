@@ -8,7 +8,13 @@ CRASH_KILLS ?= 1000
 
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build demo test test-short lint staticcheck unused crash bench checkmetrics verify-units e2e-systemd package lintian e2e ci deps clean
+# Every recipe runs in bash with errexit, nounset and pipefail: a pipe
+# (go test | grep, say) fails when any of its commands fails, not only
+# when the last one does.
+SHELL       := bash
+.SHELLFLAGS := -euo pipefail -c
+
+.PHONY: all build demo test test-short lint staticcheck unused crash fuzz bench checkmetrics verify-units e2e-systemd package lintian e2e ci deps clean
 
 all: lint test build
 
@@ -32,9 +38,13 @@ demo: build
 	@echo ">> quarantined lines: $$(cat demo/quarantine/orders/*.jsonl | wc -l) in demo/quarantine/orders/"
 
 # deps installs what the tests need when it is missing (CI runs as root
-# on a fresh Debian 12 machine).
+# on a fresh Debian 12 machine). Only `make deps` and `make ci` install
+# anything: `make test` never touches the system (a test whose
+# prerequisite is missing skips, or fails under CI).
 deps:
 	@echo ">> checking test prerequisites"
+	@command -v strace >/dev/null || { echo ">> apt-get install strace"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
 	@command -v redis-server >/dev/null || { echo ">> apt-get install redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 	@command -v prometheus-node-exporter >/dev/null || { echo ">> apt-get install prometheus-node-exporter"; \
@@ -42,7 +52,7 @@ deps:
 	@command -v promtool >/dev/null || { echo ">> apt-get install prometheus (for promtool)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-test: deps
+test:
 	@echo ">> all tests with the race detector (long rounds shortened)"
 	$(GO) test -race -short -count=1 -timeout 20m ./...
 	@echo ">> full-length tests: 20 concurrency rounds"
@@ -71,9 +81,33 @@ unused:
 
 # crash: the full crash harness, SIGKILL at every named step and at random
 # moments, $(CRASH_KILLS) kills in all.
+# A failing run fails the target (pipefail); PAPYRA_CRASH_SEED=… replays
+# the random kills of a run whose log printed that seed.
 crash:
 	@echo ">> crash harness: $(CRASH_KILLS) kills"
-	PAPYRA_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -tags failpoints -count=1 -timeout 90m -run 'TestCrash' -v ./backends/... | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|kills'
+	PAPYRA_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -tags failpoints -count=1 -timeout 90m -run 'TestCrash' -v ./backends/... | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|kills|seed|^\s+\S+_test\.go'
+
+# fuzz: every fuzz target in the module for FUZZTIME each; a finding
+# fails the target (its input is saved under the package's testdata/fuzz/
+# by go test). The corpus the engine grew is copied next to it, in
+# testdata/fuzz/<Target>/, to be committed: plain go test replays it.
+# Not part of ci (minutes); FUZZ=<regexp> picks targets.
+FUZZTIME ?= 30s
+FUZZ     ?= .
+fuzz:
+	@cache=$$($(GO) env GOCACHE)/fuzz; \
+	targets=$$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./.tools/' | sort); \
+	test -n "$$targets" || { echo "no fuzz targets found"; exit 1; }; \
+	for f in $$targets; do \
+		pkg=./$$(dirname "$${f#./}"); \
+		for fn in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$f" | grep -E "$(FUZZ)"); do \
+			echo ">> fuzz $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+			src="$$cache/$$($(GO) list "$$pkg")/$$fn"; \
+			if [ -d "$$src" ]; then mkdir -p "$$pkg/testdata/fuzz/$$fn" && cp -n "$$src"/* "$$pkg/testdata/fuzz/$$fn/" 2>/dev/null || true; \
+				echo ">> corpus $$pkg/testdata/fuzz/$$fn: $$(ls "$$pkg/testdata/fuzz/$$fn" | wc -l) inputs"; fi; \
+		done; \
+	done
 
 bench: build
 	@echo ">> bench/jsonl.sh"
@@ -98,11 +132,11 @@ verify-units:
 	@echo ">> systemd-analyze verify $(UNITS)"
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp units/* "$$tmp"/ && \
 		sed -i 's|/usr/bin/papyra-compact|/bin/true|' "$$tmp"/*.service && \
-		out=$$(cd "$$tmp" && systemd-analyze verify --man=no $(UNITS) 2>&1); \
-		test -z "$$out" || { echo "$$out"; exit 1; }
+		rc=0; out=$$(cd "$$tmp" && systemd-analyze verify --man=no $(UNITS) 2>&1) || rc=$$?; \
+		test -z "$$out" && test $$rc -eq 0 || { echo "$$out"; exit 1; }
 	@echo ">> systemd-analyze security --offline=yes --threshold=20"
 	@cd units && for u in papyra-compact.service papyra-compact-daemon.service; do \
-		out=$$(systemd-analyze security --offline=yes --threshold=20 --no-pager $$u 2>&1); rc=$$?; \
+		rc=0; out=$$(systemd-analyze security --offline=yes --threshold=20 --no-pager $$u 2>&1) || rc=$$?; \
 		echo "$$out" | tail -n 1; test $$rc -eq 0 || { echo "$$out"; exit 1; }; done
 
 # e2e-systemd: the end-to-end test under a real systemd, in a Debian 12
@@ -151,7 +185,7 @@ lintian:
 	rpmlint -c packaging/rpmlint.toml dist/papyra-compact-*.rpm
 	@echo ">> rpm -qp: config|noreplace, scriptlets"
 	@for r in dist/papyra-compact-*.rpm; do \
-		rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' $$r | grep -qx 'cn /etc/papyra/compact.yaml' && \
+		rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' $$r | grep -x 'cn /etc/papyra/compact.yaml' >/dev/null && \
 		test "$$(rpm -qp --scripts $$r | grep -c '^post\(install\|uninstall\)\|^preuninstall')" = 3 || \
 		{ echo "$$r: bad config flags or scriptlets"; exit 1; }; done
 
@@ -165,7 +199,7 @@ e2e: package
 	@echo ">> packaging/e2e/run.sh"
 	@NFPM=$(TOOLS)/nfpm GO=$(GO) packaging/e2e/run.sh
 
-ci: lint checkmetrics verify-units test e2e
+ci: deps lint checkmetrics verify-units test e2e
 	@echo ">> ci: OK"
 
 clean:
