@@ -306,7 +306,7 @@ func TestParse_Errors(t *testing.T) {
 		{"Tabs", "metrics:\n\ttextfile: /x\n",
 			[]problem{{syntax, "compact.yaml:2: invalid YAML: found character that cannot start any token"}}},
 		{"UnknownAnchor", "state_dir: *nope\n",
-			[]problem{{syntax, "compact.yaml: invalid YAML: unknown anchor 'nope' referenced"}}},
+			[]problem{{syntax, "compact.yaml:1: invalid YAML: unknown anchor 'nope' referenced"}}},
 		{"TwoDocuments", "state_dir: /a\n---\nstate_dir: /b\n",
 			[]problem{{invalid, "compact.yaml:2: a second YAML document; the file must hold exactly one"}}},
 		{"RootSequence", "- state_dir: /a\n",

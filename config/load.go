@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -50,28 +49,17 @@ func Parse(file string, data []byte) (*Config, error) {
 // parseDocument returns the root node of the one YAML document in data, or
 // nil if there is none, or if it is null, or on a problem.
 func parseDocument(r *report, data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if !errors.Is(err, io.EOF) {
-			syntaxError(r, err)
-		}
-		return nil
-	}
-	// A second document would be ignored by a plain Decode; an admin who
-	// wrote one meant it to count.
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
+	doc, extra, err := decodeDocuments(data)
+	switch {
 	case err != nil:
-		syntaxError(r, err)
+		syntaxError(r, data, err)
 		return nil
-	default:
+	case extra != nil:
 		r.add(extra.Line, "", "", newProblem(ErrInvalidValue,
 			"a second YAML document; the file must hold exactly one"))
 		return nil
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+	if doc == nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		return nil
 	}
 	root := resolve(doc.Content[0])
@@ -81,15 +69,86 @@ func parseDocument(r *report, data []byte) *yaml.Node {
 	return root
 }
 
-// yamlErrorLine splits yaml.v3's "yaml: line 3: message" errors, the only
-// form in which it reports where a syntax error is.
-var yamlErrorLine = regexp.MustCompile(`(?s)^yaml: (?:line (\d+): )?(.*)$`)
-
-func syntaxError(r *report, err error) {
-	line, msg := 0, err.Error()
-	if m := yamlErrorLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1]) // "" (no line) gives 0
-		msg = m[2]
+// decodeDocuments decodes the first YAML document of data and looks for a
+// second: a plain Decode would ignore it, and an admin who wrote one meant
+// it to count. doc is nil for an empty stream, extra nil when there is no
+// second document.
+func decodeDocuments(data []byte) (doc, extra *yaml.Node, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
 	}
-	r.add(line, "", "", &problem{class: ErrSyntax, msg: "invalid YAML: " + msg, cause: err})
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case errors.Is(err, io.EOF):
+		return &first, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return &first, &second, nil
+}
+
+// yamlErrorLine splits yaml.v3's "yaml: line 3: message" errors.
+var yamlErrorLine = regexp.MustCompile(`(?s)^yaml: (?:line \d+: )?(.*)$`)
+
+func syntaxError(r *report, data []byte, err error) {
+	msg := err.Error()
+	if m := yamlErrorLine.FindStringSubmatch(msg); m != nil {
+		msg = m[1]
+	}
+	r.add(syntaxLine(data, err), "", "", &problem{class: ErrSyntax, msg: "invalid YAML: " + msg, cause: err})
+}
+
+// syntaxLine returns the line of data on which the syntax error err is.
+//
+// yaml.v3 does not say: the line in its message is that of the enclosing
+// construct when the parser has one (the 0-based line of a mapping that
+// started 20 lines earlier, for a bad indentation inside it), and the
+// problem's own line only otherwise. Some errors (an unknown anchor, bad
+// UTF-8) carry no line at all. The line is found instead as the shortest
+// run of whole lines from the start of the file that fails exactly as the
+// whole file does: a prefix that stops before the problem either parses or
+// fails differently (at its end), and one that includes it fails the same
+// way, because the scanner never looks past the end of the line it is on.
+// An unclosed quote or bracket therefore points at the line it opens on.
+// It costs a parse per halving, a dozen for a file of thousands of lines.
+func syntaxLine(data []byte, err error) int {
+	ends := lineEnds(data)
+	failsSame := func(n int) bool {
+		_, _, e := decodeDocuments(data[:ends[n-1]])
+		return e != nil && e.Error() == err.Error()
+	}
+	// The whole file fails as err did; find the first prefix that does.
+	lo, hi := 1, len(ends)
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if failsSame(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+// lineEnds returns the offset just past each line of data, as YAML breaks
+// lines (LF, CRLF or a lone CR); the last entry is len(data).
+func lineEnds(data []byte) []int {
+	var ends []int
+	for i := 0; i < len(data); i++ {
+		switch {
+		case data[i] == '\n':
+			ends = append(ends, i+1)
+		case data[i] == '\r' && (i+1 == len(data) || data[i+1] != '\n'):
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	return ends
 }
