@@ -100,6 +100,14 @@ type Target struct {
 
 	// Path is the store file (jsonl) or the active segment (rotating).
 	Path string `yaml:"path"`
+	// Owner names the user the store belongs to (a user name or a numeric
+	// uid), like logrotate's `su`: the store, its directory and every
+	// symlink on the way must then belong to that user or to root, and
+	// the directory may be group-writable. Unset, the agent refuses a
+	// store whose owner is not its directory's (unless root owns the
+	// directory) and a directory that group or others may write without
+	// the sticky bit.
+	Owner string `yaml:"owner"`
 
 	// Rotating settings, Papyra's RotatingFilePersistence names.
 	MaxBytes *int64 `yaml:"max_bytes"`

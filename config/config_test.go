@@ -284,6 +284,20 @@ func target(lines ...string) string {
 	return "targets:\n  - " + strings.Join(lines, "\n    ") + "\n"
 }
 
+func TestParse_Owner(t *testing.T) {
+	for _, owner := range []string{"papyra", "_svc-1", "www-data", "machine$", "1000", "0"} {
+		t.Run(owner, func(t *testing.T) {
+			c, err := config.Parse(file, []byte(target("name: a", "kind: jsonl", "path: /s", "owner: "+owner)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Targets[0].Owner; got != owner {
+				t.Errorf("got %q, want %q", got, owner)
+			}
+		})
+	}
+}
+
 func TestParse_Errors(t *testing.T) {
 	var (
 		syntax    = config.ErrSyntax
@@ -495,6 +509,12 @@ func TestParse_Errors(t *testing.T) {
 			}},
 		{"RedisBoolType", target("name: a", "kind: redis", "approximate: sometimes"),
 			[]problem{{wrongType, "compact.yaml:4: targets[0].approximate: must be true or false (got sometimes)"}}},
+		{"OwnerNotAUserName", target("name: a", "kind: jsonl", "path: /s", "owner: ../root"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].owner: must be a user name (^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|[0-9]{1,10})$) or a numeric uid (got ../root)"}}},
+		{"OwnerWithBlank", target("name: a", "kind: rotating", "path: /s", "max_bytes: 1", "max_files: 2", "owner: \"papyra app\""),
+			[]problem{{invalid, "compact.yaml:7: targets[0].owner: must be a user name (^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|[0-9]{1,10})$) or a numeric uid (got \"papyra app\")"}}},
+		{"OwnerOnRedis", target("name: a", "kind: redis", "owner: papyra"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].owner: not valid for kind redis, only for jsonl, rotating"}}},
 		// A value that failed to decode is reported once, not again as
 		// missing.
 		{"DecodeErrorNotRepeated", target("name: a", "kind: {x: 1}"),

@@ -21,6 +21,11 @@ var kinds = []string{KindJSONL, KindRotating, KindRedis, KindMemory}
 // slashes, no blanks, and no leading dot (which would make "." and "..").
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
+// ownerPattern is a user name as useradd accepts it by default (at most
+// 32 characters), or a numeric uid. Whether the user exists is checked
+// when the target runs, on the host it runs on.
+var ownerPattern = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|[0-9]{1,10})$`)
+
 // kindField describes a Target field that only some kinds use. Adding a
 // kind's settings means adding rows here, not branches in validateTarget.
 type kindField struct {
@@ -44,6 +49,17 @@ var kindFields = []kindField{
 		isSet:    func(t *Target) bool { return t.Path != "" },
 		check: func(t *Target) (string, *problem) {
 			return display(t.Path), absolute(t.Path)
+		},
+	},
+	{
+		name:  "owner",
+		kinds: []string{KindJSONL, KindRotating},
+		isSet: func(t *Target) bool { return t.Owner != "" },
+		check: func(t *Target) (string, *problem) {
+			if !ownerPattern.MatchString(t.Owner) {
+				return display(t.Owner), newProblem(ErrInvalidValue, "must be a user name (%s) or a numeric uid", ownerPattern)
+			}
+			return "", nil
 		},
 	},
 	{

@@ -1,0 +1,64 @@
+package testutil
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"testing"
+)
+
+// User is a system user a test created.
+type User struct {
+	Name     string
+	UID, GID int
+}
+
+// NewUser creates a real system user with a unique name (useradd, no
+// home, no login shell) and deletes it when t ends. It needs root; where
+// that or useradd is missing it skips (fails under CI).
+func NewUser(t testing.TB) User {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		SkipOrFail(t, "creating users needs root")
+	}
+	useradd, err := exec.LookPath("useradd")
+	if err != nil {
+		SkipOrFail(t, "useradd not found: %v", err)
+	}
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	name := "pct-" + hex.EncodeToString(b[:])
+	out, err := exec.Command(useradd, "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("useradd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v\n%s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatalf("look up the new user %s: %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return User{Name: name, UID: uid, GID: gid}
+}
+
+// Own gives path (not what a symlink there points to) to u, with the
+// mode when it is not a symlink.
+func (u User) Own(t testing.TB, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Lchown(path, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
