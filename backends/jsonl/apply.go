@@ -17,7 +17,6 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
-	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/backends/internal/rangecopy"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
@@ -231,18 +230,24 @@ func (s *swap) copySurvivors(ctx context.Context) error {
 func (s *swap) quarantine(lineNo, off int64, e scratch.Entry) error {
 	p := s.p
 	qe := quarantine.Entry{Source: p.real, Line: lineNo, Offset: off, Reason: e.Reason.String()}
-	body := io.NewSectionReader(p.f, off, e.Len-1) // without its newline
-	if e.Reason == pyjson.ReasonTooLong {
-		return s.q.AddStream(qe, body)
+	// The line's terminator ("\n", "\r\n" or a lone "\r") stays out.
+	var last [2]byte
+	k := min(e.Len, 2)
+	if _, err := p.f.ReadAt(last[:k], off+e.Len-k); err != nil {
+		return fmt.Errorf("read %s at %d: %w", p.real, off, err)
 	}
-	raw := make([]byte, e.Len)
+	term := int64(lines.TermLen(last[:k]))
+	if term == 0 {
+		return fmt.Errorf("%s: %w (line %d no longer ends where planned)", p.real, backends.ErrChanged, lineNo)
+	}
+	if e.Len > maxLine {
+		return s.q.AddStream(qe, io.NewSectionReader(p.f, off, e.Len-term))
+	}
+	raw := make([]byte, e.Len-term)
 	if _, err := p.f.ReadAt(raw, off); err != nil {
 		return fmt.Errorf("read %s at %d: %w", p.real, off, err)
 	}
-	if raw[len(raw)-1] != '\n' {
-		return fmt.Errorf("%s: %w (line %d no longer ends where planned)", p.real, backends.ErrChanged, lineNo)
-	}
-	return s.q.Add(qe, raw[:len(raw)-1])
+	return s.q.Add(qe, raw)
 }
 
 // copyTails copies what follows the planned range: records appended since

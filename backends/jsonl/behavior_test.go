@@ -22,7 +22,10 @@ func rec(i int, ts float64) string {
 	return backendtest.Record{Kind: "event", I: i, Timestamp: ts}.JSON()
 }
 
-var fresh = float64(backendtest.Now.Unix()) - 10
+var (
+	fresh = float64(backendtest.Now.Unix()) - 10
+	old   = float64(backendtest.Now.Unix()) - 3600
+)
 
 func write(t *testing.T, path, content string, mode os.FileMode) {
 	t.Helper()
@@ -70,7 +73,40 @@ func TestBackend_Lines(t *testing.T) {
 			name:        "CorruptLinesQuarantined",
 			in:          lines(rec(1, fresh), "not json", "[1, 2]", `{"timestamp": "yesterday"}`, `{"a": 1,`+"\r"+` "b": 2}`, "\xff\xfe", rec(2, fresh)),
 			want:        lines(rec(1, fresh), rec(2, fresh)),
-			quarantined: 5,
+			// The raw CR splits `{"a": 1, "b": 2}` in two lines (universal
+			// newlines), each of them corrupt.
+			quarantined: 6,
+		},
+		{
+			name: "LoneCRSeparatesRecords",
+			in:   rec(1, fresh) + "\r" + rec(2, old) + "\r" + rec(3, fresh) + "\n" + rec(4, fresh) + "\n",
+			ret:  config.Retention{MaxAgeSeconds: ptr(60.0)},
+			want: rec(1, fresh) + "\r" + rec(3, fresh) + "\n" + rec(4, fresh) + "\n",
+		},
+		{
+			name: "LoneCRRecordsCountedByMaxRecords",
+			in:   rec(1, fresh) + "\r" + rec(2, fresh) + "\r" + rec(3, fresh) + "\n",
+			ret:  config.Retention{MaxRecords: ptr[int64](2)},
+			want: rec(2, fresh) + "\r" + rec(3, fresh) + "\n",
+		},
+		{
+			name:  "CRCRLFIsARecordAndABlankLine",
+			in:    rec(1, fresh) + "\r\r\n" + rec(2, fresh) + "\n",
+			want:  rec(1, fresh) + "\r" + rec(2, fresh) + "\n",
+			blank: 1,
+		},
+		{
+			name: "CRInTornTail",
+			in:   lines(rec(1, old)) + rec(2, fresh) + "\r" + rec(3, old) + "\r" + `{"kind": "ev`,
+			ret:  config.Retention{MaxAgeSeconds: ptr(60.0)},
+			want: rec(2, fresh) + "\r" + `{"kind": "ev`,
+			torn: true,
+		},
+		{
+			name:        "CorruptLoneCRLineQuarantinedWithoutItsCR",
+			in:          rec(1, fresh) + "\r" + "not json" + "\r" + rec(2, fresh) + "\r",
+			want:        rec(1, fresh) + "\r" + rec(2, fresh) + "\r",
+			quarantined: 1,
 		},
 		{
 			name: "CRLFKeptByteForByte",

@@ -74,7 +74,7 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 			kept++
 		case scratch.Corrupt:
 			qe := quarantine.Entry{Source: s.path, Line: lineNo, Offset: l.Off, Reason: e.Reason.String()}
-			if err := r.quarantine(qe, s.f, l.Off, l.Len-1, l.Body(), l.TooLong); err != nil {
+			if err := r.quarantine(qe, s.f, l.Off, l.Len-int64(l.Term), l.Body(), l.TooLong); err != nil {
 				return err
 			}
 		}

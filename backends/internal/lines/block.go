@@ -1,7 +1,6 @@
 package lines
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 )
@@ -15,17 +14,18 @@ const spillStep = 1 << 20
 // each reading its own blocks straight from the file. The blocks [0, B),
 // [B, 2B), … of a store yield every line exactly once, in order: a line
 // belongs to the block it starts in, and a block's last line is read on
-// past the block's end. It is not safe for concurrent use; give each
-// goroutine its own.
+// past the block's end. Lines end as in Reader (universal newlines). It is
+// not safe for concurrent use; give each goroutine its own.
 type BlockScanner struct {
 	max   int
 	buf   []byte // the block, and the byte before it
 	acc   []byte // a spilling line, when it is not too long
 	chunk []byte // reads past the block's end
+	ends  ends
 }
 
 // NewBlockScanner returns a scanner that holds lines of up to max bytes
-// (newline included) in memory; longer lines are yielded as TooLong.
+// (terminator included) in memory; longer lines are yielded as TooLong.
 func NewBlockScanner(max int) *BlockScanner { return &BlockScanner{max: max} }
 
 // Scan calls fn, in order, for each line of the first size bytes of r that
@@ -46,34 +46,44 @@ func (s *BlockScanner) Scan(r io.ReaderAt, start, end, size int64, fn func(Line)
 	if err := readAt(r, buf, lo); err != nil {
 		return err
 	}
+	atEOF := end == size
+	s.ends.reset(buf)
 	i := 0
 	if start > 0 {
-		// A line starts after every newline at [start-1, end-1).
-		j := bytes.IndexByte(buf[:n-1], '\n')
-		if j < 0 {
-			return nil // inside one long line that started earlier
+		// A line starts at start iff the byte before ends a line: a '\n',
+		// or a '\r' not followed by '\n'. Otherwise the first line of the
+		// block starts after the first terminator.
+		switch {
+		case buf[0] == '\n', buf[0] == '\r' && buf[1] != '\n':
+			i = 1
+		default:
+			j, _ := s.ends.next(1, atEOF)
+			if j < 0 {
+				return nil // inside one long line that started earlier
+			}
+			i = j
 		}
-		i = j + 1
 	}
 	for i < n {
-		j := bytes.IndexByte(buf[i:], '\n')
+		j, term := s.ends.next(i, atEOF)
 		if j < 0 {
 			return s.spill(r, buf[i:], lo+int64(i), end, size, fn)
 		}
-		l := Line{Raw: buf[i : i+j+1], Off: lo + int64(i), Len: int64(j + 1), Complete: true}
+		l := Line{Raw: buf[i:j], Off: lo + int64(i), Len: int64(j - i), Term: term, Complete: true}
 		if l.Len > int64(s.max) {
 			l.Raw, l.TooLong = nil, true
 		}
 		if err := fn(l); err != nil {
 			return err
 		}
-		i += j + 1
+		i = j
 	}
 	return nil
 }
 
 // spill finishes the block's last line, head being its part inside the
-// block, by reading on from end until its newline or size.
+// block (with no terminator, or a '\r' as its last byte), by reading on
+// from end until its terminator or size.
 func (s *BlockScanner) spill(r io.ReaderAt, head []byte, off, end, size int64, fn func(Line) error) error {
 	l := Line{Off: off, Len: int64(len(head))}
 	s.acc = append(s.acc[:0], head...)
@@ -81,16 +91,9 @@ func (s *BlockScanner) spill(r io.ReaderAt, head []byte, off, end, size int64, f
 	if s.chunk == nil {
 		s.chunk = make([]byte, spillStep)
 	}
-	for pos := end; pos < size && !l.Complete; {
-		c := s.chunk[:min(int64(len(s.chunk)), size-pos)]
-		if err := readAt(r, c, pos); err != nil {
-			return err
-		}
-		if j := bytes.IndexByte(c, '\n'); j >= 0 {
-			c, l.Complete = c[:j+1], true
-		}
+	pendingCR := head[len(head)-1] == '\r'
+	add := func(c []byte) {
 		l.Len += int64(len(c))
-		pos += int64(len(c))
 		if !l.TooLong {
 			if l.Len > int64(s.max) {
 				l.TooLong, s.acc = true, s.acc[:0]
@@ -98,6 +101,33 @@ func (s *BlockScanner) spill(r io.ReaderAt, head []byte, off, end, size int64, f
 				s.acc = append(s.acc, c...)
 			}
 		}
+	}
+	for pos := end; pos < size && !l.Complete; {
+		c := s.chunk[:min(int64(len(s.chunk)), size-pos)]
+		if err := readAt(r, c, pos); err != nil {
+			return err
+		}
+		switch {
+		case pendingCR:
+			l.Complete, l.Term = true, 1
+			if c[0] == '\n' {
+				c, l.Term = c[:1], 2
+			} else {
+				c = c[:0]
+			}
+		default:
+			s.ends.reset(c)
+			if j, term := s.ends.next(0, pos+int64(len(c)) == size); j >= 0 {
+				c, l.Complete, l.Term = c[:j], true, term
+			} else {
+				pendingCR = c[len(c)-1] == '\r'
+			}
+		}
+		add(c)
+		pos += int64(len(c))
+	}
+	if !l.Complete && pendingCR {
+		l.Complete, l.Term = true, 1 // a '\r' at the end of the data
 	}
 	if !l.TooLong {
 		l.Raw = s.acc

@@ -79,6 +79,15 @@ func TestBlockScanner(t *testing.T) {
 		{"TooLong", "0123456789abcdefghij0123456789\nx\n", 20},
 		{"TooLongTorn", "x\n0123456789abcdefghij0123456789", 20},
 		{"OnlyTorn", "no newline at all", 64},
+		{"LoneCR", "{a}\r{b}\r{c}\n{d}\n", 64},
+		{"CRCRLF", "{a}\r\r\n{b}\n", 64},
+		{"CRLF", "{a}\r\n{b}\r\n", 64},
+		{"CRAtEOF", "{a}\n{b}\r", 64},
+		{"OnlyCRs", "\r\r\r", 64},
+		{"CRInTornTail", "{a}\n{b}\r{c", 64},
+		{"LongLineEndsInCRLF", "0123456789abcdefghij0123456789\r\nx\r", 64},
+		{"TooLongLoneCR", "0123456789abcdefghij0123456789\rx\r\n", 20},
+		{"TooLongCRAtEOF", "x\r0123456789abcdefghij0123456789\r", 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +126,7 @@ func FuzzBlockScanner(f *testing.F) {
 		f.Add(data, uint16(300), uint16(300))
 	}
 	f.Add([]byte("a\r\nb\n\nc"), uint16(1), uint16(1))
+	f.Add([]byte("{a}\r{b}\r\r\n\r\r{c}\r"), uint16(2), uint16(3))
 	f.Fuzz(func(t *testing.T, data []byte, block, max uint16) {
 		sameLines(t, blockSplit(t, data, 1+int64(block), 16+int(max)), readerSplit(t, data, 16+int(max)))
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
@@ -39,8 +40,14 @@ func split(t *testing.T, data []byte, bufSize, max int) []lines.Line {
 		case !bytes.Equal(l.Raw, seg):
 			t.Fatalf("line at %d: got %q, want %q", off, l.Raw, seg)
 		}
-		if l.Complete != (seg[len(seg)-1] == '\n') {
-			t.Fatalf("line at %d: Complete %v for %q", off, l.Complete, seg)
+		if want := pyLineLen(data[off:]); l.Len != int64(want) {
+			t.Fatalf("line at %d: %d bytes, want %d (universal newlines) in %q", off, l.Len, want, data[off:])
+		}
+		if term := lines.TermLen(seg); l.Complete != (term > 0) || l.Term != term {
+			t.Fatalf("line at %d: Complete %v Term %d for %q", off, l.Complete, l.Term, seg)
+		}
+		if !l.TooLong && !bytes.Equal(l.Body(), seg[:len(seg)-l.Term]) {
+			t.Fatalf("line at %d: Body %q of %q", off, l.Body(), seg)
 		}
 		if !l.Complete && l.Off+l.Len != int64(len(data)) {
 			t.Fatalf("incomplete line at %d is not the last", off)
@@ -52,6 +59,24 @@ func split(t *testing.T, data []byte, bufSize, max int) []lines.Line {
 		t.Fatalf("lines cover %d bytes, want %d", off, len(data))
 	}
 	return out
+}
+
+// pyLineLen is the length of the first line of data as Python's
+// universal newlines read it, terminator included: the oracle, byte by
+// byte.
+func pyLineLen(data []byte) int {
+	for i, c := range data {
+		switch c {
+		case '\n':
+			return i + 1
+		case '\r':
+			if i+1 < len(data) && data[i+1] == '\n' {
+				return i + 2
+			}
+			return i + 1
+		}
+	}
+	return len(data)
 }
 
 func TestReader(t *testing.T) {
@@ -69,6 +94,15 @@ func TestReader(t *testing.T) {
 		{"LongerThanBuffer", "0123456789abcdefghij0123456789\nx\n", 64, []bool{true, true}, []bool{false, false}},
 		{"TooLong", "0123456789abcdefghij0123456789\nx\n", 20, []bool{true, true}, []bool{true, false}},
 		{"TooLongTorn", "x\n0123456789abcdefghij0123456789", 20, []bool{true, false}, []bool{false, true}},
+		{"LoneCR", "{a}\r{b}\r{c}\n", 64, []bool{true, true, true}, []bool{false, false, false}},
+		{"CRCRLF", "{a}\r\r\n{b}\n", 64, []bool{true, true, true}, []bool{false, false, false}},
+		{"CRLF", "{a}\r\n{b}\r\n", 64, []bool{true, true}, []bool{false, false}},
+		{"CRAtEOF", "{a}\n{b}\r", 64, []bool{true, true}, []bool{false, false}},
+		{"CRInTornTail", "{a}\n{b}\r{c", 64, []bool{true, true, false}, []bool{false, false, false}},
+		{"CRLFAcrossBuffer", "0123456789abcde\r\nx\r", 64, []bool{true, true}, []bool{false, false}},
+		{"CRAcrossBuffer", "0123456789abcde\rx\r\r", 64, []bool{true, true, true}, []bool{false, false, false}},
+		{"ManyLoneCRsInLongLine", strings.Repeat("ab\r", 100) + "z\n", 64, repeatBool(true, 101), repeatBool(false, 101)},
+		{"TooLongCRLF", "0123456789abcdefghij0123456789\r\nx\r\n", 20, []bool{true, true}, []bool{true, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +119,14 @@ func TestReader(t *testing.T) {
 	}
 }
 
+func repeatBool(v bool, n int) []bool {
+	b := make([]bool, n)
+	for i := range b {
+		b[i] = v
+	}
+	return b
+}
+
 // FuzzReader checks the invariants on arbitrary input, buffer sizes and
 // limits. Seeds come from the Papyra fixtures.
 func FuzzReader(f *testing.F) {
@@ -92,6 +134,7 @@ func FuzzReader(f *testing.F) {
 		f.Add(data, uint8(16), uint16(300))
 	}
 	f.Add([]byte("a\r\nb\n\nc"), uint8(1), uint16(1))
+	f.Add([]byte("{a}\r{b}\r\r\n\r\r{c}\r"), uint8(0), uint16(2))
 	f.Fuzz(func(t *testing.T, data []byte, buf uint8, max uint16) {
 		bufSize := 16 + int(buf) // bufio's minimum is 16
 		split(t, data, bufSize, bufSize+int(max))

@@ -6,9 +6,12 @@ import (
 	"io"
 )
 
-// LastLineEnd returns the offset just past the last '\n' of r in
-// [from, size), or from when there is none. It reads backwards, so the
-// cost is the length of the last line, not of the range.
+// LastLineEnd returns the offset just past the last line terminator
+// ('\n' or '\r', as universal newlines end lines) of r in [from, size),
+// or from when there is none. It reads backwards, so the cost is the
+// length of the last line, not of the range. A '\r' that is the last byte
+// counts as an end: should a '\n' follow later, copying the bytes on
+// either side of it separately still yields the same lines.
 func LastLineEnd(r io.ReaderAt, from, size int64) (int64, error) {
 	var buf [4096]byte
 	for end := size; end > from; {
@@ -17,7 +20,7 @@ func LastLineEnd(r io.ReaderAt, from, size int64) (int64, error) {
 		if _, err := r.ReadAt(b, start); err != nil {
 			return 0, fmt.Errorf("read at %d: %w", start, err)
 		}
-		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		if i := lastTerm(b); i >= 0 {
 			return start + int64(i) + 1, nil
 		}
 		end = start
@@ -25,10 +28,16 @@ func LastLineEnd(r io.ReaderAt, from, size int64) (int64, error) {
 	return from, nil
 }
 
+// lastTerm is the index of the last '\n' or '\r' of b, or -1.
+func lastTerm(b []byte) int {
+	return max(bytes.LastIndexByte(b, '\n'), bytes.LastIndexByte(b, '\r'))
+}
+
 // AppendLines copies the complete lines of src in [off, size) to dst, one
 // Write per chunk of whole lines, and returns the bytes copied. A dst
 // opened with O_APPEND then never interleaves half a line with another
-// process's appends. Bytes after the last '\n' are left for a later call.
+// process's appends. Bytes after the last terminator are left for a later
+// call.
 func AppendLines(dst io.Writer, src io.ReaderAt, off, size int64) (int64, error) {
 	var done int64
 	buf := make([]byte, 0, 1<<20)
@@ -38,7 +47,7 @@ func AppendLines(dst io.Writer, src io.ReaderAt, off, size int64) (int64, error)
 		if _, err := src.ReadAt(b, off+done); err != nil {
 			return done, fmt.Errorf("read at %d: %w", off+done, err)
 		}
-		i := bytes.LastIndexByte(b, '\n')
+		i := lastTerm(b)
 		if i < 0 {
 			if n == int64(cap(buf)) { // a line longer than the buffer
 				buf = make([]byte, 0, 2*cap(buf))

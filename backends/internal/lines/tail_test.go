@@ -23,6 +23,9 @@ func TestLastLineEnd(t *testing.T) {
 		{"NewlineBeforeFrom", "a\nbcd", 3, 3},
 		{"LongLastLine", "a\n" + long, 0, 2},
 		{"LongLineEndsInNewline", long + "\n" + long, 0, 10001},
+		{"LoneCR", "a\nb\rfrag", 0, 4},
+		{"CRLF", "a\r\nfrag", 0, 3},
+		{"CRAtEnd", "a\nb\r", 0, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,6 +50,7 @@ func TestAppendLines(t *testing.T) {
 		{"FromOffset", "a\nb\nc\n", 2, "b\nc\n"},
 		{"NothingComplete", "frag", 0, ""},
 		{"LineLongerThanBuffer", long + "\nz", 0, long + "\n"},
+		{"LoneCR", "a\rb\r\nc\rfrag", 0, "a\rb\r\nc\r"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
