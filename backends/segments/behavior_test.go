@@ -24,6 +24,10 @@ var (
 // {"i": i}.
 func rec(i int, ts float64) string { return rotLine(`{"i": `+strconv.Itoa(i)+`}`, ts) }
 
+// cr replaces line's newline with a lone CR, which ends a line for
+// Papyra's universal-newline reader as well.
+func cr(line string) string { return strings.TrimSuffix(line, "\n") + "\r" }
+
 // layout is a store's content by segment index (0: the active file).
 type layout map[int]string
 
@@ -205,6 +209,27 @@ func TestBackend_Layouts(t *testing.T) {
 			want:        layout{2: rec(3, fresh), 1: rec(4, fresh), 0: rec(5, fresh)},
 			quarantined: 1,
 			segs:        [3]int64{1, 1, 2},
+		},
+		{
+			// Universal newlines: a lone CR ends a record, in a rotated
+			// segment, in the active file and inside its torn tail.
+			name:        "LoneCRSeparatesRecords",
+			maxFiles:    5,
+			in:          layout{1: cr(rec(1, old)) + cr(rec(2, fresh)) + "not json\r" + rec(3, fresh), 0: cr(rec(4, old)) + cr(rec(5, fresh)) + `{"i": 6, "ti`},
+			ret:         age,
+			want:        layout{1: cr(rec(2, fresh)) + rec(3, fresh), 0: cr(rec(5, fresh)) + `{"i": 6, "ti`},
+			quarantined: 1,
+			torn:        true,
+			segs:        [3]int64{0, 2, 0},
+		},
+		{
+			name:     "LoneCRRecordsCountedByMaxRecords",
+			maxFiles: 5,
+			in:       layout{1: cr(rec(1, fresh)) + cr(rec(2, fresh)), 0: cr(rec(3, fresh)) + "\r\n" + rec(4, fresh)},
+			ret:      config.Retention{MaxRecords: ptr[int64](2)},
+			want:     layout{1: cr(rec(3, fresh)) + rec(4, fresh), 0: ""},
+			blank:    1,
+			segs:     [3]int64{1, 1, 0},
 		},
 	}
 	for _, tt := range tests {

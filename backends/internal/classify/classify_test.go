@@ -33,6 +33,8 @@ func store(torn bool) []byte {
 			b.WriteString("{\"kind\": \"event\", \"torn\n")
 		case i%89 == 0:
 			b.WriteString("\n")
+		case i%79 == 0: // universal newlines: a lone CR and a CRLF end records too
+			fmt.Fprintf(&b, `{"kind": "event", "i": %d, "timestamp": %f}`+"\r"+`{"kind": "audit", "timestamp": %f}`+"\r\n", i, ts, ts)
 		case i%83 == 0:
 			fmt.Fprintf(&b, `{"kind": "audit", "timestamp": null, "i": %d}`+"\n", i)
 		default:
