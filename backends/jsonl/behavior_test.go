@@ -70,9 +70,9 @@ func TestBackend_Lines(t *testing.T) {
 			blank: 2,
 		},
 		{
-			name:        "CorruptLinesQuarantined",
-			in:          lines(rec(1, fresh), "not json", "[1, 2]", `{"timestamp": "yesterday"}`, `{"a": 1,`+"\r"+` "b": 2}`, "\xff\xfe", rec(2, fresh)),
-			want:        lines(rec(1, fresh), rec(2, fresh)),
+			name: "CorruptLinesQuarantined",
+			in:   lines(rec(1, fresh), "not json", "[1, 2]", `{"timestamp": "yesterday"}`, `{"a": 1,`+"\r"+` "b": 2}`, "\xff\xfe", rec(2, fresh)),
+			want: lines(rec(1, fresh), rec(2, fresh)),
 			// The raw CR splits `{"a": 1, "b": 2}` in two lines (universal
 			// newlines), each of them corrupt.
 			quarantined: 6,
