@@ -17,27 +17,12 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/backends/internal/rangecopy"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
-)
-
-// maxTailRounds bounds the copy-the-tail loop before the swap: a writer
-// that never pauses must not keep the run from finishing. Whatever it
-// appends after the last round is picked up by the drain.
-const maxTailRounds = 50
-
-// drainTick is how often the old inode is polled during the grace period.
-const drainTick = 20 * time.Millisecond
-
-// fragmentWait is how long a last line without a newline may stay
-// incomplete before it counts as torn rather than in flight, and
-// fragmentPoll how often it is looked at meanwhile.
-const (
-	fragmentWait = 250 * time.Millisecond
-	fragmentPoll = 5 * time.Millisecond
 )
 
 // swap is one Apply in progress.
@@ -70,7 +55,7 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	if st := p.stats; st.Removed() == 0 && st.Quarantined == 0 && st.BlankLines == 0 {
 		// Rewriting would produce the same bytes: leave the store, its
 		// inode and its mtime alone, so an hourly timer costs one read.
-		st.BytesAfter = fileSize(p.f)
+		st.BytesAfter = livefile.Size(p.f)
 		st.Notes = append(st.Notes, "nothing to remove, store left as is")
 		return st, nil
 	}
@@ -251,69 +236,14 @@ func (s *swap) quarantine(lineNo, off int64, e scratch.Entry) error {
 }
 
 // copyTails copies what follows the planned range: records appended since
-// planning, in whole lines, until the file stops growing. A last line
-// without a newline is either a write in flight (on Linux a reader can see
-// part of a write that crosses a page) or a torn line left by a crash.
-// Copying half a write would let the next record glue onto it, so it is
-// given fragmentWait to complete; only a fragment that stays is carried
-// over verbatim, as the torn tail it is.
+// planning, in whole lines, until the file stops growing; a last line that
+// stays incomplete is carried over verbatim, as the torn tail it is.
 func (s *swap) copyTails(w io.Writer) error {
-	s.stats.TornTail = false
-	rounds := 0
-	var fragSince time.Time
-	for rounds < maxTailRounds {
-		n, frag, err := s.copyTail(w)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			rounds++
-			fragSince = time.Time{}
-			continue
-		}
-		if frag == 0 {
-			return nil
-		}
-		if fragSince.IsZero() {
-			fragSince = time.Now()
-		}
-		if time.Since(fragSince) >= fragmentWait {
-			c, err := io.Copy(w, io.NewSectionReader(s.p.f, s.copied, frag))
-			s.copied += c
-			if err != nil {
-				return fmt.Errorf("copy the last line of %s: %w", s.p.real, err)
-			}
-			s.stats.TornTail = true
-			return nil
-		}
-		time.Sleep(fragmentPoll)
-	}
-	return nil
-}
-
-// copyTail copies the complete lines from s.copied to the original's
-// current end through w, and returns how many bytes it copied and how many
-// follow the last newline.
-func (s *swap) copyTail(w io.Writer) (n, frag int64, err error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(s.p.f.Fd()), &st); err != nil {
-		return 0, 0, fmt.Errorf("stat %s: %w", s.p.real, err)
-	}
-	end, err := lines.LastLineEnd(s.p.f, s.copied, st.Size)
-	if err != nil {
-		return 0, 0, err
-	}
-	if end > s.copied {
-		n, err = io.Copy(w, io.NewSectionReader(s.p.f, s.copied, end-s.copied))
-		s.copied += n
-		if s.copied > s.p.st.Size {
-			s.stats.Appended = s.copied - s.p.st.Size
-		}
-		if err != nil {
-			return n, 0, fmt.Errorf("copy appended bytes of %s: %w", s.p.real, err)
-		}
-	}
-	return n, st.Size - end, nil
+	end, torn, err := livefile.CopyTail(s.p.f, s.copied, w, true)
+	s.copied = end
+	s.stats.TornTail = torn
+	s.stats.Appended = max(0, end-s.p.st.Size)
+	return err
 }
 
 // abort undoes prepare: the original was never touched.
@@ -411,65 +341,31 @@ func (s *swap) linkOld() error {
 // undoLink reverses linkOld and the recovery record before the rename.
 func (s *swap) undoLink(rec *recoveryRecord) {
 	_ = os.Remove(rec.Old)
-	_ = os.Remove(s.b.recordPath(rec.Store))
+	_ = s.b.record(rec.Store).Remove()
 	s.abort()
 }
 
 // drain appends to the new file what writers still append to the old
 // inode, in whole lines, until the grace period ends (or ctx is done: then
-// one last look).
+// one last look). A last fragment that does not complete is quarantined.
 func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
-	deadline := time.Now().Add(s.b.env.GracePeriod)
-	for {
-		last := ctx.Err() != nil || !time.Now().Before(deadline)
-		if err := s.drainOnce(rec); err != nil {
-			return err
-		}
-		if last {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(drainTick):
-		}
+	once := func() error { return s.drainOnce(rec) }
+	if err := livefile.Drain(ctx, s.b.env.GracePeriod, once); err != nil {
+		return err
 	}
-	// A fragment without a newline may be a write in flight: give it
-	// fragmentWait to complete. One that stays would poison the next Papyra
-	// record if appended: quarantine it instead.
-	for waited := time.Duration(0); waited < fragmentWait; waited += fragmentPoll {
-		end, err := lines.LastLineEnd(s.p.f, rec.Offset, fileSize(s.p.f))
-		if err != nil {
-			return err
-		}
-		if end == fileSize(s.p.f) {
-			break
-		}
-		if end > rec.Offset {
-			if err := s.drainOnce(rec); err != nil {
-				return err
-			}
-			continue
-		}
-		time.Sleep(fragmentPoll)
+	frag, err := livefile.WaitFragment(s.p.f, func() int64 { return rec.Offset }, once)
+	if err != nil || frag == 0 {
+		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(s.p.f.Fd()), &st); err != nil {
-		return fmt.Errorf("stat %s: %w", rec.Old, err)
+	buf := make([]byte, frag)
+	if _, err := s.p.f.ReadAt(buf, rec.Offset); err != nil {
+		return fmt.Errorf("read %s: %w", rec.Old, err)
 	}
-	if st.Size > rec.Offset {
-		frag := make([]byte, st.Size-rec.Offset)
-		if _, err := s.p.f.ReadAt(frag, rec.Offset); err != nil {
-			return fmt.Errorf("read %s: %w", rec.Old, err)
-		}
-		qe := quarantine.Entry{Source: s.p.real, Offset: rec.Offset, Reason: "torn write left on the replaced file"}
-		if err := s.q.Add(qe, frag); err != nil {
-			return err
-		}
-		if err := s.q.Commit(); err != nil {
-			return err
-		}
+	qe := quarantine.Entry{Source: s.p.real, Offset: rec.Offset, Reason: "torn write left on the replaced file"}
+	if err := s.q.Add(qe, buf); err != nil {
+		return err
 	}
-	return nil
+	return s.q.Commit()
 }
 
 // drainOnce appends the complete lines past rec.Offset on the old inode.
@@ -477,14 +373,4 @@ func (s *swap) drainOnce(rec *recoveryRecord) error {
 	n, err := s.b.appendOnce(rec, s.p.f, s.tmp)
 	s.stats.Appended += n
 	return err
-}
-
-// fileSize is f's current size, 0 when it cannot be read (the caller's
-// next read reports the error).
-func fileSize(f *os.File) int64 {
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
-		return 0
-	}
-	return st.Size
 }

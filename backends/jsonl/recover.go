@@ -3,9 +3,6 @@ package jsonl
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -37,21 +35,12 @@ type recoveryRecord struct {
 	NewIno    uint64 `json:"new_ino"`
 }
 
-func (b *Backend) recordPath(real string) string {
-	sum := sha256.Sum256([]byte(real))
-	return filepath.Join(b.env.StateDir, "jsonl-swap-"+hex.EncodeToString(sum[:8])+".json")
+// record is the recovery record of the store whose real path is real.
+func (b *Backend) record(real string) livefile.Record {
+	return livefile.RecordFor(b.env.StateDir, "jsonl-swap", real)
 }
 
-func (b *Backend) writeRecord(rec *recoveryRecord) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode recovery record: %w", err)
-	}
-	if err := os.MkdirAll(b.env.StateDir, 0o750); err != nil {
-		return fmt.Errorf("create state directory: %w", err)
-	}
-	return fsutil.WriteFileAtomic(b.recordPath(rec.Store), data, 0o640)
-}
+func (b *Backend) writeRecord(rec *recoveryRecord) error { return b.record(rec.Store).Write(rec) }
 
 // finishRecovery removes the old inode's second name, then the record.
 // The order matters: a record without its old name is harmless, an old
@@ -63,10 +52,7 @@ func (b *Backend) finishRecovery(rec *recoveryRecord) error {
 	if err := fsutil.SyncDir(filepath.Dir(rec.Old)); err != nil {
 		return err
 	}
-	if err := os.Remove(b.recordPath(rec.Store)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove recovery record: %w", err)
-	}
-	return nil
+	return b.record(rec.Store).Remove()
 }
 
 // Recover implements backends.Backend: it finishes a swap a killed run
@@ -78,17 +64,14 @@ func (b *Backend) Recover(ctx context.Context) error {
 		return err
 	}
 	var accounted string
-	if data, err := os.ReadFile(b.recordPath(real)); err == nil {
-		var rec recoveryRecord
-		if err := json.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("read recovery record %s: %w", b.recordPath(real), err)
-		}
+	var rec recoveryRecord
+	if found, err := b.record(real).Read(&rec); err != nil {
+		return err
+	} else if found {
 		if err := b.recoverSwap(&rec); err != nil {
 			return err
 		}
 		accounted = filepath.Base(rec.Old)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read recovery record: %w", err)
 	}
 	dir, base := filepath.Dir(real), filepath.Base(real)
 	ents, err := os.ReadDir(dir)
@@ -204,7 +187,7 @@ const maxAppend = 4 << 20
 func (b *Backend) appendOnce(rec *recoveryRecord, old, dst *os.File) (int64, error) {
 	var total int64
 	for {
-		size := fileSize(old)
+		size := livefile.Size(old)
 		end, err := lines.LastLineEnd(old, rec.Offset, min(size, rec.Offset+maxAppend))
 		if err != nil {
 			return total, fmt.Errorf("read %s: %w", old.Name(), err)
@@ -221,7 +204,7 @@ func (b *Backend) appendOnce(rec *recoveryRecord, old, dst *os.File) (int64, err
 		if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
 			return total, fmt.Errorf("read %s: %w", old.Name(), err)
 		}
-		rec.Pending, rec.PendingAt = int64(len(chunk)), fileSize(dst)
+		rec.Pending, rec.PendingAt = int64(len(chunk)), livefile.Size(dst)
 		if err := b.writeRecord(rec); err != nil {
 			return total, err
 		}
@@ -258,7 +241,7 @@ func (b *Backend) settlePending(rec *recoveryRecord, old *os.File) error {
 	defer store.Close()
 	// Papyra may have appended before (and after) the pending write; the
 	// search covers what came after PendingAt, bounded.
-	size := fileSize(store)
+	size := livefile.Size(store)
 	region := make([]byte, max(0, min(size, rec.PendingAt+rec.Pending+1<<20)-rec.PendingAt))
 	if _, err := store.ReadAt(region, rec.PendingAt); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read %s: %w", rec.Store, err)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
@@ -366,7 +367,7 @@ func (r *run) commit(ctx context.Context) error {
 // any drop.
 func (r *run) dropEmptyRotated() error {
 	for _, sw := range r.swaps {
-		if !sw.step.Live || sw.step.Name != r.st.name(1) || fileSize(sw.repl) != 0 {
+		if !sw.step.Live || sw.step.Name != r.st.name(1) || livefile.Size(sw.repl) != 0 {
 			continue
 		}
 		id, err := fileOf(sw.repl)

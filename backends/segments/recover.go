@@ -2,9 +2,6 @@ package segments
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -52,21 +50,12 @@ type runRecord struct {
 	Steps  []*step `json:"steps"`
 }
 
-func (b *Backend) recordPath(st store) string {
-	sum := sha256.Sum256([]byte(filepath.Join(st.dir, st.base)))
-	return filepath.Join(b.env.StateDir, "rotating-run-"+hex.EncodeToString(sum[:8])+".json")
+// record is the run record of store st.
+func (b *Backend) record(st store) livefile.Record {
+	return livefile.RecordFor(b.env.StateDir, "rotating-run", filepath.Join(st.dir, st.base))
 }
 
-func (b *Backend) writeRecord(st store, rec *runRecord) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode run record: %w", err)
-	}
-	if err := os.MkdirAll(b.env.StateDir, 0o750); err != nil {
-		return fmt.Errorf("create state directory %s: %w", b.env.StateDir, err)
-	}
-	return fsutil.WriteFileAtomic(b.recordPath(st), data, 0o640)
-}
+func (b *Backend) writeRecord(st store, rec *runRecord) error { return b.record(st).Write(rec) }
 
 // Recover implements backends.Backend: it finishes or undoes what a killed
 // run left (side files, an anchor, old inodes still to drain) and reports
@@ -81,16 +70,13 @@ func (b *Backend) Recover(ctx context.Context) error {
 		return err
 	}
 	st := store{dir: dir, base: filepath.Base(b.path)}
-	var rec *runRecord
-	data, err := os.ReadFile(b.recordPath(st))
-	switch {
-	case err == nil:
-		rec = &runRecord{}
-		if err := json.Unmarshal(data, rec); err != nil {
-			return fmt.Errorf("read run record %s: %w", b.recordPath(st), err)
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("read run record: %w", err)
+	rec := &runRecord{}
+	found, err := b.record(st).Read(rec)
+	if err != nil {
+		return err
+	}
+	if !found {
+		rec = nil
 	}
 	var errs []error
 	if rec != nil {
@@ -174,9 +160,7 @@ func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error 
 		errs = append(errs, q.Close())
 	}
 	if !unresolved {
-		if err := os.Remove(b.recordPath(st)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove run record: %w", err))
-		}
+		errs = append(errs, b.record(st).Remove())
 	}
 	return errors.Join(errs...)
 }
@@ -218,7 +202,7 @@ func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.W
 		}
 	}
 	return fmt.Errorf("%w: %s holds a file of %s (inode %d) that the run record of %s does not account for; move it back to a free segment name by hand",
-		backends.ErrUnsafe, side, rec.Base, sst.Ino, b.recordPath(st))
+		backends.ErrUnsafe, side, rec.Base, sst.Ino, b.record(st).Path())
 }
 
 // drainSide appends to the replacement what writers appended to the old

@@ -7,31 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
-)
-
-const (
-	// maxTailRounds bounds the copy-the-tail loop: a writer that never
-	// pauses must not keep the run from finishing; the drain picks up the
-	// rest.
-	maxTailRounds = 50
-	// drainTick is how often an old active inode is polled during the
-	// grace period.
-	drainTick = 20 * time.Millisecond
-	// fragmentWait is how long a last line without a newline may stay
-	// incomplete before it counts as torn rather than in flight, and
-	// fragmentPoll how often it is looked at meanwhile.
-	fragmentWait = 250 * time.Millisecond
-	fragmentPoll = 5 * time.Millisecond
 )
 
 // reasonTornRotated is the quarantine reason of a last line without a
@@ -122,7 +107,7 @@ func (r *run) writeRotated(ctx context.Context, s *seg, f *os.File) (int64, erro
 	}
 	done := s.st.Size
 	if s.index == 0 {
-		size := fileSize(s.f)
+		size := livefile.Size(s.f)
 		end, err := lines.LastLineEnd(s.f, s.end, size)
 		if err != nil {
 			return 0, fmt.Errorf("read %s: %w", s.path, err)
@@ -148,14 +133,14 @@ func (r *run) writeRotated(ctx context.Context, s *seg, f *os.File) (int64, erro
 // writeLive writes the replacement of the active file: survivors, then
 // what the writer appended since planning, in whole lines, until the file
 // stops growing. With carry, a last line that stays incomplete for
-// fragmentWait is carried over verbatim (the JSON-lines treatment);
+// livefile.FragmentWait is carried over verbatim (the JSON-lines treatment);
 // without, it is left to the drain.
 func (r *run) writeLive(ctx context.Context, s *seg, f *os.File, carry bool) (int64, error) {
 	w := bufio.NewWriterSize(f, bufSize)
 	if err := r.copySurvivors(ctx, s, w); err != nil {
 		return 0, err
 	}
-	copied, torn, err := copyTails(s.f, s.end, w, carry)
+	copied, torn, err := livefile.CopyTail(s.f, s.end, w, carry)
 	if err != nil {
 		return 0, fmt.Errorf("copy the tail of %s: %w", s.path, err)
 	}
@@ -165,42 +150,6 @@ func (r *run) writeLive(ctx context.Context, s *seg, f *os.File, carry bool) (in
 	r.stats.Appended += max(0, copied-s.st.Size)
 	r.stats.TornTail = torn
 	return copied, nil
-}
-
-// copyTails copies the complete lines of f from `from` to its current end,
-// looping until it stops growing; see writeLive for the last line.
-func copyTails(f *os.File, from int64, w io.Writer, carry bool) (copied int64, torn bool, err error) {
-	copied = from
-	var fragSince time.Time
-	for rounds := 0; rounds < maxTailRounds; {
-		size := fileSize(f)
-		end, err := lines.LastLineEnd(f, copied, size)
-		if err != nil {
-			return copied, false, err
-		}
-		if end > copied {
-			n, err := io.Copy(w, io.NewSectionReader(f, copied, end-copied))
-			copied += n
-			if err != nil {
-				return copied, false, err
-			}
-			rounds++
-			fragSince = time.Time{}
-			continue
-		}
-		if size == end || !carry {
-			return copied, false, nil
-		}
-		if fragSince.IsZero() {
-			fragSince = time.Now()
-		}
-		if time.Since(fragSince) >= fragmentWait {
-			n, err := io.Copy(w, io.NewSectionReader(f, copied, size-copied))
-			return copied + n, true, err
-		}
-		time.Sleep(fragmentPoll)
-	}
-	return copied, false, nil
 }
 
 // rotateActive moves the active file to slot 1 and puts an empty file in
@@ -380,7 +329,7 @@ func findDrop(steps []*step, id fileID) *step {
 // drain appends to the replacements what writers still append to old
 // active inodes, in whole lines, until the grace period ends (or ctx is
 // done: then one last look). A last fragment that does not complete
-// within fragmentWait is quarantined: appended, it would glue onto the
+// within livefile.FragmentWait is quarantined: appended, it would glue onto the
 // next record.
 func (r *run) drain(ctx context.Context) error {
 	var live []*swapped
@@ -392,21 +341,16 @@ func (r *run) drain(ctx context.Context) error {
 	if len(live) == 0 {
 		return nil
 	}
-	deadline := time.Now().Add(r.b.env.GracePeriod)
-	for {
-		last := ctx.Err() != nil || !time.Now().Before(deadline)
+	err := livefile.Drain(ctx, r.b.env.GracePeriod, func() error {
 		for _, sw := range live {
 			if err := r.drainOnce(sw); err != nil {
 				return err
 			}
 		}
-		if last {
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(drainTick):
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, sw := range live {
 		if err := r.drainFragment(sw); err != nil {
@@ -418,7 +362,7 @@ func (r *run) drain(ctx context.Context) error {
 
 // drainOnce appends the complete lines past the step's offset.
 func (r *run) drainOnce(sw *swapped) error {
-	n, err := lines.AppendLines(sw.repl, sw.s.f, sw.step.Offset, fileSize(sw.s.f))
+	n, err := lines.AppendLines(sw.repl, sw.s.f, sw.step.Offset, livefile.Size(sw.s.f))
 	if err != nil {
 		return fmt.Errorf("drain %s: %w", sw.s.path, err)
 	}
@@ -436,27 +380,11 @@ func (r *run) drainOnce(sw *swapped) error {
 // drainFragment waits for a last line in flight, then quarantines what is
 // still incomplete.
 func (r *run) drainFragment(sw *swapped) error {
-	for waited := time.Duration(0); waited < fragmentWait; waited += fragmentPoll {
-		size := fileSize(sw.s.f)
-		end, err := lines.LastLineEnd(sw.s.f, sw.step.Offset, size)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", sw.s.path, err)
-		}
-		if end == size {
-			return nil
-		}
-		if end > sw.step.Offset {
-			if err := r.drainOnce(sw); err != nil {
-				return err
-			}
-			continue
-		}
-		time.Sleep(fragmentPoll)
+	frag, err := livefile.WaitFragment(sw.s.f, func() int64 { return sw.step.Offset }, func() error { return r.drainOnce(sw) })
+	if err != nil || frag == 0 {
+		return err
 	}
-	size := fileSize(sw.s.f)
-	if size <= sw.step.Offset {
-		return nil
-	}
+	size := sw.step.Offset + frag
 	qe := quarantine.Entry{Source: sw.s.path, Offset: sw.step.Offset, Reason: "torn write left on the replaced active file"}
 	if err := r.quarantine(qe, sw.s.f, sw.step.Offset, size-sw.step.Offset, nil, true); err != nil {
 		return err
@@ -468,14 +396,4 @@ func (r *run) drainFragment(sw *swapped) error {
 	r.stats.BytesAfter -= min(r.stats.BytesAfter, size-sw.step.Offset)
 	sw.step.Offset = size
 	return r.b.writeRecord(r.st, &r.rec)
-}
-
-// fileSize is f's current size, 0 when it cannot be read (the caller's
-// next read reports the error).
-func fileSize(f *os.File) int64 {
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
-		return 0
-	}
-	return st.Size
 }

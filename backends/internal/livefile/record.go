@@ -1,0 +1,73 @@
+package livefile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+)
+
+// Record is the recovery record of one store: a small JSON file in the
+// state directory that exists only while a run changes the store, and
+// says what the next run must finish or undo after a kill. It is keyed
+// by a hash of the store's real path, not by the target's name, so that
+// renaming a target in the config does not lose it, and so that two
+// targets naming one store (refused by the config) could not have two.
+type Record struct {
+	dir  string
+	name string
+}
+
+// RecordFor returns the record of the store whose real path is key, in
+// stateDir. kind names the backend ("jsonl-swap", "rotating-run"), so that
+// a store that changes kind never reads the other kind's record.
+func RecordFor(stateDir, kind, key string) Record {
+	sum := sha256.Sum256([]byte(key))
+	return Record{dir: stateDir, name: kind + "-" + hex.EncodeToString(sum[:8]) + ".json"}
+}
+
+// Path is the record's path, for messages.
+func (r Record) Path() string { return filepath.Join(r.dir, r.name) }
+
+// Write replaces the record with v, atomically and durably: the next run
+// reads the previous record or this one, never a part.
+func (r Record) Write(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode recovery record %s: %w", r.Path(), err)
+	}
+	if err := os.MkdirAll(r.dir, 0o750); err != nil {
+		return fmt.Errorf("create state directory %s: %w", r.dir, err)
+	}
+	return fsutil.WriteFileAtomic(r.Path(), data, 0o640)
+}
+
+// Read decodes the record into v. found is false when there is none: no
+// run was interrupted.
+func (r Record) Read(v any) (found bool, err error) {
+	data, err := os.ReadFile(r.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read recovery record: %w", err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("read recovery record %s: %w", r.Path(), err)
+	}
+	return true, nil
+}
+
+// Remove deletes the record once everything it names is settled.
+func (r Record) Remove() error {
+	if err := os.Remove(r.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove recovery record %s: %w", r.Path(), err)
+	}
+	return nil
+}
