@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/backends"
@@ -151,6 +152,12 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 		res.Outcome = OutcomeLocked
 	default:
 		res.Outcome = OutcomeFailed
+		if errors.Is(res.Err, syscall.EROFS) {
+			// Under systemd the usual cause is the unit's sandbox
+			// (ProtectSystem=strict): say what fixes it.
+			res.Err = fmt.Errorf("%w (under systemd: the unit's sandbox does not let it write there; "+
+				"`papyra-compact check --write-dropin` adds the path to both units, then restart the daemon or start the next pass)", res.Err)
+		}
 	}
 	return res
 }

@@ -119,15 +119,41 @@ func (r *Recorder) Record(res Result) error {
 // time at, for papyra_compact_config_last_reload_successful and its
 // success timestamp, then rewrites the textfile.
 func (r *Recorder) ConfigReloaded(ok bool, at time.Time) error {
+	return r.RecordReload(ReloadStatus{OK: ok, At: at})
+}
+
+// RecordReload records the outcome of a configuration (re)load, with why
+// it was rejected, then rewrites the textfile. `papyra-compact reload`
+// waits for this record.
+func (r *Recorder) RecordReload(rs ReloadStatus) error {
 	return r.update(func(cfg *config.Config) error {
 		st, err := LoadAgentState(cfg.StateDir)
 		if err != nil {
 			return err
 		}
-		st.Reload.Known, st.Reload.Successful, st.Reload.At = true, ok, at
-		if ok {
-			st.Reload.SuccessAt = at
+		st.Reload.Known, st.Reload.Successful, st.Reload.At = true, rs.OK, rs.At
+		st.Reload.Error = ""
+		if rs.OK {
+			st.Reload.SuccessAt = rs.At
+		} else {
+			st.Reload.Error = errString(rs.Err)
 		}
+		return saveAgentState(cfg.StateDir, st)
+	})
+}
+
+// RestartNeeded records what the running daemon cannot apply without a
+// restart ("" for nothing), for `status`.
+func (r *Recorder) RestartNeeded(what string) error {
+	return r.update(func(cfg *config.Config) error {
+		st, err := LoadAgentState(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		if st.Reload.RestartNeeded == what {
+			return nil
+		}
+		st.Reload.RestartNeeded = what
 		return saveAgentState(cfg.StateDir, st)
 	})
 }
@@ -269,7 +295,7 @@ type collector struct {
 	success, lastRun, lastSuccess, lastDuration          *prometheus.Desc
 	storeSize, storeRecords, before, after               *prometheus.Desc
 	oldestTS, oldestAge, heldBack, heldBackBy            *prometheus.Desc
-	interval, nextRun                                    *prometheus.Desc
+	interval, nextRun, missingSince                      *prometheus.Desc
 	maxAge, maxRecords, maxBytes                         *prometheus.Desc
 	reloadOK, reloadTS, buildInfo                        *prometheus.Desc
 }
@@ -321,6 +347,8 @@ func newCollector(version, goVersion string) *collector {
 			"Redis stream entries retention would remove but kept because a consumer group still needs them (pending or not yet delivered), as of the last successful compaction."),
 		heldBackBy: d("redis", "group_held_back_entries",
 			"Redis stream entries retention would remove but kept for one consumer group of one stream, as of the last successful compaction.", "stream", "group"),
+		missingSince: d("store", "missing_since_timestamp_seconds",
+			"Unix time since which every run found the store missing (no such file, no Redis stream), so nothing is compacted; absent while the store exists. A mistyped path shows here."),
 		interval: d("schedule", "interval_seconds",
 			"How often the scheduler runs the target; absent when unknown, as under the systemd timer, whose unit is the schedule."),
 		nextRun: d("schedule", "next_run_timestamp_seconds",
@@ -354,7 +382,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.success, c.lastRun, c.lastSuccess, c.lastDuration,
 		c.storeSize, c.storeRecords, c.before, c.after,
 		c.oldestTS, c.oldestAge, c.heldBack, c.heldBackBy,
-		c.interval, c.nextRun,
+		c.interval, c.nextRun, c.missingSince,
 		c.maxAge, c.maxRecords, c.maxBytes,
 		c.reloadOK, c.reloadTS, c.buildInfo,
 	} {
@@ -432,6 +460,9 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 				ch <- prometheus.MustNewConstMetric(c.heldBackBy, prometheus.GaugeValue, float64(h.Entries), t.Name, t.Kind, h.Stream, h.Group)
 			}
 		}
+	}
+	if !st.MissingSince.IsZero() {
+		gauge(c.missingSince, unixSeconds(st.MissingSince))
 	}
 	if st.Interval > 0 {
 		gauge(c.interval, st.Interval)

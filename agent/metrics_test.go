@@ -115,6 +115,17 @@ func TestRecorder_Golden(t *testing.T) {
 			must(t, rec.Scheduled("orders", t0().Add(2*time.Hour), time.Hour))
 			must(t, rec.ConfigReloaded(false, t0().Add(3*time.Hour)))
 		},
+		// A store that is missing run after run (a mistyped path) exports
+		// when it was first found missing; one that appears clears it.
+		"missing": func(t *testing.T, rec *agent.Recorder) {
+			for i := range 3 {
+				must(t, rec.Record(agent.Result{Target: "orders", Kind: config.KindJSONL, Outcome: agent.OutcomeNothingToDo,
+					Started: t0().Add(time.Duration(i) * time.Hour), Duration: time.Millisecond}))
+			}
+			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeNothingToDo,
+				Started: t0(), Duration: time.Millisecond}))
+			must(t, rec.Record(okResult("audit", config.KindRotating, t0().Add(time.Hour))))
+		},
 	}
 	for name, steps := range goldenSteps {
 		t.Run(name, func(t *testing.T) {

@@ -241,14 +241,14 @@ func (n *Notifier) sendLocked(state string) {
 // ProgressStatus is the STATUS= line for one target's progress in a pass
 // over several targets:
 //
-//	orders: rewrite 41% of 2.1 GB, 3 of 5 targets
+//	orders: rewrite 41% of 2.0 GiB, 3 of 5 targets
 //
 // index is 1-based; a total of 0 (not known yet) leaves out the share.
 func ProgressStatus(target, phase string, done, total int64, index, count int) string {
 	share := ""
 	if total > 0 {
 		pct := min(100*float64(done)/float64(total), 100)
-		of := bytesize.SI(total)
+		of := bytesize.IEC(total)
 		if backends.CountsEntries(phase) {
 			of = fmt.Sprintf("%d entries", total)
 		}

@@ -225,10 +225,10 @@ func TestProgressStatus(t *testing.T) {
 		index, n    int
 		want        string
 	}{
-		{"Issue", "rewrite", 861e6, 2.1e9, 3, 5, "orders: rewrite 41% of 2.1 GB, 3 of 5 targets"},
+		{"Issue", "rewrite", 861e6, 2.1e9, 3, 5, "orders: rewrite 41% of 2.0 GiB, 3 of 5 targets"},
 		{"UnknownTotal", "scan", 10, 0, 1, 1, "orders: scan, 1 of 1 targets"},
 		{"Bytes", "scan", 1, 2, 1, 2, "orders: scan 50% of 2 B, 1 of 2 targets"},
-		{"GrewPastTotal", "rewrite", 1500, 1000, 2, 2, "orders: rewrite 100% of 1.0 kB, 2 of 2 targets"},
+		{"GrewPastTotal", "rewrite", 1500, 1000, 2, 2, "orders: rewrite 100% of 1000 B, 2 of 2 targets"},
 		{"StreamEntries", "trim entries", 250, 1000, 1, 3, "orders: trim 25% of 1000 entries, 1 of 3 targets"},
 	}
 	for _, tt := range tests {

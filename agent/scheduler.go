@@ -369,6 +369,13 @@ func (l *loop) report(now time.Time) {
 	if line := l.opts.Source.Status().StatusLine(); line != "" {
 		parts = append(parts, line)
 	}
+	// A source may add a standing note ("restart needed: …", the daemon's
+	// sandbox lacking a new target's directory).
+	if n, ok := l.opts.Source.(interface{ StatusNote() string }); ok {
+		if note := n.StatusNote(); note != "" {
+			parts = append(parts, note)
+		}
+	}
 	if status := strings.Join(parts, "; "); status != l.lastStatus {
 		l.lastStatus = status
 		l.opts.Notifier.Status(status)

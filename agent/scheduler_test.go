@@ -283,7 +283,7 @@ func TestScheduler_StatusAndExtend(t *testing.T) {
 	var progress, extends int
 	for _, m := range seen {
 		switch {
-		case strings.HasPrefix(m, "STATUS=a: rewrite ") && strings.HasSuffix(m, "% of 60.0 kB, 1 of 2 targets"):
+		case strings.HasPrefix(m, "STATUS=a: rewrite ") && strings.HasSuffix(m, "% of 58.6 KiB, 1 of 2 targets"):
 			progress++
 		case m == "EXTEND_TIMEOUT_USEC=400000":
 			extends++

@@ -74,6 +74,13 @@ type TargetState struct {
 	NextRun  time.Time `json:"next_run,omitzero"`
 	Interval float64   `json:"interval_seconds,omitempty"`
 
+	// MissingSince is the start of the first run, in an unbroken series,
+	// that found the store missing (a file that does not exist, a Redis
+	// system with no stream); zero while the store exists. A mistyped path
+	// is "nothing to do" forever: this makes it visible (status, the
+	// store_missing_since metric and its alert).
+	MissingSince time.Time `json:"missing_since,omitzero"`
+
 	// Store is the store as the last successful compaction left it.
 	Store StoreState `json:"store"`
 	// Counters are cumulative over every run since Since.
@@ -171,10 +178,14 @@ func (s *TargetState) Apply(r Result) {
 		s.LastSuccess = r.Started
 		s.LastError, s.Failed = "", false
 		s.Store = StoreState{At: r.Started}
+		if s.MissingSince.IsZero() {
+			s.MissingSince = r.Started
+		}
 	default:
 		c.RunsSuccess++
 		s.LastSuccess = r.Started
 		s.LastError, s.Failed = "", false
+		s.MissingSince = time.Time{}
 		st := r.Stats
 		c.RecordsScanned += nonNeg(st.RecordsBefore)
 		c.RecordsKept += nonNeg(st.RecordsAfter)
@@ -238,6 +249,12 @@ type ReloadState struct {
 	At         time.Time `json:"at,omitzero"`
 	// SuccessAt is when the configuration was last loaded successfully.
 	SuccessAt time.Time `json:"success_at,omitzero"`
+	// Error is why the last reload was rejected ("" after a success), for
+	// `papyra-compact reload` (ExecReload=) and `status`.
+	Error string `json:"error,omitempty"`
+	// RestartNeeded names what the daemon cannot apply without a restart
+	// (paths its sandbox keeps read-only); "" when nothing.
+	RestartNeeded string `json:"restart_needed,omitempty"`
 }
 
 // AgentState is what papyra-compact remembers that belongs to no target.

@@ -63,6 +63,21 @@ func TestTargetState_Apply(t *testing.T) {
 				t.Errorf("got %+v", s)
 			}
 		}},
+		{"MissingSinceFirstMiss", []agent.Result{ok,
+			{Target: "orders", Outcome: agent.OutcomeNothingToDo, Started: t0().Add(time.Hour)},
+			failed,
+			{Target: "orders", Outcome: agent.OutcomeLocked, Started: t0().Add(3 * time.Hour)},
+			{Target: "orders", Outcome: agent.OutcomeNothingToDo, Started: t0().Add(4 * time.Hour)}}, func(t *testing.T, s agent.TargetState) {
+			if !s.MissingSince.Equal(t0().Add(time.Hour)) {
+				t.Errorf("missing since: got %v, want the first miss %v", s.MissingSince, t0().Add(time.Hour))
+			}
+		}},
+		{"StoreBackClearsMissing", []agent.Result{{Target: "orders", Outcome: agent.OutcomeNothingToDo, Started: t0()},
+			okResult("orders", config.KindJSONL, t0().Add(time.Hour))}, func(t *testing.T, s agent.TargetState) {
+			if !s.MissingSince.IsZero() {
+				t.Errorf("missing since: got %v after a compaction, want zero", s.MissingSince)
+			}
+		}},
 		{"ClockSteppedBack", []agent.Result{okResult("orders", config.KindJSONL, t0().Add(2*time.Hour)), failed}, func(t *testing.T, s agent.TargetState) {
 			if !s.Failing() {
 				t.Errorf("a failure after a success is not failing when the clock went back: %+v", s)

@@ -85,7 +85,7 @@ func (b *Backend) open() (*os.File, string, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, real, fmt.Errorf("store %s is not a regular file (%s)", real, fi.Mode().Type())
+		return nil, real, fmt.Errorf("store %s is not a regular file (%s)", real, fi.Mode())
 	}
 	return f, real, nil
 }

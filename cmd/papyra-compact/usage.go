@@ -95,7 +95,7 @@ SYSTEMD
     with a randomized, per-host fixed delay. papyra-compact-daemon.service
     runs "daemon" instead; the two conflict, enable one. Both are
     Type=notify: READY=1 once the configuration is loaded, STATUS= with
-    progress ("orders: rewrite 41% of 2.1 GB, 3 of 5 targets") or the
+    progress ("orders: rewrite 41% of 2.0 GiB, 3 of 5 targets") or the
     next target due, EXTEND_TIMEOUT_USEC= while a compaction makes
     progress (so only a stuck one hits the unit's timeouts), WATCHDOG=1
     from the daemon's work loop (WatchdogSec=), RELOADING=1 ... READY=1
