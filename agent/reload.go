@@ -242,7 +242,7 @@ func (r *Reloader) load(trigger string, mode loadMode) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	raw, err := os.ReadFile(r.path)
+	raw, err := config.ReadFile(r.path)
 	if err == nil && mode == loadIfChanged && r.lastRaw != nil && bytes.Equal(raw, r.lastRaw) {
 		r.log.Debug("config file unchanged; not reloading", "file", r.path)
 		return nil
@@ -254,9 +254,7 @@ func (r *Reloader) load(trigger string, mode loadMode) error {
 		defer r.opts.Notifier.Ready()
 	}
 	var snap *Snapshot
-	if err != nil {
-		err = fmt.Errorf("read config: %w", err)
-	} else {
+	if err == nil {
 		snap, err = r.build(raw)
 	}
 	now := time.Now()

@@ -264,7 +264,7 @@ func TestReloader_Rejects(t *testing.T) {
 		{"StateDirChange", func(dir string) string {
 			return strings.Replace(daemonYAML(dir, "a"), "state_dir: "+dir+"/state", "state_dir: /var/lib/elsewhere", 1)
 		}, "compact.yaml: state_dir: invalid value: cannot change while the daemon runs"},
-		{"Missing", func(string) string { return "" }, "read config: open "},
+		{"Missing", func(string) string { return "" }, "compact.yaml: does not exist"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

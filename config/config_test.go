@@ -675,9 +675,13 @@ func TestLoad_Example(t *testing.T) {
 }
 
 func TestLoad_Missing(t *testing.T) {
-	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := config.Load(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want fs.ErrNotExist", err)
+	}
+	if !errors.Is(err, config.ErrNoFile) || err.Error() != path+": does not exist" {
+		t.Errorf("got %v, want %s: does not exist, wrapping ErrNoFile", err, path)
 	}
 }
 

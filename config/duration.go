@@ -236,3 +236,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func (d Duration) MarshalYAML() (any, error) {
 	return d.String(), nil
 }
+
+// FormatSeconds formats a number of seconds, such as a retention's
+// max_age_seconds, the way a Duration prints ("30d" for 2592000, "1d12h",
+// "2.5s"), so that every message shows an age as the admin would write it.
+// A value a Duration cannot hold exactly (a fraction of a nanosecond, more
+// than 292 years, NaN) keeps its plain form with an "s".
+func FormatSeconds(secs float64) string {
+	if secs >= 0 && secs <= math.MaxInt64/1e9 {
+		d := time.Duration(math.Round(secs * 1e9))
+		if d.Seconds() == secs {
+			return Duration(d).String()
+		}
+	}
+	return strconv.FormatFloat(secs, 'g', -1, 64) + "s"
+}

@@ -158,3 +158,35 @@ func FuzzParseDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestFormatSeconds(t *testing.T) {
+	tests := []struct {
+		secs float64
+		want string
+	}{
+		{2.592e+06, "30d"},
+		{604800, "7d"},
+		{86400 + 43200, "1d12h"},
+		{3600, "1h"},
+		{5400, "1h30m"},
+		{90, "1m30s"},
+		{2.5, "2.5s"},
+		{0.001, "1ms"},
+		{0, "0s"},
+		{1e-10, "1e-10s"},
+		{1e30, "1e+30s"},
+		{-5, "-5s"},
+	}
+	for _, tt := range tests {
+		if got := config.FormatSeconds(tt.secs); got != tt.want {
+			t.Errorf("FormatSeconds(%v): got %q, want %q", tt.secs, got, tt.want)
+		}
+	}
+	// What it prints, a Duration reads back to the same seconds.
+	for _, secs := range []float64{2.592e+06, 1.5, 86400.25, 123456789} {
+		d, err := config.ParseDuration(config.FormatSeconds(secs))
+		if err != nil || time.Duration(d).Seconds() != secs {
+			t.Errorf("ParseDuration(FormatSeconds(%v)): got %v, %v", secs, time.Duration(d).Seconds(), err)
+		}
+	}
+}

@@ -33,6 +33,10 @@ var (
 	ErrRelativePath = errors.New("relative path")
 	// ErrConflict: two fields that are mutually exclusive are both set.
 	ErrConflict = errors.New("conflicting fields")
+	// ErrNoFile: the configuration file does not exist.
+	ErrNoFile = errors.New("no such file")
+	// ErrUnreadable: the configuration file exists but cannot be read.
+	ErrUnreadable = errors.New("unreadable file")
 )
 
 // FieldError is one problem in a configuration file. Load and Parse return

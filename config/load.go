@@ -3,8 +3,8 @@ package config
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
@@ -12,13 +12,37 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Load reads and parses the configuration file at path; see Parse.
+// Load reads and parses the configuration file at path; see ReadFile and
+// Parse.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
+}
+
+// ReadFile reads the configuration file at path. Its errors are a
+// *FieldError naming the file and wrapping ErrNoFile when the file does not
+// exist (and fs.ErrNotExist), ErrUnreadable when it cannot be read.
+func ReadFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &FieldError{File: path, Err: &problem{class: ErrNoFile, msg: "does not exist", cause: err}}
+	case err != nil:
+		return nil, &FieldError{File: path, Err: &problem{class: ErrUnreadable, msg: "cannot read: " + errText(err), cause: err}}
+	}
+	return data, nil
+}
+
+// errText is err's message without the path an *fs.PathError repeats.
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // Parse decodes and validates data, read from file (used in messages and

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -60,16 +61,28 @@ func sameFile(a, b string) bool {
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not valid:\n  %s", errConfig, path,
-			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return nil, configError(path, err)
 	}
 	return cfg, nil
+}
+
+// configError says why the configuration at path cannot be used: that it
+// does not exist or cannot be read, or every problem in it.
+func configError(path string, err error) error {
+	switch {
+	case errors.Is(err, config.ErrNoFile):
+		return fmt.Errorf("%w: %s does not exist", errConfig, path)
+	case errors.Is(err, config.ErrUnreadable):
+		return fmt.Errorf("%w: %v", errConfig, err)
+	}
+	return fmt.Errorf("%w: %s is not valid:\n  %s", errConfig, path,
+		strings.ReplaceAll(err.Error(), "\n", "\n  "))
 }
 
 func describeRetention(r config.Retention) string {
 	var parts []string
 	if r.MaxAgeSeconds != nil {
-		parts = append(parts, fmt.Sprintf("max_age_seconds=%g", *r.MaxAgeSeconds))
+		parts = append(parts, "max_age="+config.FormatSeconds(*r.MaxAgeSeconds))
 	}
 	if r.MaxRecords != nil {
 		parts = append(parts, fmt.Sprintf("max_records=%d", *r.MaxRecords))

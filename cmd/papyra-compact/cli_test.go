@@ -55,6 +55,13 @@ func TestCLI_ExitCodes(t *testing.T) {
 		{"CheckOK", []string{"check", "--config", cfg}, 0, "OK, 1 target", nil},
 		{"CheckBad", []string{"check", "--config", bad}, 2, "", []string{bad + ":1: state_dir", bad + ":6: targets[0].max_records", bad + ":8: targets[1]"}},
 		{"CheckMissingFile", []string{"check", "--config", "/nonexistent/compact.yaml"}, 2, "", []string{"/nonexistent/compact.yaml"}},
+		{"CheckMissingFileSaysSo", []string{"check", "--config", "/nonexistent/compact.yaml"}, 2, "",
+			[]string{"configuration error: /nonexistent/compact.yaml does not exist\n"}},
+		{"RunMissingFile", []string{"run", "--config", "/nonexistent/compact.yaml"}, 2, "",
+			[]string{"configuration error: /nonexistent/compact.yaml does not exist\n"}},
+		{"DaemonMissingFile", []string{"daemon", "--config", "/nonexistent/compact.yaml"}, 2, "",
+			[]string{"configuration error: /nonexistent/compact.yaml does not exist\n"}},
+		{"CheckUnreadableFile", []string{"check", "--config", t.TempDir()}, 2, "", []string{"cannot read: read: is a directory"}},
 		{"RunUnknownTarget", []string{"run", "--config", cfg, "--target", "nope"}, 2, "", []string{`"nope"`}},
 		{"RunBadFlag", []string{"run", "--frob"}, 2, "", []string{"frob"}},
 		{"RunBadNow", []string{"run", "--config", cfg, "--now", "yesterday"}, 2, "", []string{"--now"}},
@@ -72,6 +79,11 @@ func TestCLI_ExitCodes(t *testing.T) {
 				if !strings.Contains(stderr, s) {
 					t.Errorf("stderr %q does not contain %q", stderr, s)
 				}
+			}
+			// A file that is missing or unreadable is not "not valid",
+			// and the reader's own wording stays out of the message.
+			if strings.Contains(tt.name, "File") && (strings.Contains(stderr, "is not valid") || strings.Contains(stderr, "read config")) {
+				t.Errorf("stderr %q: a file that cannot be read is not an invalid one", stderr)
 			}
 		})
 	}
@@ -116,5 +128,29 @@ func TestCLI_Run(t *testing.T) {
 	}
 	if strings.Contains(stderr, "\r") {
 		t.Errorf("a progress bar was drawn off a terminal: %q", stderr)
+	}
+}
+
+// TestCLI_CheckRetentionWords checks that check prints an age as a duration
+// (30d), however the file wrote it.
+func TestCLI_CheckRetentionWords(t *testing.T) {
+	for _, tt := range []struct{ retention, want string }{
+		{"max_age_seconds: 2.592e+06", "max_age=30d"},
+		{"max_age_seconds: 2592000", "max_age=30d"},
+		{"max_age: 720h", "max_age=30d"},
+		{"max_age_seconds: 5400", "max_age=1h30m"},
+		{"max_age_seconds: 0.5", "max_age=500ms"},
+		{"max_age_seconds: 129600\n      max_records: 7", "max_age=1d12h max_records=7"},
+	} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "compact.yaml")
+		y := "targets:\n  - name: a\n    kind: jsonl\n    path: " + dir + "/a.jsonl\n    retention:\n      " + tt.retention + "\n"
+		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := cli(t, "check", "--config", cfg)
+		if code != 0 || !strings.Contains(stdout, "retention: "+tt.want+"\n") || strings.Contains(stdout, "e+06") {
+			t.Errorf("%s: got %d, %q %q, want retention: %s", tt.retention, code, stdout, stderr, tt.want)
+		}
 	}
 }

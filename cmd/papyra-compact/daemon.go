@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/agent"
@@ -77,11 +74,7 @@ func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
 		},
 	})
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %v", errConfig, err)
-		}
-		return fmt.Errorf("%w: %s is not valid:\n  %s", errConfig, *cfgPath,
-			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return configError(*cfgPath, err)
 	}
 	snap := reloader.Current()
 	rec, err = agent.NewRecorder(snap.Config, agent.RecorderOptions{Version: version})

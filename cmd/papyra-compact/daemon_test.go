@@ -207,7 +207,7 @@ func TestDaemon_BadConfigExits2(t *testing.T) {
 		want string
 	}{
 		{"Invalid", []string{"daemon", "--config", path}, path + ":2: targets[0].interval: must be at least 1s"},
-		{"Missing", []string{"daemon", "--config", path + ".nope"}, "no such file"},
+		{"Missing", []string{"daemon", "--config", path + ".nope"}, path + ".nope does not exist"},
 		{"BadFlag", []string{"daemon", "--stop-grace", "-1s"}, "--stop-grace"},
 	}
 	for _, tt := range tests {
