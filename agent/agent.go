@@ -67,7 +67,7 @@ type Options struct {
 	// Now pins "now" for age retention; zero means the wall clock.
 	Now time.Time
 	// Progress, when set, receives per-target progress.
-	Progress func(target, phase string, done, total int64)
+	Progress func(target string, s backends.Step)
 	// OnResult, when set, is called after each target with its result
 	// (metrics, state, the journal), before the next target starts.
 	OnResult func(Result)
@@ -175,11 +175,11 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 		return backends.Stats{}, err
 	}
 	defer b.Close()
-	if b.Properties().NeedsFileLock {
-		key, err := b.LockKey()
-		if err != nil {
-			return backends.Stats{}, err
-		}
+	key, err := a.reg.LockKey(t)
+	if err != nil {
+		return backends.Stats{}, err
+	}
+	if key != "" {
 		lock, err := TryLock(a.cfg.LockDir, key, t.Name)
 		if err != nil {
 			return backends.Stats{}, err
@@ -197,7 +197,7 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	}
 	pol := backends.Policy{Retention: a.cfg.Policy(t), Now: now}
 	if opts.Progress != nil {
-		pol.Progress = func(phase string, done, total int64) { opts.Progress(t.Name, phase, done, total) }
+		pol.Progress = func(s backends.Step) { opts.Progress(t.Name, s) }
 	}
 	plan, err := b.Plan(ctx, pol)
 	if err != nil {

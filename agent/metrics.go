@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -65,7 +66,9 @@ type Recorder struct {
 }
 
 // NewRecorder returns a recorder for cfg's state directory and textfile.
-func NewRecorder(cfg *config.Config, o RecorderOptions) (*Recorder, error) {
+// kinds tells which optional values (segment counts, consumer groups) each
+// target's kind reports, so that they are exported before its first run.
+func NewRecorder(cfg *config.Config, kinds *backends.Registry, o RecorderOptions) (*Recorder, error) {
 	if o.GoVersion == "" {
 		o.GoVersion = runtime.Version()
 	}
@@ -76,7 +79,7 @@ func NewRecorder(cfg *config.Config, o RecorderOptions) (*Recorder, error) {
 	if reg == nil {
 		reg = prometheus.NewPedanticRegistry()
 	}
-	c := newCollector(o.Version, o.GoVersion)
+	c := newCollector(o.Version, o.GoVersion, kinds)
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
@@ -286,6 +289,7 @@ func loadSnapshot(cfg *config.Config) (snapshot, error) {
 // instrumentation living in this process.
 type collector struct {
 	version, goVersion string
+	kinds              *backends.Registry
 
 	mu   sync.Mutex
 	snap snapshot
@@ -300,13 +304,13 @@ type collector struct {
 	reloadOK, reloadTS, buildInfo                        *prometheus.Desc
 }
 
-func newCollector(version, goVersion string) *collector {
+func newCollector(version, goVersion string, kinds *backends.Registry) *collector {
 	tl := []string{"target", "backend"}
 	d := func(subsystem, name, help string, extra ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), help, append(append([]string{}, tl...), extra...), nil)
 	}
 	return &collector{
-		version: version, goVersion: goVersion,
+		version: version, goVersion: goVersion, kinds: kinds,
 		runs: d("", "runs_total",
 			"Runs of the target by result: success (compacted, or the store does not exist yet), failure, skipped_locked (another run held the store's lock) or dry_run. Cumulative across processes: persisted in the state directory.", "result"),
 		scanned: d("records", "scanned_total",
@@ -419,6 +423,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
 	}
 	n := st.Counters
+	reports := c.kinds.Reports(t)
 	counter(c.runs, n.RunsSuccess, resultSuccess)
 	counter(c.runs, n.RunsFailure, resultFailure)
 	counter(c.runs, n.RunsSkippedLocked, resultSkippedLocked)
@@ -430,7 +435,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	counter(c.removed, n.RemovedBytes, "bytes")
 	counter(c.quarantined, n.RecordsQuarantined)
 	counter(c.reclaimed, n.ReclaimedBytes)
-	if t.Kind == config.KindRotating {
+	if reports.Has(backends.ReportsSegments) {
 		counter(c.segDropped, n.SegmentsDropped)
 		counter(c.segRewritten, n.SegmentsRewritten)
 	}
@@ -454,7 +459,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 			gauge(c.oldestTS, s.OldestKept)
 			gauge(c.oldestAge, s.OldestAge)
 		}
-		if t.Kind == config.KindRedis {
+		if reports.Has(backends.ReportsStream) {
 			gauge(c.heldBack, float64(s.HeldBack))
 			for _, h := range s.HeldBackBy {
 				ch <- prometheus.MustNewConstMetric(c.heldBackBy, prometheus.GaugeValue, float64(h.Entries), t.Name, t.Kind, h.Stream, h.Group)

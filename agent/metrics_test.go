@@ -17,6 +17,8 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/agent"
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/all"
+	"github.com/papyra-compact/papyra-compact/backends/memory"
 	"github.com/papyra-compact/papyra-compact/config"
 )
 
@@ -49,7 +51,7 @@ func metricsConfig(dir string) *config.Config {
 
 func newRecorder(t *testing.T, cfg *config.Config) *agent.Recorder {
 	t.Helper()
-	rec, err := agent.NewRecorder(cfg, agent.RecorderOptions{Version: "v1.2.3", GoVersion: "go1.x"})
+	rec, err := agent.NewRecorder(cfg, all.Backends(), agent.RecorderOptions{Version: "v1.2.3", GoVersion: "go1.x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +100,13 @@ func TestRecorder_Golden(t *testing.T) {
 			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeNothingToDo,
 				Started: t0(), Duration: 2 * time.Millisecond}))
 			events := okResult("events", config.KindRedis, t0())
-			events.Stats.HeldBack = []backends.HeldBack{
+			events.Stats.Stream = &backends.StreamStats{HeldBack: []backends.HeldBack{
 				{Stream: "papyra:local:events", Group: "billing", Entries: 120},
 				{Stream: "papyra:local:audits", Group: "archiver", Entries: 7},
-			}
+			}}
 			must(t, rec.Record(events))
 			audit := okResult("audit", config.KindRotating, t0().Add(time.Hour))
-			audit.Stats.SegmentsDropped, audit.Stats.SegmentsRewritten = 3, 1
+			audit.Stats.Segments = &backends.SegmentStats{Dropped: 3, Rewritten: 1, Untouched: 4}
 			must(t, rec.Record(audit))
 			must(t, rec.Record(agent.Result{Target: "broken", Kind: config.KindJSONL, Outcome: agent.OutcomeFailed,
 				Started: t0().Add(time.Minute), Duration: 3 * time.Millisecond, Err: errors.New("store /data/broken is not a regular file")}))
@@ -348,4 +350,47 @@ func TestRecorder_Textfile(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRecorder_OptionalValuesByReport: segment counters and consumer-group
+// gauges follow what a kind's backends report, whatever the kind is
+// called, and a run's optional values count only when it reported them.
+func TestRecorder_OptionalValuesByReport(t *testing.T) {
+	reg := backends.NewRegistry()
+	reg.Register("shards", backends.Kind{New: memory.New, Reports: backends.ReportsSegments | backends.ReportsStream})
+	reg.Register("plain", backends.Kind{New: memory.New})
+	cfg := metricsConfig(t.TempDir())
+	cfg.Targets = []config.Target{{Name: "s", Kind: "shards"}, {Name: "p", Kind: "plain"}}
+	rec, err := agent.NewRecorder(cfg, reg, agent.RecorderOptions{Version: "v", GoVersion: "go"})
+	must(t, err)
+	must(t, rec.WriteTextfile())
+	text := func() string {
+		b, err := os.ReadFile(cfg.Metrics.Textfile)
+		must(t, err)
+		return string(b)
+	}
+	if got := text(); !strings.Contains(got, `papyra_compact_segments_dropped_total{backend="shards",target="s"} 0`) ||
+		strings.Contains(got, `papyra_compact_segments_dropped_total{backend="plain"`) {
+		t.Errorf("before any run: want segment counters for the kind that reports them only:\n%s", got)
+	}
+	s := okResult("s", "shards", t0())
+	s.Stats.Segments = &backends.SegmentStats{Dropped: 2, Rewritten: 1}
+	s.Stats.Stream = &backends.StreamStats{HeldBack: []backends.HeldBack{{Stream: "x", Group: "g", Entries: 5}}}
+	must(t, rec.Record(s))
+	p := okResult("p", "plain", t0())
+	must(t, rec.Record(p))
+	got := text()
+	for _, want := range []string{
+		`papyra_compact_segments_dropped_total{backend="shards",target="s"} 2`,
+		`papyra_compact_segments_rewritten_total{backend="shards",target="s"} 1`,
+		`papyra_compact_redis_held_back_entries{backend="shards",target="s"} 5`,
+		`papyra_compact_redis_group_held_back_entries{backend="shards",group="g",stream="x",target="s"} 5`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("textfile lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `held_back_entries{backend="plain"`) || strings.Contains(got, `segments_dropped_total{backend="plain"`) {
+		t.Errorf("textfile exports optional values for a kind that does not report them:\n%s", got)
+	}
 }

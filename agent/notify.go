@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -244,18 +243,17 @@ func (n *Notifier) sendLocked(state string) {
 //	orders: rewrite 41% of 2.0 GiB, 3 of 5 targets
 //
 // index is 1-based; a total of 0 (not known yet) leaves out the share.
-func ProgressStatus(target, phase string, done, total int64, index, count int) string {
+func ProgressStatus(target string, s backends.Step, index, count int) string {
 	share := ""
-	if total > 0 {
-		pct := min(100*float64(done)/float64(total), 100)
-		of := bytesize.IEC(total)
-		if backends.CountsEntries(phase) {
-			of = fmt.Sprintf("%d entries", total)
+	if s.Total > 0 {
+		pct := min(100*float64(s.Done)/float64(s.Total), 100)
+		of := bytesize.IEC(s.Total)
+		if s.Unit == backends.Entries {
+			of = fmt.Sprintf("%d entries", s.Total)
 		}
 		share = fmt.Sprintf(" %.0f%% of %s", pct, of)
 	}
-	phase = strings.TrimSuffix(phase, " entries")
-	return fmt.Sprintf("%s: %s%s, %d of %d targets", target, phase, share, index, count)
+	return fmt.Sprintf("%s: %s%s, %d of %d targets", target, s.Phase, share, index, count)
 }
 
 // ProgressReporter turns the progress callbacks of a pass over several
@@ -287,8 +285,8 @@ func NewProgressReporter(n *Notifier, targets []string, extend time.Duration) *P
 }
 
 // Progress has the signature of Options.Progress.
-func (p *ProgressReporter) Progress(target, phase string, done, total int64) {
-	p.n.Status(ProgressStatus(target, phase, done, total, p.order[target], p.count))
+func (p *ProgressReporter) Progress(target string, s backends.Step) {
+	p.n.Status(ProgressStatus(target, s, p.order[target], p.count))
 	if p.extend <= 0 {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
@@ -219,21 +220,22 @@ func exercise(n *agent.Notifier) {
 
 func TestProgressStatus(t *testing.T) {
 	tests := []struct {
-		name        string
-		phase       string
-		done, total int64
-		index, n    int
-		want        string
+		name     string
+		step     backends.Step
+		index, n int
+		want     string
 	}{
-		{"Issue", "rewrite", 861e6, 2.1e9, 3, 5, "orders: rewrite 41% of 2.0 GiB, 3 of 5 targets"},
-		{"UnknownTotal", "scan", 10, 0, 1, 1, "orders: scan, 1 of 1 targets"},
-		{"Bytes", "scan", 1, 2, 1, 2, "orders: scan 50% of 2 B, 1 of 2 targets"},
-		{"GrewPastTotal", "rewrite", 1500, 1000, 2, 2, "orders: rewrite 100% of 1000 B, 2 of 2 targets"},
-		{"StreamEntries", "trim entries", 250, 1000, 1, 3, "orders: trim 25% of 1000 entries, 1 of 3 targets"},
+		{"Issue", backends.Step{Phase: "rewrite", Done: 861e6, Total: 2.1e9}, 3, 5, "orders: rewrite 41% of 2.0 GiB, 3 of 5 targets"},
+		{"UnknownTotal", backends.Step{Phase: "scan", Done: 10}, 1, 1, "orders: scan, 1 of 1 targets"},
+		{"Bytes", backends.Step{Phase: "scan", Done: 1, Total: 2}, 1, 2, "orders: scan 50% of 2 B, 1 of 2 targets"},
+		{"GrewPastTotal", backends.Step{Phase: "rewrite", Done: 1500, Total: 1000}, 2, 2, "orders: rewrite 100% of 1000 B, 2 of 2 targets"},
+		{"StreamEntries", backends.Step{Phase: "trim", Unit: backends.Entries, Done: 250, Total: 1000}, 1, 3, "orders: trim 25% of 1000 entries, 1 of 3 targets"},
+		// A phase name is never parsed for its unit.
+		{"EntriesInName", backends.Step{Phase: "scan entries", Done: 1, Total: 2}, 1, 1, "orders: scan entries 50% of 2 B, 1 of 1 targets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := agent.ProgressStatus("orders", tt.phase, tt.done, tt.total, tt.index, tt.n); got != tt.want {
+			if got := agent.ProgressStatus("orders", tt.step, tt.index, tt.n); got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -245,9 +247,9 @@ func TestProgressReporter(t *testing.T) {
 	n := agent.NewNotifier(nil, agent.NotifierOptions{StatusInterval: time.Millisecond})
 	defer n.Close()
 	rep := agent.NewProgressReporter(n, []string{"a", "b"}, time.Hour)
-	rep.Progress("b", "scan", 5, 10)
+	rep.Progress("b", backends.Step{Phase: "scan", Done: 5, Total: 10})
 	time.Sleep(5 * time.Millisecond)
-	rep.Progress("b", "scan", 6, 10) // no second extension within extend/4
+	rep.Progress("b", backends.Step{Phase: "scan", Done: 6, Total: 10}) // no second extension within extend/4
 
 	extend := regexp.MustCompile(`^EXTEND_TIMEOUT_USEC=3600000000$`)
 	got := []string{sock.Next(t, time.Second), sock.Next(t, time.Second), sock.Next(t, time.Second)}

@@ -25,7 +25,7 @@ import (
 // is one this "build" cannot compact.
 func memoryRegistry() *backends.Registry {
 	r := backends.NewRegistry()
-	r.Register(config.KindMemory, memory.New)
+	r.Register(config.KindMemory, backends.Kind{New: memory.New})
 	return r
 }
 

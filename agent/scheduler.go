@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 )
@@ -135,17 +136,16 @@ type entry struct {
 type flight struct {
 	target string
 
-	mu          sync.Mutex
-	phase       string
-	done, total int64
-	moved       bool // progress since the loop last looked
+	mu    sync.Mutex
+	step  backends.Step
+	moved bool // progress since the loop last looked
 }
 
-func (f *flight) progress(_, phase string, done, total int64) {
+func (f *flight) progress(_ string, s backends.Step) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if phase != f.phase || done != f.done || total != f.total {
-		f.phase, f.done, f.total = phase, done, total
+	if s != f.step {
+		f.step = s
 		f.moved = true
 	}
 }
@@ -351,14 +351,14 @@ func (l *loop) report(now time.Time) {
 		for _, n := range names {
 			f := l.flights[n]
 			f.mu.Lock()
-			phase, done, total := f.phase, f.done, f.total
+			step := f.step
 			moved = moved || f.moved
 			f.moved = false
 			f.mu.Unlock()
-			if phase == "" {
-				phase = "starting"
+			if step.Phase == "" {
+				step.Phase = "starting"
 			}
-			parts = append(parts, ProgressStatus(n, phase, done, total, l.position(n), len(l.snap.Config.Targets)))
+			parts = append(parts, ProgressStatus(n, step, l.position(n), len(l.snap.Config.Targets)))
 		}
 		if l.stopping {
 			parts[0] = "stopping, waiting for " + parts[0]

@@ -25,10 +25,8 @@ type fakeBackend struct {
 	plan   func(ctx context.Context, b *fakeBackend, p backends.Policy) error
 }
 
-func (b *fakeBackend) Properties() backends.Properties { return backends.Properties{} }
-func (b *fakeBackend) LockKey() (string, error)        { return "fake:" + b.target.Name, nil }
-func (b *fakeBackend) Recover(context.Context) error   { return nil }
-func (b *fakeBackend) Close() error                    { return nil }
+func (b *fakeBackend) Recover(context.Context) error { return nil }
+func (b *fakeBackend) Close() error                  { return nil }
 func (b *fakeBackend) Apply(context.Context, backends.Plan) (backends.Stats, error) {
 	return backends.Stats{RecordsBefore: 2, RecordsAfter: 1, RemovedCount: 1}, nil
 }
@@ -77,9 +75,9 @@ func newSnapshot(t *testing.T, gen uint64, plan func(context.Context, *fakeBacke
 	cfg.Metrics.Textfile = ""
 	cfg.Targets = targets
 	reg := backends.NewRegistry()
-	reg.Register(config.KindMemory, func(tg config.Target, env backends.Env) (backends.Backend, error) {
+	reg.Register(config.KindMemory, backends.Kind{New: func(tg config.Target, env backends.Env) (backends.Backend, error) {
 		return &fakeBackend{target: tg, env: env, plan: plan}, nil
-	})
+	}})
 	return &agent.Snapshot{Config: cfg, Agent: agent.New(cfg, reg, slog.New(slog.DiscardHandler)), Gen: gen}
 }
 
@@ -267,7 +265,7 @@ func TestScheduler_StatusAndExtend(t *testing.T) {
 			return nil
 		}
 		for i := int64(1); i <= 60; i++ {
-			p.Progress("rewrite", i*1000, 60_000)
+			p.Progress(backends.Step{Phase: "rewrite", Done: i * 1000, Total: 60_000})
 			time.Sleep(25 * time.Millisecond)
 		}
 		return nil

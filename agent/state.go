@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
@@ -194,8 +195,10 @@ func (s *TargetState) Apply(r Result) {
 		c.RemovedBytes += nonNeg(st.RemovedBytes)
 		c.RecordsQuarantined += nonNeg(st.Quarantined)
 		c.ReclaimedBytes += nonNeg(st.Reclaimed())
-		c.SegmentsDropped += nonNeg(st.SegmentsDropped)
-		c.SegmentsRewritten += nonNeg(st.SegmentsRewritten)
+		if seg := st.Segments; seg != nil {
+			c.SegmentsDropped += nonNeg(seg.Dropped)
+			c.SegmentsRewritten += nonNeg(seg.Rewritten)
+		}
 		s.Store = StoreState{
 			At:            r.Started,
 			Exists:        true,
@@ -208,7 +211,7 @@ func (s *TargetState) Apply(r Result) {
 			Reclaimed:     st.Reclaimed(),
 			HasOldest:     st.HasOldest,
 		}
-		for _, h := range st.HeldBack {
+		for _, h := range heldBack(st.Stream) {
 			s.Store.HeldBack += h.Entries
 			s.Store.HeldBackBy = append(s.Store.HeldBackBy, HeldBackState{Stream: h.Stream, Group: h.Group, Entries: h.Entries})
 		}
@@ -217,6 +220,13 @@ func (s *TargetState) Apply(r Result) {
 			s.Store.OldestAge = unixSeconds(r.Started) - st.OldestKept
 		}
 	}
+}
+
+func heldBack(s *backends.StreamStats) []backends.HeldBack {
+	if s == nil {
+		return nil
+	}
+	return s.HeldBack
 }
 
 func errString(err error) string {

@@ -40,6 +40,12 @@ func Summary(r Result) string {
 	if s.TornTail {
 		b.WriteString(", torn last line carried over")
 	}
+	if seg := s.Segments; seg != nil {
+		fmt.Fprintf(&b, ", segments dropped %d, rewritten %d, untouched %d (read %d bytes)", seg.Dropped, seg.Rewritten, seg.Untouched, seg.BytesRead)
+	}
+	if s.Stream != nil && s.Stream.Estimated {
+		b.WriteString(", removal counts estimated")
+	}
 	if s.QuarantineFile != "" {
 		fmt.Fprintf(&b, ", quarantine %s", s.QuarantineFile)
 	}

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/config"
@@ -44,26 +43,28 @@ type Policy struct {
 	Progress Progress
 }
 
-// Progress receives the bytes done out of the bytes to do in one phase
-// ("scan", "rewrite", …). Total may grow while a live writer appends. In
-// a phase whose name ends in " entries" (stream backends: "trim
-// entries") done and total count entries instead; see CountsEntries.
-type Progress func(phase string, done, total int64)
+// Unit is what a progress Step counts.
+type Unit int
 
-// CountsEntries reports whether progress in phase counts entries rather
-// than bytes.
-func CountsEntries(phase string) bool { return strings.HasSuffix(phase, " entries") }
+// Units of progress.
+const (
+	// Bytes of a file store (the default).
+	Bytes Unit = iota
+	// Entries of a stream store.
+	Entries
+)
 
-// Properties describe what a backend needs and guarantees, so the agent
-// never has to switch on concrete types.
-type Properties struct {
-	// NeedsFileLock is true when runs must be serialized with a flock(2)
-	// on LockKey.
-	NeedsFileLock bool
-	// AtomicSwap is true when the store is replaced in one rename(2): a
-	// reader sees either the old or the new content, never a mix.
-	AtomicSwap bool
+// Step is how far one phase ("scan", "rewrite", "trim", …) of a
+// compaction is: Done out of Total, counted in Unit. Total may grow
+// while a live writer appends.
+type Step struct {
+	Phase       string
+	Unit        Unit
+	Done, Total int64
 }
+
+// Progress receives the steps of a compaction.
+type Progress func(Step)
 
 // Plan is a decision about one store, made by Backend.Plan. It may hold
 // open resources (a descriptor on the store, a scratch file) and must be
@@ -77,14 +78,8 @@ type Plan interface {
 
 // Backend compacts one store. Implementations are not safe for concurrent
 // use; the agent runs one compaction per backend at a time and serializes
-// processes with a lock on LockKey.
+// processes with a lock on the kind's LockKey.
 type Backend interface {
-	// Properties are fixed for the life of the backend.
-	Properties() Properties
-	// LockKey names the store independently of the target's name: two
-	// targets for one store return the same key (for files, the resolved
-	// real path). It may touch the filesystem but changes nothing.
-	LockKey() (string, error)
 	// Plan reads the store and decides what retention removes. It changes
 	// nothing on disk. A missing store returns an error wrapping
 	// ErrNothingToDo. Killing the process during Plan leaves nothing behind.
@@ -93,7 +88,7 @@ type Backend interface {
 	// ends up compacted and every record appended meanwhile is kept, or the
 	// original stays intact; a kill at any moment leaves a state that the
 	// next Apply (after Recover) finishes or undoes. Apply must run under
-	// the lock on LockKey.
+	// the lock on the kind's LockKey.
 	Apply(ctx context.Context, plan Plan) (Stats, error)
 	// Recover finishes or undoes what a killed run left behind (temp files,
 	// half-done swaps). It runs under the lock before every Plan and is
@@ -104,7 +99,10 @@ type Backend interface {
 }
 
 // Stats describe one compaction, planned or done. Counts are records
-// (lines of a file store, entries of a stream).
+// (lines of a file store, entries of a stream). The fields every store
+// has come first; what only some stores have is in optional groups, set
+// (non-nil) exactly by the backends that report them, so the agent
+// exports what a backend reported rather than guessing from its kind.
 type Stats struct {
 	RecordsBefore int64 // valid records in the store before
 	RecordsAfter  int64 // records kept (not counting Appended)
@@ -129,22 +127,34 @@ type Stats struct {
 	// Notes are human remarks for the summary ("store unchanged", …).
 	Notes []string
 
-	// Segment counts of a rotating store (zero for single-file stores):
-	// segments removed whole, rewritten, and left as they were.
-	SegmentsDropped   int64
-	SegmentsRewritten int64
-	SegmentsUntouched int64
-	// BytesRead is how many bytes of the store the run read (planning
-	// and copying); a rotating store drops whole segments beyond the
-	// retention cut without reading them.
-	BytesRead int64
+	// Segments is set by backends whose store is a family of segment
+	// files (Papyra's rotating store).
+	Segments *SegmentStats
+	// Stream is set by backends whose store is a set of streams with
+	// consumer groups (Redis).
+	Stream *StreamStats
+}
 
-	// HeldBack lists, per consumer group of a stream store, the entries
-	// retention would have removed but the group still needs (pending or
-	// not yet delivered), so they were kept.
+// SegmentStats count the segment files of a rotating store by what the
+// run did to them.
+type SegmentStats struct {
+	Dropped   int64 // removed whole: retention kept none of their records
+	Rewritten int64 // rewritten: retention removed some of their records
+	Untouched int64 // left as they were
+	// BytesRead is how many bytes of the store the run read (planning
+	// and copying): segments wholly beyond the retention cut are dropped
+	// without being read.
+	BytesRead int64
+}
+
+// StreamStats describe what a stream store's consumer groups kept.
+type StreamStats struct {
+	// HeldBack lists, per consumer group of a stream, the entries
+	// retention would have removed but the group still needs (pending
+	// or not yet delivered), so they were kept.
 	HeldBack []HeldBack
 	// Estimated is true when the removal counts are estimates: a planned
-	// stream trim by entry ID that was not counted entry by entry (Apply
+	// trim by entry ID that was not counted entry by entry (Apply
 	// reports what the server actually removed).
 	Estimated bool
 }
@@ -154,6 +164,19 @@ type HeldBack struct {
 	Stream  string // the stream key
 	Group   string // the consumer group
 	Entries int64  // entries kept for it that retention would remove
+}
+
+// HeldBackTotal is the number of entries consumer groups kept, 0 when s
+// is nil.
+func (s *StreamStats) HeldBackTotal() int64 {
+	if s == nil {
+		return 0
+	}
+	var n int64
+	for _, h := range s.HeldBack {
+		n += h.Entries
+	}
+	return n
 }
 
 // Removed is the total number of records retention removes.
@@ -187,3 +210,33 @@ type Env struct {
 
 // Factory builds a backend for one target.
 type Factory func(t config.Target, env Env) (Backend, error)
+
+// Kind is what the registry knows about one kind of store, before and
+// without building a backend: what `status` and the metrics need must
+// not require the store's secrets or a connection.
+type Kind struct {
+	// New builds a backend for a target of this kind.
+	New Factory
+	// LockKey names a target's store independently of the target's
+	// name, from its configuration alone: two targets for one store
+	// return the same key (for files, the resolved real path). It may
+	// read the filesystem but changes nothing and reads no secret. Runs
+	// of a store are serialized with a flock(2) on its key; nil means
+	// the kind needs no lock (nothing persisted).
+	LockKey func(t config.Target) (string, error)
+	// Reports lists the optional Stats groups this kind's backends fill,
+	// so that their counters are exported (at zero) before the first run.
+	Reports Reports
+}
+
+// Reports is a set of optional Stats groups.
+type Reports uint8
+
+// The optional Stats groups.
+const (
+	ReportsSegments Reports = 1 << iota // Stats.Segments
+	ReportsStream                       // Stats.Stream
+)
+
+// Has reports whether r includes all of g.
+func (r Reports) Has(g Reports) bool { return r&g == g }

@@ -13,9 +13,9 @@ import (
 // Backends returns a registry with every store papyra-compact supports.
 func Backends() *backends.Registry {
 	r := backends.NewRegistry()
-	r.Register(config.KindJSONL, jsonl.New)
-	r.Register(config.KindMemory, memory.New)
-	r.Register(config.KindRedis, redisstream.New)
-	r.Register(config.KindRotating, segments.New)
+	r.Register(config.KindJSONL, backends.Kind{New: jsonl.New, LockKey: jsonl.LockKey})
+	r.Register(config.KindMemory, backends.Kind{New: memory.New})
+	r.Register(config.KindRedis, backends.Kind{New: redisstream.New, LockKey: redisstream.LockKey, Reports: backends.ReportsStream})
+	r.Register(config.KindRotating, backends.Kind{New: segments.New, LockKey: segments.LockKey, Reports: backends.ReportsSegments})
 	return r
 }

@@ -178,7 +178,7 @@ func (s *swap) copySurvivors(ctx context.Context) error {
 				break
 			}
 			if p.policy.Progress != nil {
-				p.policy.Progress("rewrite", off, p.end)
+				p.policy.Progress(backends.Step{Phase: "rewrite", Done: off, Total: p.end})
 			}
 		}
 		keep := e.Code == scratch.Keep && kept >= p.cut

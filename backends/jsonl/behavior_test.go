@@ -298,8 +298,8 @@ func TestBackend_FullDisk(t *testing.T) {
 			ctx := context.Background()
 			// Removing one record forces a rewrite of about the store's size.
 			pol := backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](int64(strings.Count(b.String(), "\n") - 1))}, Now: backendtest.Now}
-			pol.Progress = func(phase string, _, _ int64) {
-				if phase == "rewrite" && tt.fill {
+			pol.Progress = func(s backends.Step) {
+				if s.Phase == "rewrite" && tt.fill {
 					tt.fill = false
 					// What is left, less a page, goes to another file.
 					var st unix.Statfs_t

@@ -50,15 +50,10 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	return &Backend{path: t.Path, env: env, log: env.Logger}, nil
 }
 
-// Properties implements backends.Backend.
-func (b *Backend) Properties() backends.Properties {
-	return backends.Properties{NeedsFileLock: true, AtomicSwap: true}
-}
-
-// LockKey is the store's real path: two targets (or a symlink and its
-// target) naming one file share one lock.
-func (b *Backend) LockKey() (string, error) {
-	return fsutil.Resolve(b.path)
+// LockKey is the real path of target t's store: two targets (or a
+// symlink and its target) naming one file share one lock.
+func LockKey(t config.Target) (string, error) {
+	return fsutil.Resolve(t.Path)
 }
 
 // Close implements backends.Backend.

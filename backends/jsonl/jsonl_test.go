@@ -56,6 +56,9 @@ func TestBackend_Suite(t *testing.T) {
 		Read: func(t *testing.T) []int {
 			return backendtest.Numbers(t, testutil.ReadLines(t, path))
 		},
+		LockKey: func(*testing.T) (string, error) {
+			return jsonl.LockKey(config.Target{Name: "t", Kind: config.KindJSONL, Path: path})
+		},
 	})
 }
 

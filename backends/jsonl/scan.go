@@ -43,7 +43,7 @@ func (p *plan) scan(ctx context.Context) error {
 		p.keptOldest = min(p.keptOldest, b.Oldest)
 		maxTS = max(maxTS, b.MaxTS)
 		if p.policy.Progress != nil {
-			p.policy.Progress("scan", min(b.Start+classify.BlockSize, size), size)
+			p.policy.Progress(backends.Step{Phase: "scan", Done: min(b.Start+classify.BlockSize, size), Total: size})
 		}
 		return nil
 	})

@@ -1,7 +1,8 @@
 // Package memory is the backend for Papyra's InMemoryPersistence, which
 // keeps nothing on disk: compaction is a no-op (papyra-formats.md §9). It
 // exists so that a config can list every store of a deployment, and so the
-// shared backend suite has a trivial member.
+// shared backend suite has a trivial member. Having nothing to protect, it
+// needs no lock.
 package memory
 
 import (
@@ -12,20 +13,14 @@ import (
 )
 
 // Backend is a no-op backend.
-type Backend struct{ name string }
+type Backend struct{}
 
 var _ backends.Backend = (*Backend)(nil)
 
 // New returns a memory backend for target t.
-func New(t config.Target, _ backends.Env) (backends.Backend, error) {
-	return &Backend{name: t.Name}, nil
+func New(config.Target, backends.Env) (backends.Backend, error) {
+	return &Backend{}, nil
 }
-
-// Properties implements backends.Backend: nothing to lock or swap.
-func (b *Backend) Properties() backends.Properties { return backends.Properties{} }
-
-// LockKey implements backends.Backend.
-func (b *Backend) LockKey() (string, error) { return "memory:" + b.name, nil }
 
 type plan struct{}
 

@@ -27,12 +27,12 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	if !ok || p.b != b {
 		return backends.Stats{}, errors.New("redisstream: Apply got a plan made by another backend")
 	}
-	prog := &progress{fn: p.policy.Progress, phase: "trim entries"}
+	prog := &progress{fn: p.policy.Progress, phase: "trim"}
 	for _, sp := range p.streams {
 		prog.total += sp.stats.Removed() + sp.stats.Quarantined
 	}
 	var (
-		total  backends.Stats
+		total  = backends.Stats{Stream: &backends.StreamStats{}}
 		locked []error
 	)
 	for i := 0; i < len(p.streams); {
@@ -89,7 +89,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 	)
 	finish := func(err error) (backends.Stats, error) {
 		b.attribute(&st, planned, sp, trimmed, deleted)
-		if floorBound || len(planned.HeldBack) > 0 {
+		if floorBound || planned.Stream != nil && len(planned.Stream.HeldBack) > 0 {
 			if herr := b.liveHeldBack(ctx, sp, &st); herr != nil && err == nil {
 				err = herr
 			}
@@ -275,6 +275,7 @@ func (b *Backend) liveHeldBack(ctx context.Context, sp *streamPlan, st *backends
 	if err != nil {
 		return err
 	}
-	st.HeldBack, st.Estimated = held, st.Estimated || !exact
+	ss := streamStats(st)
+	ss.HeldBack, ss.Estimated = held, ss.Estimated || !exact
 	return nil
 }

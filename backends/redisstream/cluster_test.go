@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/redisstream"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
@@ -61,9 +62,9 @@ func TestCluster(t *testing.T) {
 		}
 		b := newBackend(t, target(addrs, system("dies"), slowTrim, func(t *config.Target) { t.Timeout = ptr(config.Duration(time.Second)) }))
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-		pol.Progress = func(phase string, done, total int64) {
+		pol.Progress = func(s backends.Step) {
 			for _, n := range cl.Nodes {
-				if phase == "trim entries" && n.Addr == m.Options().Addr {
+				if s.Phase == "trim" && s.Unit == backends.Entries && n.Addr == m.Options().Addr {
 					n.Kill()
 				}
 			}
@@ -83,8 +84,9 @@ func TestSentinel(t *testing.T) {
 	c := newClient(t, master.Addr)
 	now := oldStream(t, c, "papyra:local:events", 1000)
 	write(t, c, "papyra:local:events", series(now.Add(-time.Second), 10, time.Millisecond))
-	b := newBackend(t, target([]string{sentinel.Addr}, exact, func(t *config.Target) { t.MasterName = "papyra" }))
-	if key, _ := b.LockKey(); key != "redis:sentinel:papyra@"+sentinel.Addr+"/0/papyra:local" {
+	tgt := target([]string{sentinel.Addr}, exact, func(t *config.Target) { t.MasterName = "papyra" })
+	b := newBackend(t, tgt)
+	if key, _ := redisstream.LockKey(tgt); key != "redis:sentinel:papyra@"+sentinel.Addr+"/0/papyra:local" {
 		t.Errorf("LockKey: got %q, want it to name the Sentinel set", key)
 	}
 	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now})
@@ -136,8 +138,8 @@ func TestSentinelFailoverMidRun(t *testing.T) {
 	})
 	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
 	var killed atomic.Bool
-	pol.Progress = func(phase string, done, total int64) {
-		if phase == "trim entries" && done > 0 && killed.CompareAndSwap(false, true) {
+	pol.Progress = func(s backends.Step) {
+		if s.Phase == "trim" && s.Unit == backends.Entries && s.Done > 0 && killed.CompareAndSwap(false, true) {
 			master.Kill()
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/redisstream"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
@@ -49,8 +50,9 @@ func testDiscovery(t *testing.T, addrs []string, prefix string) {
 	}
 	must(t, c.Set(ctx, prefix+":notastream:events", "x", 0).Err())
 
-	b := newBackend(t, target(addrs, system("*"), exact, func(t *config.Target) { t.Prefix = prefix }))
-	if key, _ := b.LockKey(); !strings.HasSuffix(key, "/"+prefix+":*") {
+	tgt := target(addrs, system("*"), exact, func(t *config.Target) { t.Prefix = prefix })
+	b := newBackend(t, tgt)
+	if key, _ := redisstream.LockKey(tgt); !strings.HasSuffix(key, "/"+prefix+":*") {
 		t.Errorf("LockKey: got %q, want it to end in /%s:*", key, prefix)
 	}
 	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](2)}, Now: now})

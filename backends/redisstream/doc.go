@@ -79,7 +79,7 @@
 // MAXLEN and XDEL at or above it, so an entry a group has not
 // acknowledged or not yet received is never removed, even by a group
 // created after planning. The stats report how many entries each group
-// held back (Stats.HeldBack).
+// held back (Stats.Stream.HeldBack).
 //
 // # Corrupt entries
 //
@@ -102,6 +102,6 @@
 // bounded by the plan, so a run that fails part way has removed only
 // entries retention removes, and the next run finishes the work. The
 // figures (Stats) of a plan are estimates where the plan did not read the
-// entries it removes (Stats.Estimated); Apply reports what the server
+// entries it removes (Stats.Stream.Estimated); Apply reports what the server
 // removed.
 package redisstream

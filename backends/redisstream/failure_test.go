@@ -114,8 +114,8 @@ func TestFailures(t *testing.T) {
 		now := oldStream(t, c, "papyra:local:events", 20000)
 		b := newBackend(t, target([]string{srv.Addr}, slowTrim, func(t *config.Target) { t.Timeout = ptr(config.Duration(time.Second)) }))
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-		pol.Progress = func(phase string, done, total int64) {
-			if phase == "trim entries" {
+		pol.Progress = func(s backends.Step) {
+			if s.Phase == "trim" && s.Unit == backends.Entries {
 				srv.Kill()
 			}
 		}
@@ -135,8 +135,8 @@ func TestFailures(t *testing.T) {
 		b := newBackend(t, target([]string{srv.Addr}, slowTrim, exact))
 		ctx, cancel := context.WithCancel(context.Background())
 		pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-		pol.Progress = func(phase string, done, total int64) {
-			if phase == "trim entries" && done >= 5000 {
+		pol.Progress = func(s backends.Step) {
+			if s.Phase == "trim" && s.Unit == backends.Entries && s.Done >= 5000 {
 				cancel()
 			}
 		}

@@ -53,7 +53,7 @@ func testGroups(t *testing.T, addrs []string) {
 			}
 			// XINFO GROUPS lists groups by name.
 			wantHeld := []backends.HeldBack{{Stream: key, Group: "late", Entries: 500}, {Stream: key, Group: "readers", Entries: 900}}
-			if got := p.Stats().HeldBack; !sameHeld(got, wantHeld) {
+			if got := p.Stats().Stream.HeldBack; !sameHeld(got, wantHeld) {
 				t.Errorf("planned HeldBack: got %v, want %v", got, wantHeld)
 			}
 			st, err := b.Apply(ctx, p)
@@ -70,8 +70,8 @@ func testGroups(t *testing.T, addrs []string) {
 				if !sameInts(got, seq(100, 1000)) {
 					t.Errorf("records: got %v, want 100..999", got)
 				}
-				if !sameHeld(st.HeldBack, wantHeld) {
-					t.Errorf("applied HeldBack: got %v, want %v", st.HeldBack, wantHeld)
+				if !sameHeld(st.Stream.HeldBack, wantHeld) {
+					t.Errorf("applied HeldBack: got %v, want %v", st.Stream.HeldBack, wantHeld)
 				}
 				if st.RemovedAge != 100 {
 					t.Errorf("RemovedAge: got %d, want 100", st.RemovedAge)
@@ -97,8 +97,8 @@ func testGroups(t *testing.T, addrs []string) {
 		if n := xlen(t, c, key); n != 50 {
 			t.Errorf("entries: got %d, want 50 (none delivered yet)", n)
 		}
-		if want := []backends.HeldBack{{Stream: key, Group: "new", Entries: 50}}; !sameHeld(st.HeldBack, want) {
-			t.Errorf("HeldBack: got %v, want %v", st.HeldBack, want)
+		if want := []backends.HeldBack{{Stream: key, Group: "new", Entries: 50}}; !sameHeld(st.Stream.HeldBack, want) {
+			t.Errorf("HeldBack: got %v, want %v", st.Stream.HeldBack, want)
 		}
 	})
 
@@ -148,8 +148,8 @@ func testGroups(t *testing.T, addrs []string) {
 		if got, want := readI(t, c, key), []int{0, 2, 4, 6, 7, 8, 9}; !sameInts(got, want) {
 			t.Errorf("records: got %v, want %v", got, want)
 		}
-		if want := []backends.HeldBack{{Stream: key, Group: "g", Entries: 2}}; !sameHeld(st.HeldBack, want) {
-			t.Errorf("HeldBack: got %v, want %v", st.HeldBack, want)
+		if want := []backends.HeldBack{{Stream: key, Group: "g", Entries: 2}}; !sameHeld(st.Stream.HeldBack, want) {
+			t.Errorf("HeldBack: got %v, want %v", st.Stream.HeldBack, want)
 		}
 	})
 }

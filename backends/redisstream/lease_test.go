@@ -51,8 +51,8 @@ func testLease(t *testing.T, addrs []string) {
 		ran       bool
 	)
 	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-	pol.Progress = func(phase string, done, total int64) {
-		if phase != "trim entries" || ran {
+	pol.Progress = func(s backends.Step) {
+		if s.Phase != "trim" || ran {
 			return
 		}
 		ran = true
@@ -88,8 +88,8 @@ func TestLease_Lost(t *testing.T) {
 	b := newBackend(t, target([]string{srv.Addr}, slowTrim))
 	stolen := false
 	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-	pol.Progress = func(phase string, done, total int64) {
-		if phase == "trim entries" && !stolen {
+	pol.Progress = func(s backends.Step) {
+		if s.Phase == "trim" && s.Unit == backends.Entries && !stolen {
 			stolen = true
 			must(t, c.Set(context.Background(), "papyra-compact:lease:{papyra:local}", "other-host:1:x", time.Minute).Err())
 			time.Sleep(1200 * time.Millisecond) // three renewal ticks: found during the pause

@@ -89,7 +89,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 		return nil, err
 	}
 	p := &plan{b: b, policy: pol}
-	prog := &progress{fn: pol.Progress, phase: "scan entries"}
+	prog := &progress{fn: pol.Progress, phase: "scan"}
 	for _, sys := range systems {
 		for _, kind := range kinds {
 			sp, err := b.planStream(ctx, sys, b.streamKey(sys, kind), pol, prog)
@@ -104,6 +104,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	if len(p.streams) == 0 {
 		return nil, fmt.Errorf("redis %s: no stream %s: %w", b.endpoint, b.streamKey(b.cfg.systemID, "{events,audits,dead_letters}"), backends.ErrNothingToDo)
 	}
+	p.stats.Stream = &backends.StreamStats{}
 	for _, sp := range p.streams {
 		addStats(&p.stats, sp.stats)
 	}
@@ -113,7 +114,10 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 
 // heldBackNotes says in the summary what consumer groups kept.
 func heldBackNotes(s *backends.Stats) {
-	for _, h := range s.HeldBack {
+	if s.Stream == nil {
+		return
+	}
+	for _, h := range s.Stream.HeldBack {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s kept for consumer group %s", h.Entries, h.Stream, h.Group))
 	}
 }
@@ -319,7 +323,8 @@ func (b *Backend) holdBack(ctx context.Context, sp *streamPlan) error {
 	if err != nil {
 		return err
 	}
-	s.HeldBack, s.Estimated = held, s.Estimated || !exact
+	ss := streamStats(s)
+	ss.HeldBack, ss.Estimated = held, ss.Estimated || !exact
 	// The held-back part of the prefix is its newest: take it from the
 	// rule that removes the newest first.
 	for _, r := range []*int64{&s.RemovedBytes, &s.RemovedCount, &s.RemovedAge} {
@@ -427,8 +432,19 @@ func addStats(t *backends.Stats, s backends.Stats) {
 		t.OldestKept, t.HasOldest = s.OldestKept, true
 	}
 	t.Notes = append(t.Notes, s.Notes...)
-	t.HeldBack = append(t.HeldBack, s.HeldBack...)
-	t.Estimated = t.Estimated || s.Estimated
+	if s.Stream != nil {
+		ts := streamStats(t)
+		ts.HeldBack = append(ts.HeldBack, s.Stream.HeldBack...)
+		ts.Estimated = ts.Estimated || s.Stream.Estimated
+	}
+}
+
+// streamStats returns s's stream group, adding it when s has none yet.
+func streamStats(s *backends.Stats) *backends.StreamStats {
+	if s.Stream == nil {
+		s.Stream = &backends.StreamStats{}
+	}
+	return s.Stream
 }
 
 // progress reports entries done out of entries to do.
@@ -441,7 +457,7 @@ type progress struct {
 func (p *progress) add(n int64) {
 	p.done += n
 	if p.fn != nil {
-		p.fn(p.phase, p.done, p.total)
+		p.fn(backends.Step{Phase: p.phase, Unit: backends.Entries, Done: p.done, Total: p.total})
 	}
 }
 

@@ -61,7 +61,7 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 	walk := ret.MaxTotalBytes != nil || n > 0 && (n <= walkCap || groups)
 
 	estAge := sp.estimateBelow(age)
-	s.Estimated = estAge > 0 && estAge < sp.length
+	streamStats(s).Estimated = estAge > 0 && estAge < sp.length
 	if !walk {
 		sp.boundary = age
 		s.RemovedAge = estAge
@@ -82,7 +82,7 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 	case stopEnd:
 		// Everything fits and nothing is below the age boundary.
 	case stopAge:
-		s.RemovedAge, s.Estimated = removed, false
+		s.RemovedAge, streamStats(s).Estimated = removed, false
 	default:
 		s.RemovedAge = min(estAge, removed)
 		rest := removed - s.RemovedAge

@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -55,7 +56,6 @@ type Backend struct {
 	cfg      settings
 	client   redis.UniversalClient
 	endpoint string // names the server in every message: host:port, cluster:…, sentinel:…
-	db       int
 	log      *slog.Logger
 }
 
@@ -68,8 +68,8 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := settings{
-		prefix:         cmpOr(t.Prefix, defaultPrefix),
-		systemID:       cmpOr(t.SystemID, defaultSystemID),
+		prefix:         cmp.Or(t.Prefix, defaultPrefix),
+		systemID:       cmp.Or(t.SystemID, defaultSystemID),
 		approximate:    t.Approximate == nil || *t.Approximate,
 		ageByTimestamp: t.AgeBy == "timestamp",
 		trimLimit:      defaultTrimLimit,
@@ -91,23 +91,56 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if t.LeaseTTL != nil {
 		cfg.leaseTTL = time.Duration(*t.LeaseTTL)
 	}
-	client, endpoint, db, err := newClient(t)
+	client, endpoint, err := newClient(t)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	return &Backend{name: t.Name, cfg: cfg, client: client, endpoint: endpoint, db: db, log: env.Logger}, nil
+	return &Backend{name: t.Name, cfg: cfg, client: client, endpoint: endpoint, log: env.Logger}, nil
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
+// LockKey names the server, database, prefix and system of target t
+// (kind redis), so that two targets for the same streams share one lock
+// whatever their names. It reads the configuration only: no secret, no
+// connection, so an unprivileged `status` can compute it.
+func LockKey(t config.Target) (string, error) {
+	endpoint, db, err := endpointOf(t)
+	if err != nil {
+		return "", fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	return s
+	return "redis:" + endpoint + "/" + strconv.Itoa(db) + "/" + cmp.Or(t.Prefix, defaultPrefix) + ":" + cmp.Or(t.SystemID, defaultSystemID), nil
+}
+
+// endpointOf names the server of t as every message does: host:port,
+// cluster:…, sentinel:…; and its database.
+func endpointOf(t config.Target) (string, int, error) {
+	if t.URL != "" {
+		opts, err := redis.ParseURL(t.URL)
+		if err != nil {
+			return "", 0, fmt.Errorf("url: %w", err)
+		}
+		return opts.Addr, opts.DB, nil
+	}
+	addrs := t.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{defaultAddr}
+	}
+	db := 0
+	if t.DB != nil {
+		db = *t.DB
+	}
+	sorted := slices.Sorted(slices.Values(addrs))
+	switch {
+	case t.MasterName != "":
+		return "sentinel:" + t.MasterName + "@" + strings.Join(sorted, ","), db, nil
+	case t.Cluster != nil && *t.Cluster || len(addrs) > 1:
+		return "cluster:" + strings.Join(sorted, ","), db, nil
+	}
+	return addrs[0], db, nil
 }
 
 // newClient builds a go-redis UniversalClient: one code path for a single
 // server, Sentinel and Cluster.
-func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
+func newClient(t config.Target) (redis.UniversalClient, string, error) {
 	timeout := defaultTimeout
 	if t.Timeout != nil {
 		timeout = time.Duration(*t.Timeout)
@@ -116,19 +149,23 @@ func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
 	if t.PasswordFile != "" {
 		p, err := readPasswordFile(t.PasswordFile)
 		if err != nil {
-			return nil, "", 0, err
+			return nil, "", err
 		}
 		password = p
 	}
 	tlsConfig, err := tlsConfig(t.TLS)
 	if err != nil {
-		return nil, "", 0, err
+		return nil, "", err
+	}
+	endpoint, db, err := endpointOf(t)
+	if err != nil {
+		return nil, "", err
 	}
 
 	if t.URL != "" {
 		opts, err := redis.ParseURL(t.URL)
 		if err != nil {
-			return nil, "", 0, fmt.Errorf("url: %w", err)
+			return nil, "", fmt.Errorf("url: %w", err)
 		}
 		if password != "" {
 			opts.Password = password
@@ -144,7 +181,7 @@ func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
 		opts.ClientName, opts.DisableIdentity = "papyra-compact", true
-		return redis.NewClient(opts), opts.Addr, opts.DB, nil
+		return redis.NewClient(opts), endpoint, nil
 	}
 
 	addrs := t.Addrs
@@ -152,10 +189,6 @@ func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
 		addrs = []string{defaultAddr}
 	}
 	cluster := t.Cluster != nil && *t.Cluster
-	db := 0
-	if t.DB != nil {
-		db = *t.DB
-	}
 	opts := &redis.UniversalOptions{
 		Addrs:           addrs,
 		MasterName:      t.MasterName,
@@ -170,15 +203,7 @@ func newClient(t config.Target) (redis.UniversalClient, string, int, error) {
 		ClientName:      "papyra-compact",
 		DisableIdentity: true,
 	}
-	sorted := slices.Sorted(slices.Values(addrs))
-	endpoint := addrs[0]
-	switch {
-	case t.MasterName != "":
-		endpoint = "sentinel:" + t.MasterName + "@" + strings.Join(sorted, ",")
-	case cluster || len(addrs) > 1:
-		endpoint = "cluster:" + strings.Join(sorted, ",")
-	}
-	return redis.NewUniversalClient(opts), endpoint, db, nil
+	return redis.NewUniversalClient(opts), endpoint, nil
 }
 
 // readPasswordFile reads a one-line secret and refuses a file that group
@@ -224,18 +249,9 @@ func tlsConfig(t *config.RedisTLS) (*tls.Config, error) {
 	return c, nil
 }
 
-// Properties implements backends.Backend. The file lock serializes runs
-// on this machine; the Redis lease (see lease.go) keeps other hosts off.
-// Nothing is swapped: every change is a server-side command.
-func (b *Backend) Properties() backends.Properties {
-	return backends.Properties{NeedsFileLock: true}
-}
-
-// LockKey names the server, database, prefix and system, so that two
-// targets for the same streams share one lock whatever their names.
-func (b *Backend) LockKey() (string, error) {
-	return "redis:" + b.endpoint + "/" + strconv.Itoa(b.db) + "/" + b.cfg.prefix + ":" + b.cfg.systemID, nil
-}
+// Runs are serialized on this machine by the file lock on LockKey; the
+// Redis lease (see lease.go) keeps other hosts off. Nothing is swapped:
+// every change is a server-side command.
 
 // Recover implements backends.Backend. There is nothing to recover: every
 // trim and delete is one atomic server-side command, and the only two-step

@@ -6,6 +6,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/backendtest"
+	"github.com/papyra-compact/papyra-compact/backends/redisstream"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
@@ -17,14 +18,18 @@ import (
 func TestBackend_Suite(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	c := newClient(t, srv.Addr)
-	var key string
+	var (
+		key string
+		tgt config.Target
+	)
 	n := 0
 	backendtest.Run(t, backendtest.Harness{
 		New: func(t *testing.T) backends.Backend {
 			n++
 			sys := "suite" + itoa(n)
 			key = "papyra:" + sys + ":events"
-			return newBackend(t, target([]string{srv.Addr}, system(sys), exact, func(t *config.Target) { t.AgeBy = "timestamp" }))
+			tgt = target([]string{srv.Addr}, system(sys), exact, func(t *config.Target) { t.AgeBy = "timestamp" })
+			return newBackend(t, tgt)
 		},
 		Write: func(t *testing.T, recs []backendtest.Record) {
 			for _, r := range recs {
@@ -33,6 +38,7 @@ func TestBackend_Suite(t *testing.T) {
 				}
 			}
 		},
-		Read: func(t *testing.T) []int { return readI(t, c, key) },
+		Read:    func(t *testing.T) []int { return readI(t, c, key) },
+		LockKey: func(*testing.T) (string, error) { return redisstream.LockKey(tgt) },
 	})
 }

@@ -97,8 +97,8 @@ func testRetentionByID(t *testing.T, addrs []string) {
 						// A plan that did not read what it removes
 						// estimates from the IDs; here they are evenly
 						// spaced, so within one entry.
-						if d := planned.Removed() - st.Removed(); d != 0 && (!planned.Estimated || d < -1 || d > 1) {
-							t.Errorf("planned removals: got %d (estimated: %v), want %d as applied", planned.Removed(), planned.Estimated, st.Removed())
+						if d := planned.Removed() - st.Removed(); d != 0 && (!planned.Stream.Estimated || d < -1 || d > 1) {
+							t.Errorf("planned removals: got %d (estimated: %v), want %d as applied", planned.Removed(), planned.Stream.Estimated, st.Removed())
 						}
 					} else {
 						// Whole nodes only: a superset of the exact

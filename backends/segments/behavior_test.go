@@ -250,7 +250,7 @@ func TestBackend_Layouts(t *testing.T) {
 			if st.Quarantined != tt.quarantined || st.BlankLines != tt.blank || st.TornTail != tt.torn {
 				t.Errorf("stats: got quarantined %d, blank %d, torn %v; want %d, %d, %v", st.Quarantined, st.BlankLines, st.TornTail, tt.quarantined, tt.blank, tt.torn)
 			}
-			if got := [3]int64{st.SegmentsDropped, st.SegmentsRewritten, st.SegmentsUntouched}; got != tt.segs {
+			if got := [3]int64{st.Segments.Dropped, st.Segments.Rewritten, st.Segments.Untouched}; got != tt.segs {
 				t.Errorf("segments dropped, rewritten, untouched: got %v, want %v", got, tt.segs)
 			}
 			if tt.quarantined > 0 {

@@ -97,9 +97,9 @@ func TestBackend_ConcurrentWriters(t *testing.T) {
 		}
 		compactions++
 		removed += st.RemovedAge
-		dropped += st.SegmentsDropped
-		rewritten += st.SegmentsRewritten
-		untouched += st.SegmentsUntouched
+		dropped += st.Segments.Dropped
+		rewritten += st.Segments.Rewritten
+		untouched += st.Segments.Untouched
 		for _, n := range st.Notes {
 			if strings.HasPrefix(n, "active file rotated") {
 				selfRotated++

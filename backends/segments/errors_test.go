@@ -174,13 +174,13 @@ func TestBackend_DropsUnreadBeyondCut(t *testing.T) {
 	if len(got) != 10 || got[0] != n-10 || got[9] != n-1 {
 		t.Errorf("kept records %v, want %d…%d", got, n-10, n-1)
 	}
-	if st.BytesRead*4 > st.BytesBefore {
-		t.Errorf("read %d of %d bytes, want a fraction", st.BytesRead, st.BytesBefore)
+	if st.Segments.BytesRead*4 > st.BytesBefore {
+		t.Errorf("read %d of %d bytes, want a fraction", st.Segments.BytesRead, st.BytesBefore)
 	}
-	if st.SegmentsDropped != 24 || !strings.Contains(strings.Join(st.Notes, ";"), "without being read") {
-		t.Errorf("got %d segments dropped, notes %q; want 24 and a note about unread segments", st.SegmentsDropped, st.Notes)
+	if st.Segments.Dropped != 24 || !strings.Contains(strings.Join(st.Notes, ";"), "without being read") {
+		t.Errorf("got %d segments dropped, notes %q; want 24 and a note about unread segments", st.Segments.Dropped, st.Notes)
 	}
-	t.Logf("read %d of %d bytes", st.BytesRead, st.BytesBefore)
+	t.Logf("read %d of %d bytes", st.Segments.BytesRead, st.BytesBefore)
 }
 
 // storeIs returns the "i" of every record of the store in read order.

@@ -79,9 +79,9 @@ func TestBackend_Interop(t *testing.T) {
 			if st.RecordsBefore != 1500 || st.RecordsAfter != tt.kept {
 				t.Errorf("records: got %d -> %d, want 1500 -> %d", st.RecordsBefore, st.RecordsAfter, tt.kept)
 			}
-			if st.SegmentsDropped != int64(len(tt.dropped)) || st.SegmentsRewritten != 1 || st.SegmentsUntouched != int64(8-1-len(tt.dropped)) {
+			if st.Segments.Dropped != int64(len(tt.dropped)) || st.Segments.Rewritten != 1 || st.Segments.Untouched != int64(8-1-len(tt.dropped)) {
 				t.Errorf("segments: got %d dropped, %d rewritten, %d untouched; want %d, 1, %d",
-					st.SegmentsDropped, st.SegmentsRewritten, st.SegmentsUntouched, len(tt.dropped), 8-1-len(tt.dropped))
+					st.Segments.Dropped, st.Segments.Rewritten, st.Segments.Untouched, len(tt.dropped), 8-1-len(tt.dropped))
 			}
 			if st.BytesAfter != int64(len(want)) || st.Reclaimed() != st.BytesBefore-int64(len(want)) {
 				t.Errorf("bytes: got %d -> %d (reclaimed %d), want -> %d", st.BytesBefore, st.BytesAfter, st.Reclaimed(), len(want))

@@ -75,6 +75,10 @@ type plan struct {
 func (p *plan) Stats() backends.Stats {
 	s := p.stats
 	s.Notes = append([]string(nil), p.stats.Notes...)
+	if s.Segments != nil { // Apply adds to its copy
+		seg := *s.Segments
+		s.Segments = &seg
+	}
 	return s
 }
 
@@ -276,8 +280,16 @@ func (p *plan) retention(ctx context.Context) error {
 			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
 			backends.ErrUnsafe, p.b.path, sc.maxTS)
 	}
-	p.stats.BytesRead = sc.done
+	p.segStats().BytesRead = sc.done
 	return nil
+}
+
+// segStats returns the plan's segment counts, adding them when missing.
+func (p *plan) segStats() *backends.SegmentStats {
+	if p.stats.Segments == nil {
+		p.stats.Segments = &backends.SegmentStats{}
+	}
+	return p.stats.Segments
 }
 
 // suffixFit returns how many of the newest jc passed records of s fit in
@@ -366,7 +378,7 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 		s.minPassedTS = min(s.minPassedTS, b.Oldest)
 		sc.maxTS = max(sc.maxTS, b.MaxTS)
 		if p.policy.Progress != nil {
-			p.policy.Progress("scan", sc.done+min(b.Start+classify.BlockSize, size), sc.total)
+			p.policy.Progress(backends.Step{Phase: "scan", Done: sc.done + min(b.Start+classify.BlockSize, size), Total: sc.total})
 		}
 		return nil
 	})
@@ -425,7 +437,8 @@ func (p *plan) decide() error {
 			s.TornTail = g.torn
 		}
 	}
-	s.SegmentsDropped, s.SegmentsRewritten, s.SegmentsUntouched = p.counts()
+	seg := p.segStats()
+	seg.Dropped, seg.Rewritten, seg.Untouched = p.counts()
 	p.notes(unread, unreadBytes)
 	return nil
 }

@@ -46,7 +46,7 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 				return fmt.Errorf("compact %s: %w", r.b.path, err)
 			}
 			if r.p.policy.Progress != nil {
-				r.p.policy.Progress("rewrite", l.Off, s.end)
+				r.p.policy.Progress(backends.Step{Phase: "rewrite", Done: l.Off, Total: s.end})
 			}
 		}
 		switch e.Code {
@@ -67,7 +67,7 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 	if kept != s.passed {
 		return fmt.Errorf("%s: %w (second pass saw %d records, first %d)", s.path, backends.ErrChanged, kept, s.passed)
 	}
-	r.stats.BytesRead += s.end
+	r.stats.Segments.BytesRead += s.end
 	if s.index != 0 && s.torn {
 		n := s.st.Size - s.end
 		qe := quarantine.Entry{Source: s.path, Line: s.lines + 1, Offset: s.end, Reason: reasonTornRotated}

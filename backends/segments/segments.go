@@ -67,22 +67,21 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	return &Backend{path: filepath.Clean(t.Path), maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger}, nil
 }
 
-// Properties implements backends.Backend. AtomicSwap is false: each
+// LockKey is the real directory of target t's store plus its base name:
+// Papyra renames the active file, so the key must not depend on which
+// inode it names.
+//
+// Unlike jsonl's one rename, the store is not replaced in one step: each
 // segment is replaced atomically, but a reader that lists the segments
 // while a run drops and rewrites several may see some done and some not
 // (never a record twice, never a kept record missing from disk).
-func (b *Backend) Properties() backends.Properties {
-	return backends.Properties{NeedsFileLock: true, AtomicSwap: false}
-}
-
-// LockKey is the store's real directory plus its base name: Papyra renames
-// the active file, so the key must not depend on which inode it names.
-func (b *Backend) LockKey() (string, error) {
-	dir, err := b.realDir()
+func LockKey(t config.Target) (string, error) {
+	path := filepath.Clean(t.Path)
+	dir, err := realDir(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	return filepath.Join(dir, filepath.Base(b.path)), nil
+	return filepath.Join(dir, filepath.Base(path)), nil
 }
 
 // Close implements backends.Backend.
@@ -91,8 +90,10 @@ func (b *Backend) Close() error { return nil }
 // realDir resolves symlinks in the store's directory. The active file's
 // own name is never resolved: Papyra renames the name itself when it
 // rotates, so a symlinked active file is refused (see open).
-func (b *Backend) realDir() (string, error) {
-	dir := filepath.Dir(b.path)
+func (b *Backend) realDir() (string, error) { return realDir(b.path) }
+
+func realDir(path string) (string, error) {
+	dir := filepath.Dir(path)
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return dir, fmt.Errorf("resolve %s: %w", dir, err)

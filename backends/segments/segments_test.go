@@ -58,6 +58,9 @@ func TestBackend_Suite(t *testing.T) {
 		Read: func(t *testing.T) []int {
 			return backendtest.Numbers(t, readStore(t, w.path))
 		},
+		LockKey: func(*testing.T) (string, error) {
+			return segments.LockKey(config.Target{Name: "t", Kind: config.KindRotating, Path: w.path})
+		},
 	})
 }
 

@@ -46,9 +46,10 @@ func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
 		rec   *agent.Recorder
 		sched *agent.Scheduler
 	)
+	reg := all.Backends()
 	reloader, err := agent.NewReloader(agent.ReloaderOptions{
 		Path:     *cfgPath,
-		Registry: all.Backends(),
+		Registry: reg,
 		Logger:   log,
 		Notifier: notifier,
 		OnReload: func(st agent.ReloadStatus) {
@@ -77,7 +78,7 @@ func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return configError(*cfgPath, err)
 	}
 	snap := reloader.Current()
-	rec, err = agent.NewRecorder(snap.Config, agent.RecorderOptions{Version: version})
+	rec, err = agent.NewRecorder(snap.Config, reg, agent.RecorderOptions{Version: version})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
 )
 
 // runExtendTimeout is what each EXTEND_TIMEOUT_USEC= of `run` grants. The
@@ -32,9 +33,9 @@ func runNotify(ctx context.Context, log *slog.Logger, a *agent.Agent, opts *agen
 	}
 	rep := agent.NewProgressReporter(n, names, runExtendTimeout)
 	if bar := opts.Progress; bar != nil {
-		opts.Progress = func(target, phase string, done, total int64) {
-			bar(target, phase, done, total)
-			rep.Progress(target, phase, done, total)
+		opts.Progress = func(target string, s backends.Step) {
+			bar(target, s)
+			rep.Progress(target, s)
 		}
 	} else {
 		opts.Progress = rep.Progress

@@ -30,10 +30,11 @@ func newProgressBar(w io.Writer) *progressBar {
 	return &progressBar{w: w, start: now, phaseAt: now}
 }
 
-func (p *progressBar) update(target, phase string, done, total int64) {
+func (p *progressBar) update(target string, s backends.Step) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
+	phase, done, total := s.Phase, s.Done, s.Total
 	key := target + "/" + phase
 	if key != p.phase {
 		p.phase, p.phaseAt = key, now
@@ -56,9 +57,8 @@ func (p *progressBar) update(target, phase string, done, total int64) {
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	size := bytesize.IEC
-	if backends.CountsEntries(phase) {
+	if s.Unit == backends.Entries {
 		size = func(n int64) string { return fmt.Sprintf("%d", n) }
-		phase = strings.TrimSuffix(phase, " entries")
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s %s [%s] %3.0f%% %s/%s %s/s ETA %s",
 		target, phase, bar, frac*100, size(done), size(total), size(int64(rate)), eta)

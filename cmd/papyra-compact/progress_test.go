@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends"
 )
 
 func TestProgressBar(t *testing.T) {
@@ -23,10 +25,10 @@ func TestProgressBar(t *testing.T) {
 			var buf bytes.Buffer
 			p := newProgressBar(&buf)
 			p.start = p.start.Add(-tt.age)
-			p.update("orders", "scan", 0, 100<<20)
+			p.update("orders", backends.Step{Phase: "scan", Total: 100 << 20})
 			p.phaseAt = p.phaseAt.Add(-time.Second)
 			p.last = time.Time{}
-			p.update("orders", "scan", tt.done, 100<<20)
+			p.update("orders", backends.Step{Phase: "scan", Done: tt.done, Total: 100 << 20})
 			p.clear()
 			out := buf.String()
 			if (out != "") != tt.wantOut {
@@ -46,8 +48,8 @@ func TestProgressBar_Entries(t *testing.T) {
 	p := newProgressBar(&buf)
 	p.start = p.start.Add(-2 * time.Second)
 	p.phaseAt = p.phaseAt.Add(-time.Second)
-	p.phase = "orders/trim entries"
-	p.update("orders", "trim entries", 2500, 10000)
+	p.phase = "orders/trim"
+	p.update("orders", backends.Step{Phase: "trim", Unit: backends.Entries, Done: 2500, Total: 10000})
 	if out := buf.String(); !strings.Contains(out, "orders trim [") || !strings.Contains(out, "2500/10000") {
 		t.Errorf("progress line %q: want entries counted as numbers, not bytes", out)
 	}

@@ -62,7 +62,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		bar = newProgressBar(stderr)
 		opts.Progress = bar.update
 	}
-	a := agent.New(cfg, all.Backends(), log)
+	reg := all.Backends()
+	a := agent.New(cfg, reg, log)
 	if _, err := a.Select(opts.Targets); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -71,7 +72,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// target is done, so a long pass never hides a finished target.
 	// Recording is best effort: a run that cannot write its state (a dry
 	// run by an unprivileged user) still compacts and reports.
-	rec, err := agent.NewRecorder(cfg, agent.RecorderOptions{Version: version})
+	rec, err := agent.NewRecorder(cfg, reg, agent.RecorderOptions{Version: version})
 	if err != nil {
 		return err
 	}

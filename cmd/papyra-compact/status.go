@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -166,19 +165,11 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 }
 
 // lockHolder reports whether a process holds t's store lock now, and who.
-// It builds the target's backend only to learn its lock key; that reads
-// the store's path (symlinks resolved) and changes nothing.
+// The lock key comes from the configuration alone: no backend is built,
+// so no secret (a 0600 password_file) needs to be readable.
 func lockHolder(cfg *config.Config, reg *backends.Registry, t config.Target) (bool, string) {
-	b, err := reg.New(t, backends.Env{Logger: slog.New(slog.DiscardHandler), StateDir: cfg.StateDir})
-	if err != nil {
-		return false, ""
-	}
-	defer b.Close()
-	if !b.Properties().NeedsFileLock {
-		return false, ""
-	}
-	key, err := b.LockKey()
-	if err != nil {
+	key, err := reg.LockKey(t)
+	if err != nil || key == "" {
 		return false, ""
 	}
 	path := agent.LockPath(cfg.LockDir, key)
