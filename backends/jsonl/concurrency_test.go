@@ -60,7 +60,7 @@ func concurrentRound(t *testing.T, writers, perWriter int) {
 	var procs []*exec.Cmd
 	for id := 0; id < writers; id++ {
 		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "PAPYRA_TEST_APPENDER="+appenderSpec(path, id, perWriter, 0))
+		cmd.Env = append(os.Environ(), "PAPYRA_TEST_APPENDER="+appenderSpec(path, id, perWriter, 0, 0))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -22,9 +22,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// appenderSpec is "path|writer id|records|pause between records".
-func appenderSpec(path string, id, n int, pause time.Duration) string {
-	return fmt.Sprintf("%s|%d|%d|%s", path, id, n, pause)
+// appenderSpec is "path|writer id|records|pause between records|hold".
+// With a hold, every fourth record is written that long after its open:
+// Papyra's open-to-write gap, which a rename can fall into, so that the
+// record lands on the replaced inode and only the drain can carry it.
+func appenderSpec(path string, id, n int, pause, hold time.Duration) string {
+	return fmt.Sprintf("%s|%d|%d|%s|%s", path, id, n, pause, hold)
 }
 
 // expiredAppend tells which appended records are written already expired
@@ -38,14 +41,18 @@ func appender(spec string) int {
 	id, _ := strconv.Atoi(parts[1])
 	n, _ := strconv.Atoi(parts[2])
 	pause, _ := time.ParseDuration(parts[3])
+	hold, _ := time.ParseDuration(parts[4])
 	for k := 0; k < n; k++ {
 		ts := float64(time.Now().UnixNano()) / 1e9
 		if expiredAppend(k) {
 			ts -= 10 * 86400 // keeps every compaction busy with something to remove
 		}
-		line := fmt.Sprintf(`{"kind": "event", "system_id": "local", "actor_address": {"system": "local", "actor_id": %d}, "event_type": "ActorStarted", "payload": {"w": %d, "n": %d}, "timestamp": %s}`+"\n",
-			id, id, k, strconv.FormatFloat(ts, 'f', 6, 64))
-		if err := testutil.AppendPapyra(parts[0], []byte(line)); err != nil {
+		line := appendedLine(id, k, ts)
+		write := testutil.AppendPapyra
+		if hold > 0 && k%4 == 3 {
+			write = func(path string, line []byte) error { return appendHeld(path, line, hold) }
+		}
+		if err := write(parts[0], []byte(line)); err != nil {
 			fmt.Fprintln(os.Stderr, "appender:", err)
 			return 1
 		}
@@ -54,6 +61,27 @@ func appender(spec string) int {
 		}
 	}
 	return 0
+}
+
+// appendedLine is record k of writer id as Papyra writes it.
+func appendedLine(id, k int, ts float64) string {
+	return fmt.Sprintf(`{"kind": "event", "system_id": "local", "actor_address": {"system": "local", "actor_id": %d}, "event_type": "ActorStarted", "payload": {"w": %d, "n": %d}, "timestamp": %s}`+"\n",
+		id, id, k, strconv.FormatFloat(ts, 'f', 6, 64))
+}
+
+// appendHeld is testutil.AppendPapyra with a pause between the open and
+// the write.
+func appendHeld(path string, line []byte, hold time.Duration) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	time.Sleep(hold)
+	_, err = f.Write(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // census counts what a store holds: seeded records by their "i", and

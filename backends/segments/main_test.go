@@ -28,18 +28,22 @@ type writerSpec struct {
 	MaxBytes, MaxFiles int64
 	ID, First, N       int
 	Pause              time.Duration // on average after every record
+	// Hold, when set, is how long every fourth record waits between the
+	// open and the write: Papyra's open-to-write gap, into which the
+	// compactor's rename can fall (the record then lands on the old inode).
+	Hold time.Duration
 	// TS gives record n's timestamp; "" is the wall clock.
 	TSBase float64
 }
 
 func (s writerSpec) String() string {
-	return fmt.Sprintf("%s|%d|%d|%d|%d|%d|%s|%s", s.Path, s.MaxBytes, s.MaxFiles, s.ID, s.First, s.N, s.Pause,
-		strconv.FormatFloat(s.TSBase, 'f', -1, 64))
+	return fmt.Sprintf("%s|%d|%d|%d|%d|%d|%s|%s|%s", s.Path, s.MaxBytes, s.MaxFiles, s.ID, s.First, s.N, s.Pause,
+		strconv.FormatFloat(s.TSBase, 'f', -1, 64), s.Hold)
 }
 
 func parseWriterSpec(spec string) (writerSpec, error) {
 	p := strings.Split(spec, "|")
-	if len(p) != 8 {
+	if len(p) != 9 {
 		return writerSpec{}, fmt.Errorf("bad writer spec %q", spec)
 	}
 	var s writerSpec
@@ -59,6 +63,8 @@ func parseWriterSpec(spec string) (writerSpec, error) {
 	s.Pause, err = time.ParseDuration(p[6])
 	errs = append(errs, err)
 	s.TSBase, err = strconv.ParseFloat(p[7], 64)
+	errs = append(errs, err)
+	s.Hold, err = time.ParseDuration(p[8])
 	errs = append(errs, err)
 	return s, errors.Join(errs...)
 }
@@ -81,6 +87,10 @@ func writerMain(spec string) int {
 			ts = s.TSBase + float64(n)
 		}
 		line := rotLine(fmt.Sprintf(`{"w": %d, "n": %d}`, s.ID, n), ts)
+		w.hold = 0
+		if n%4 == 3 {
+			w.hold = s.Hold
+		}
 		if err := w.append(line); err != nil {
 			fmt.Fprintf(os.Stderr, "writer %d: record %d lost: %v\n", s.ID, n, err)
 			return 1
@@ -117,6 +127,7 @@ func pyFloat(f float64) string {
 type papyraWriter struct {
 	path               string
 	maxBytes, maxFiles int64
+	hold               time.Duration // between the open and the write
 }
 
 func (w papyraWriter) rotated(i int64) string { return w.path + "." + strconv.FormatInt(i, 10) }
@@ -131,6 +142,9 @@ func (w papyraWriter) append(line string) error {
 	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
+	}
+	if w.hold > 0 {
+		time.Sleep(w.hold)
 	}
 	_, err = f.WriteString(line)
 	if cerr := f.Close(); err == nil {

@@ -285,6 +285,11 @@ func (r *run) swapLive(a *seg, f *os.File, st *step) error {
 	if err := r.b.writeRecord(r.st, &r.rec); err != nil {
 		return err
 	}
+	// What the writer appends from here on lands past st.Offset in the
+	// old inode: only the drain carries it over.
+	if err := failpoint.Inject("rotating-active-recorded"); err != nil {
+		return err
+	}
 	if err := r.exchange(a, st, f); err != nil {
 		return err
 	}
