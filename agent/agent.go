@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -163,14 +162,7 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 }
 
 func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log *slog.Logger) (backends.Stats, error) {
-	env := backends.Env{
-		Logger:        log,
-		QuarantineDir: filepath.Join(a.cfg.QuarantineDir, t.Name),
-		StateDir:      a.cfg.StateDir,
-		ScratchDir:    filepath.Join(a.cfg.StateDir, "scratch"),
-		GracePeriod:   a.cfg.Grace(t),
-	}
-	b, err := a.reg.New(t, env)
+	b, err := a.reg.New(t, envFor(a.cfg, t, log))
 	if err != nil {
 		return backends.Stats{}, err
 	}
@@ -210,19 +202,13 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	return b.Apply(ctx, plan)
 }
 
-// ExitCode folds results into the process exit status: 1 when any target
-// failed, else 75 (EX_TEMPFAIL) when any was skipped because another run
-// held its lock, else 0.
-func ExitCode(results []Result) int {
+// Worst folds a pass's results into its outcome: the worst of them, in
+// the order the Outcome constants are listed (OutcomeOK for none). The
+// command line's main alone turns it into an exit status.
+func Worst(results []Result) Outcome {
 	worst := OutcomeOK
 	for _, r := range results {
 		worst = max(worst, r.Outcome)
 	}
-	switch worst {
-	case OutcomeFailed:
-		return 1
-	case OutcomeLocked:
-		return 75
-	}
-	return 0
+	return worst
 }

@@ -63,8 +63,8 @@ func TestAgent_RunOnce(t *testing.T) {
 		if got := res[0].Outcome; got != agent.OutcomeLocked {
 			t.Fatalf("outcome: got %v, want %v", got, agent.OutcomeLocked)
 		}
-		if got := agent.ExitCode(res); got != 75 {
-			t.Errorf("exit code: got %d, want 75", got)
+		if got := agent.Worst(res); got != agent.OutcomeLocked {
+			t.Errorf("outcome: got %v, want skipped_locked", got)
 		}
 		if s := agent.Summary(res[0]); !strings.Contains(s, "skipped") || !strings.Contains(s, "elsewhere") {
 			t.Errorf("summary %q does not say it skipped and who holds the lock", s)
@@ -86,8 +86,8 @@ func TestAgent_RunOnce(t *testing.T) {
 		if len(seen) != len(cfg.Targets) {
 			t.Errorf("OnResult called for %v, want every target", seen)
 		}
-		if got := agent.ExitCode(res); got != 1 {
-			t.Errorf("exit code: got %d, want 1", got)
+		if got := agent.Worst(res); got != agent.OutcomeFailed {
+			t.Errorf("outcome: got %v, want failure", got)
 		}
 		if got := len(testutil.ReadLines(t, store)); got != 500 {
 			t.Errorf("store lines: got %d, want 500", got)

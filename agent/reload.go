@@ -315,14 +315,7 @@ func (r *Reloader) build(raw []byte) (*Snapshot, error) {
 		}
 	}
 	for i, t := range cfg.Targets {
-		env := backends.Env{
-			Logger:        slog.New(slog.DiscardHandler),
-			QuarantineDir: filepath.Join(cfg.QuarantineDir, t.Name),
-			StateDir:      cfg.StateDir,
-			ScratchDir:    filepath.Join(cfg.StateDir, "scratch"),
-			GracePeriod:   cfg.Grace(t),
-		}
-		b, err := r.opts.Registry.New(t, env)
+		b, err := r.opts.Registry.New(t, envFor(cfg, t, slog.New(slog.DiscardHandler)))
 		if err != nil {
 			errs = append(errs, &config.FieldError{File: r.path, Line: t.Line,
 				Field: fmt.Sprintf("targets[%d]", i), Err: fmt.Errorf("%w: %w", config.ErrInvalidValue, err)})

@@ -20,11 +20,39 @@ var version = "dev"
 
 // Errors main maps to exit codes; commands wrap them.
 var (
-	errUsage    = errors.New("usage error")
-	errConfig   = errors.New("configuration error")
-	errFailed   = errors.New("a target failed")
-	errLockHeld = errors.New("another run holds a lock")
+	errUsage  = errors.New("usage error")
+	errConfig = errors.New("configuration error")
+	// errFailed is what a command that reports (status) returns when a
+	// target's last real run failed.
+	errFailed error = &outcomeError{agent.OutcomeFailed}
 )
+
+// outcomeError carries the agent's outcome of a pass (anything but a
+// success) to run, the one place it becomes an exit status.
+type outcomeError struct{ outcome agent.Outcome }
+
+func (e *outcomeError) Error() string { return "pass outcome: " + e.outcome.String() }
+
+// passResult is a command's error for a pass whose worst outcome is o:
+// nil when that needs no non-zero exit status.
+func passResult(o agent.Outcome) error {
+	if exitStatus(o) == 0 {
+		return nil
+	}
+	return &outcomeError{o}
+}
+
+// exitStatus maps an outcome to the exit status --help and the README
+// document.
+func exitStatus(o agent.Outcome) int {
+	switch o {
+	case agent.OutcomeFailed:
+		return 1
+	case agent.OutcomeLocked:
+		return 75 // EX_TEMPFAIL: systemd treats it as success (SuccessExitStatus=75)
+	}
+	return 0
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -37,13 +65,12 @@ func main() {
 // switch is the only place exit codes are decided; --help documents them.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := dispatch(ctx, args, stdout, stderr)
+	var outcome *outcomeError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errLockHeld):
-		return 75 // EX_TEMPFAIL: systemd treats it as success (SuccessExitStatus=75)
-	case errors.Is(err, errFailed):
-		return 1
+	case errors.As(err, &outcome):
+		return exitStatus(outcome.outcome)
 	case errors.Is(err, errUsage), errors.Is(err, errConfig):
 		fmt.Fprintf(stderr, "papyra-compact: %v\n", err)
 		return 2

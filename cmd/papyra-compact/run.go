@@ -105,13 +105,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(results) == 0 {
 		fmt.Fprintf(stdout, "no targets configured in %s: nothing to do\n", cfg.File)
 	}
-	switch agent.ExitCode(results) {
-	case 1:
-		return errFailed
-	case 75:
-		return errLockHeld
-	}
-	return nil
+	return passResult(agent.Worst(results))
 }
 
 // isTerminal reports whether w is a terminal (not merely a character
