@@ -11,7 +11,10 @@ package backends
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/config"
@@ -41,6 +44,75 @@ type Policy struct {
 	// Progress, when set, is told how far the work is. It is called from
 	// the compacting goroutine and must return quickly.
 	Progress Progress
+}
+
+// MinUnixTime is the smallest newest-timestamp that can be Unix time
+// (2001-09-09T01:46:40Z). Papyra's ActorSystem stamps records with
+// anyio.current_time() unless given time_fn=time.time: seconds since boot
+// (papyra-formats §0.2). A store whose newest finite timestamp is below
+// this was written with that clock.
+const MinUnixTime = 1e9
+
+// AgeCutoff is Papyra's age boundary, now - max_age_seconds in Unix
+// seconds: a record is kept iff its timestamp >= cutoff (missing, null,
+// NaN and -Infinity never are; Infinity always is). ok is false when the
+// policy has no age retention.
+func (p Policy) AgeCutoff() (cutoff float64, ok bool) {
+	if p.Retention.MaxAgeSeconds == nil {
+		return 0, false
+	}
+	return float64(p.Now.UnixNano())/1e9 - *p.Retention.MaxAgeSeconds, true
+}
+
+// AgeCutoffTime is AgeCutoff as a time, computed in integer nanoseconds
+// (a float of Unix seconds has only about 0.2 µs of precision today).
+func (p Policy) AgeCutoffTime() (time.Time, bool) {
+	if p.Retention.MaxAgeSeconds == nil {
+		return time.Time{}, false
+	}
+	return p.Now.Add(-time.Duration(*p.Retention.MaxAgeSeconds * 1e9)), true
+}
+
+// CountLimit is max_records: Papyra keeps the last n records that passed
+// age retention. ok is false when there is no count limit, which includes
+// max_records 0: Papyra takes result[-0:], the whole list, so 0 keeps
+// everything.
+func (p Policy) CountLimit() (n int64, ok bool) {
+	if m := p.Retention.MaxRecords; m != nil && *m > 0 {
+		return *m, true
+	}
+	return 0, false
+}
+
+// ByteLimit is max_total_bytes: Papyra keeps the newest run of records
+// whose Python repr sizes add up to at most n (0 keeps nothing). ok is
+// false when there is no size limit.
+func (p Policy) ByteLimit() (n int64, ok bool) {
+	if m := p.Retention.MaxTotalBytes; m != nil {
+		return max(*m, 0), true
+	}
+	return 0, false
+}
+
+// FixDropAge is the remedy CheckClock offers for a store whose
+// timestamps are stamped by Papyra alone.
+const FixDropAge = "drop max_age/max_age_seconds for this target"
+
+// CheckClock refuses age retention on a store written with Papyra's
+// default monotonic clock, where it would delete every record. newest is
+// the store's newest finite timestamp, or -Inf when it has none: a store
+// whose timestamps are all null, NaN or ±Infinity carries no evidence of
+// the clock, and Papyra's own rule decides each record (Infinity stays,
+// the others go). store names it in the error; fix is the second remedy
+// the error offers, besides time_fn=time.time.
+func (p Policy) CheckClock(store string, newest float64, fix string) error {
+	if p.Retention.MaxAgeSeconds == nil || math.IsInf(newest, 0) || math.IsNaN(newest) || newest >= MinUnixTime {
+		return nil
+	}
+	return fmt.Errorf("%w: age retention on %s: the newest timestamp is %s, which is seconds since boot, not Unix time. "+
+		"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
+		"Fix: create the ActorSystem with time_fn=time.time, or %s",
+		ErrUnsafe, store, strconv.FormatFloat(newest, 'f', -1, 64), fix)
 }
 
 // Unit is what a progress Step counts.

@@ -20,14 +20,6 @@ const (
 	// quarantined by streaming them; Papyra never writes one (an actor
 	// event of 16 MiB would be a bug of its own).
 	maxLine = 16 << 20
-	// maxDepth bounds JSON nesting. Python raises RecursionError near 1000
-	// levels, which crashes Papyra's rotating reader; such a line is
-	// quarantined.
-	maxDepth = 512
-	// minUnixTime is the smallest newest-timestamp that can be Unix time
-	// (2001-09-09). Papyra's default clock is seconds since boot (§0.2):
-	// below this, age retention would delete every record.
-	minUnixTime = 1e9
 )
 
 // Backend compacts one JSON-lines store.

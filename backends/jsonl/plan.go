@@ -90,15 +90,15 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 // suffix starting at the smallest index s >= c with total(s..K) <= B.
 func (p *plan) cutAndMeasure() error {
 	s := &p.stats
-	pol := p.policy.Retention
 	k := s.RecordsBefore - s.RemovedAge
 	c := int64(0)
-	if pol.MaxRecords != nil && *pol.MaxRecords > 0 && k > *pol.MaxRecords {
-		c = k - *pol.MaxRecords
+	if n, ok := p.policy.CountLimit(); ok && k > n {
+		c = k - n
 	}
+	limit, hasLimit := p.policy.ByteLimit()
 	// Pass one over the scratch file: the total size from c on.
 	total := p.keptSize
-	if pol.MaxTotalBytes != nil && c > 0 {
+	if hasLimit && c > 0 {
 		total = 0
 		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 			if i >= c {
@@ -110,14 +110,14 @@ func (p *plan) cutAndMeasure() error {
 		}
 	}
 	cut := c
-	if pol.MaxTotalBytes != nil && total > *pol.MaxTotalBytes {
+	if hasLimit && total > limit {
 		cut = k
 		var run int64
 		if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 			if i < c {
 				return true
 			}
-			if total-run <= *pol.MaxTotalBytes {
+			if total-run <= limit {
 				cut = i
 				return false
 			}

@@ -8,21 +8,19 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/classify"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
 // scan is the first pass: classify every complete line of [0, size) on
 // every core and write the scratch entries in file order.
 func (p *plan) scan(ctx context.Context) error {
 	size := p.st.Size
-	pol := p.policy.Retention
 	s := &p.stats
 	s.BytesBefore = size
 	p.keptOldest = math.Inf(1)
-	cp := classify.Policy{WantSize: pol.MaxTotalBytes != nil, MaxLine: maxLine, MaxDepth: maxDepth}
-	if pol.MaxAgeSeconds != nil {
-		cp.HasAge = true
-		cp.Cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
-	}
+	cp := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
+	_, cp.WantSize = p.policy.ByteLimit()
+	cp.Cutoff, cp.HasAge = p.policy.AgeCutoff()
 	w := bufio.NewWriterSize(p.scratch, 256<<10)
 	maxTS := math.Inf(-1)
 	err := classify.File(ctx, p.f, size, cp, func(b *classify.Block) error {
@@ -53,11 +51,5 @@ func (p *plan) scan(ctx context.Context) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write scratch file: %w", err)
 	}
-	if pol.MaxAgeSeconds != nil && s.RecordsBefore > 0 && maxTS < minUnixTime {
-		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
-			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
-			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
-			backends.ErrUnsafe, p.real, maxTS)
-	}
-	return nil
+	return p.policy.CheckClock(p.real, maxTS, backends.FixDropAge)
 }

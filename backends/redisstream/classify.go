@@ -6,10 +6,6 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
-// maxDepth bounds JSON nesting, as in the file backends: Python raises
-// RecursionError near 1000 levels.
-const maxDepth = 512
-
 // verdict is what Papyra's Redis reader makes of one entry (§5.6): it
 // reads the "data" field and keeps the entry iff json.loads gives a dict.
 type verdict struct {
@@ -29,7 +25,7 @@ type classifier struct {
 	buf []byte
 }
 
-func newClassifier() *classifier { return &classifier{c: pyjson.NewClassifier(maxDepth)} }
+func newClassifier() *classifier { return &classifier{c: pyjson.NewClassifier(pyjson.DefaultMaxDepth)} }
 
 // entry judges an entry's fields.
 func (k *classifier) entry(values map[string]any, wantSize bool) verdict {

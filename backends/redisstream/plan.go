@@ -461,11 +461,6 @@ func (p *progress) add(n int64) {
 	}
 }
 
-// errUnsafeClock explains why age_by timestamp refuses a store whose
-// timestamps are not Unix time.
-func errUnsafeClock(key string, newest float64) error {
-	return fmt.Errorf("%w: age retention by timestamp on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
-		"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
-		"Fix: use age_by: id (the stream IDs carry the server's time), or create the ActorSystem with time_fn=time.time",
-		backends.ErrUnsafe, key, newest)
-}
+// fixAgeByID is the remedy the clock guard offers besides time_fn: the
+// stream IDs carry the server's time.
+const fixAgeByID = "use age_by: id (the stream IDs carry the server's time)"

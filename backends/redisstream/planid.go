@@ -3,7 +3,6 @@ package redisstream
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 )
@@ -25,14 +24,16 @@ const (
 
 // cutoffOf is Papyra's age cutoff, now - max_age_seconds, in Unix seconds.
 func cutoffOf(pol backends.Policy) float64 {
-	return float64(pol.Now.UnixNano())/1e9 - *pol.Retention.MaxAgeSeconds
+	c, _ := pol.AgeCutoff()
+	return c
 }
 
 // cutoffID is the age boundary by ID: the first ID of the millisecond of
 // now - max_age_seconds, computed in integer nanoseconds (a float of Unix
 // seconds has only about 0.2 µs of precision today).
 func cutoffID(pol backends.Policy) streamID {
-	return idAt(pol.Now.Add(-time.Duration(*pol.Retention.MaxAgeSeconds * 1e9)))
+	t, _ := pol.AgeCutoffTime()
+	return idAt(t)
 }
 
 // planByID plans a stream without reading it whole: age is the ID time
@@ -53,10 +54,7 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 			age = minID // nothing below it
 		}
 	}
-	var n int64
-	if ret.MaxRecords != nil && *ret.MaxRecords > 0 {
-		n = *ret.MaxRecords
-	}
+	n, _ := pol.CountLimit()
 	_, groups := sp.floor()
 	walk := ret.MaxTotalBytes != nil || n > 0 && (n <= walkCap || groups)
 

@@ -8,11 +8,6 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 )
 
-// minUnixTime is the smallest newest-timestamp that can be Unix time
-// (2001-09-09); below it the store uses Papyra's default monotonic clock
-// (§0.2), as in the file backends.
-const minUnixTime = 1e9
-
 // scanned is one entry of a stream read whole, kept compact (32 bytes):
 // a scan holds one per entry until the plan is made.
 type scanned struct {
@@ -39,7 +34,7 @@ func (sp *streamPlan) index(id streamID) int {
 // would apply retention to it: used for age_by timestamp, and for
 // quarantine_corrupt, which must look at every entry anyway.
 func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Policy, prog *progress) error {
-	wantSize := pol.Retention.MaxTotalBytes != nil
+	_, wantSize := pol.ByteLimit()
 	k := newClassifier()
 	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
 	cursor, end := "-", sp.last.String()
@@ -107,8 +102,8 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 	if ret.MaxAgeSeconds != nil {
 		cutoff := cutoffOf(pol)
 		if b.cfg.ageByTimestamp {
-			if records > 0 && newest < minUnixTime {
-				return errUnsafeClock(sp.key, newest)
+			if err := pol.CheckClock(sp.key, newest, fixAgeByID); err != nil {
+				return err
 			}
 			passes = func(e *scanned) bool { return e.flags&flagTS != 0 && e.ts >= cutoff }
 		} else {
@@ -132,16 +127,16 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 		}
 	}
 	survivors := passed
-	if ret.MaxRecords != nil && *ret.MaxRecords > 0 && passed > *ret.MaxRecords {
-		survivors = *ret.MaxRecords
+	if n, ok := pol.CountLimit(); ok && passed > n {
+		survivors = n
 	}
 	s.RemovedAge = records - passed
 	s.RemovedCount = passed - survivors
-	if ret.MaxTotalBytes != nil {
+	if limit, ok := pol.ByteLimit(); ok {
 		var total, fit int64
 		for i := len(es) - 1; i >= 0 && fit < survivors; i-- {
 			if e := &es[i]; e.record() && passes(e) {
-				if total+int64(e.size) > *ret.MaxTotalBytes {
+				if total+int64(e.size) > limit {
 					break
 				}
 				total += int64(e.size)

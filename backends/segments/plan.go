@@ -17,6 +17,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/classify"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -203,23 +204,19 @@ func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
 // and every corrupt line quarantined; past the budget they are dropped
 // unread. With max_age alone there is no cut and every segment is read.
 func (p *plan) retention(ctx context.Context) error {
-	pol := p.policy.Retention
-	remN := int64(-1) // no count limit; Papyra's max_records=0 keeps all
-	if pol.MaxRecords != nil && *pol.MaxRecords > 0 {
-		remN = *pol.MaxRecords
+	remN, remB := int64(-1), int64(-1) // -1: no limit
+	if n, ok := p.policy.CountLimit(); ok {
+		remN = n
 	}
-	remB := int64(-1)
-	if pol.MaxTotalBytes != nil {
-		remB = max(*pol.MaxTotalBytes, 0)
+	if n, ok := p.policy.ByteLimit(); ok {
+		remB = n
 	}
 	sc := &scanner{
-		pol:   classify.Policy{WantSize: remB >= 0, HasAge: pol.MaxAgeSeconds != nil, MaxLine: maxLine, MaxDepth: maxDepth},
+		pol:   classify.Policy{WantSize: remB >= 0, MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth},
 		w:     bufio.NewWriterSize(p.scratch, 256<<10),
 		maxTS: math.Inf(-1),
 	}
-	if sc.pol.HasAge {
-		sc.pol.Cutoff = float64(p.policy.Now.UnixNano())/1e9 - *pol.MaxAgeSeconds
-	}
+	sc.pol.Cutoff, sc.pol.HasAge = p.policy.AgeCutoff()
 	for _, s := range p.segs {
 		sc.total += s.st.Size
 	}
@@ -274,11 +271,8 @@ func (p *plan) retention(ctx context.Context) error {
 		s.removedCount = s.passed - jc
 		s.removedBytes = jc - j
 	}
-	if sc.pol.HasAge && sc.records > 0 && sc.maxTS < minUnixTime {
-		return fmt.Errorf("%w: age retention on %s: the newest timestamp is %.3f, which is seconds since boot, not Unix time. "+
-			"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
-			"Fix: create the ActorSystem with time_fn=time.time, or drop max_age/max_age_seconds for this target",
-			backends.ErrUnsafe, p.b.path, sc.maxTS)
+	if err := p.policy.CheckClock(p.b.path, sc.maxTS, backends.FixDropAge); err != nil {
+		return err
 	}
 	p.segStats().BytesRead = sc.done
 	return nil

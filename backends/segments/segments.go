@@ -25,11 +25,6 @@ const (
 	// maxLine is the longest line classified in memory; longer ones are
 	// quarantined by streaming them (as in the jsonl backend).
 	maxLine = 16 << 20
-	// maxDepth bounds JSON nesting (Python gives up near 1000).
-	maxDepth = 512
-	// minUnixTime is the smallest newest-timestamp that can be Unix time;
-	// below it Papyra's default monotonic clock is in use (§0.2).
-	minUnixTime = 1e9
 	// unreadBudget is how many bytes of segments wholly beyond the
 	// retention cut are still read (for exact counts and to quarantine
 	// their corrupt lines) before the older ones are dropped unread.
