@@ -62,7 +62,7 @@ func TestAgeBoundary(t *testing.T) {
 			// By ID: the millisecond of now - max_age, in exact integer time.
 			// Timestamps agree with the IDs (a synchronized writer): the
 			// guard that checks the ID boundary against them must not move it.
-			cutMS := tc.now.Add(-time.Duration(math.Round(tc.maxAge*1e9))).UnixMilli()
+			cutMS := tc.now.Add(-time.Duration(math.Round(tc.maxAge * 1e9))).UnixMilli()
 			sys = "id" + tc.name
 			write(t, c, "papyra:"+sys+":events", []rec{
 				{ms: cutMS - 1, seq: 7, i: 1, ts: float64(cutMS-1) / 1000}, {ms: cutMS, seq: 0, i: 2, ts: cut}, {ms: cutMS, seq: 1, i: 3, ts: above},
