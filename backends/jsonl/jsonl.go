@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
-	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
 const (
@@ -22,11 +23,15 @@ const (
 	maxLine = 16 << 20
 )
 
-// Backend compacts one JSON-lines store.
+// Backend compacts one JSON-lines store. It is built for one run: the
+// store's path is resolved once, on first use, and every step of the run
+// acts relative to the directory it resolved to.
 type Backend struct {
-	path string
-	env  backends.Env
-	log  *slog.Logger
+	path  string
+	owner string // the target's owner:, "" when unset
+	env   backends.Env
+	log   *slog.Logger
+	store *safepath.Store // resolved once; see resolve
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -39,42 +44,91 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: t.Path, env: env, log: env.Logger}, nil
+	return &Backend{path: t.Path, owner: t.Owner, env: env, log: env.Logger}, nil
 }
 
-// LockKey is the real path of target t's store: two targets (or a
-// symlink and its target) naming one file share one lock.
+// LockKey is the real path of target t's store, resolved as the
+// backend resolves it (safepath): two targets (or a symlink and its
+// target) naming one file share one lock, and a path refused by the
+// ownership rules has no key, so the target fails before anything is
+// locked or touched. A store whose directory does not exist yet keys on
+// its configured path (there is nothing to do).
 func LockKey(t config.Target) (string, error) {
-	return fsutil.Resolve(t.Path)
+	pol, err := safepath.PolicyFor(t.Owner)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", t.Path, err)
+	}
+	s, err := safepath.Resolve(t.Path, pol)
+	if errors.Is(err, fs.ErrNotExist) {
+		return filepath.Clean(t.Path), nil
+	}
+	if err != nil {
+		return "", refusal(err)
+	}
+	defer s.Close()
+	return s.Path, nil
 }
 
 // Close implements backends.Backend.
-func (b *Backend) Close() error { return nil }
+func (b *Backend) Close() error {
+	if b.store == nil {
+		return nil
+	}
+	err := b.store.Close()
+	b.store = nil
+	return err
+}
 
-// open opens the real store file for reading and checks it is a regular
-// file. A missing file is ErrNothingToDo.
+// resolve resolves the store's path once for the backend's life (one
+// run), under the ownership rules of safepath: the lock key, the recovery
+// record and every file operation then refer to the same directory,
+// whatever is renamed or linked on the path meanwhile. A refusal wraps
+// backends.ErrUnsafe and safepath.ErrRefused; a missing directory wraps
+// fs.ErrNotExist.
+func (b *Backend) resolve() (*safepath.Store, error) {
+	if b.store != nil {
+		return b.store, nil
+	}
+	pol, err := safepath.PolicyFor(b.owner)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.path, err)
+	}
+	s, err := safepath.Resolve(b.path, pol)
+	if err != nil {
+		return nil, refusal(err)
+	}
+	b.store = s
+	return s, nil
+}
+
+// refusal marks a safepath refusal as backends.ErrUnsafe.
+func refusal(err error) error {
+	if errors.Is(err, safepath.ErrRefused) {
+		return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
+	}
+	return err
+}
+
+// open opens the real store file for reading, relative to its resolved
+// directory and without following a symlink there, and checks it is a
+// regular file its directory's owner (or the target's owner) owns. A
+// missing file is ErrNothingToDo.
 func (b *Backend) open() (*os.File, string, error) {
-	real, err := fsutil.Resolve(b.path)
+	s, err := b.resolve()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, filepath.Clean(b.path), fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+	}
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := os.Open(real)
+	f, _, err := s.Open()
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, real, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, s.Path, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 		}
-		return nil, real, fmt.Errorf("open store: %w", err)
+		return nil, s.Path, fmt.Errorf("open store: %w", refusal(err))
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, real, fmt.Errorf("stat %s: %w", real, err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, real, fmt.Errorf("store %s is not a regular file (%s)", real, fi.Mode())
-	}
-	return f, real, nil
+	return f, s.Path, nil
 }
 
 // checkCtx returns ctx's error wrapped for the store.

@@ -102,14 +102,14 @@ func (p *plan) Close() error {
 // consistent view, reads them newest first until the retention cut is
 // known, and decides per segment; see the package doc. It changes nothing.
 func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan, error) {
-	dir, err := b.realDir()
+	st, err := b.openStore()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 		}
 		return nil, err
 	}
-	p := &plan{b: b, st: store{dir: dir, base: filepath.Base(b.path)}, policy: pol}
+	p := &plan{b: b, st: st, policy: pol}
 	ok := false
 	defer func() {
 		if !ok {
@@ -174,7 +174,10 @@ func (p *plan) snapshot(ctx context.Context) error {
 func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
 	for _, i := range l.indexes() {
 		path := p.st.path(i)
-		f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// Relative to the resolved directory, never following a link, and
+		// never blocking on a FIFO put at the name since the listing (the
+		// inode check below refuses it).
+		f, err := p.st.d.Open(p.st.name(i), os.O_RDONLY|unix.O_NONBLOCK, 0)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
 				return segs, false, nil
@@ -189,6 +192,9 @@ func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
 		s.id = idOf(&s.st)
 		if s.id != l.ids[i] {
 			return segs, false, nil
+		}
+		if err := p.st.d.CheckFile(p.st.name(i), &s.st); err != nil {
+			return segs, false, fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
 		}
 	}
 	return segs, true, nil

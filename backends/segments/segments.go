@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
 const (
@@ -34,13 +34,17 @@ const (
 	snapshotTries = 200
 )
 
-// Backend compacts one Papyra RotatingFilePersistence store.
+// Backend compacts one Papyra RotatingFilePersistence store. It is built
+// for one run: the store's directory is resolved once, on first use, and
+// every step of the run acts relative to it.
 type Backend struct {
 	path     string // the active segment, as configured
+	owner    string // the target's owner:, "" when unset
 	maxBytes int64
 	maxFiles int64
 	env      backends.Env
 	log      *slog.Logger
+	dir      *safepath.Dir // resolved once; see resolveDir
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -59,12 +63,14 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: filepath.Clean(t.Path), maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger}, nil
+	return &Backend{path: filepath.Clean(t.Path), owner: t.Owner, maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger}, nil
 }
 
-// LockKey is the real directory of target t's store plus its base name:
-// Papyra renames the active file, so the key must not depend on which
-// inode it names.
+// LockKey is the real directory of target t's store, resolved as the
+// backend resolves it (safepath), plus its base name: Papyra renames the
+// active file, so the key must not depend on which inode it names. A
+// directory refused by the ownership rules has no key: the target fails
+// before anything is locked or touched.
 //
 // Unlike jsonl's one rename, the store is not replaced in one step: each
 // segment is replaced atomically, but a reader that lists the segments
@@ -72,32 +78,89 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 // (never a record twice, never a kept record missing from disk).
 func LockKey(t config.Target) (string, error) {
 	path := filepath.Clean(t.Path)
-	dir, err := realDir(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	d, err := resolveDir(path, t.Owner)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, nil
+	}
+	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, filepath.Base(path)), nil
+	defer d.Close()
+	return filepath.Join(d.Path(), filepath.Base(path)), nil
 }
 
 // Close implements backends.Backend.
-func (b *Backend) Close() error { return nil }
-
-// realDir resolves symlinks in the store's directory. The active file's
-// own name is never resolved: Papyra renames the name itself when it
-// rotates, so a symlinked active file is refused (see open).
-func (b *Backend) realDir() (string, error) { return realDir(b.path) }
-
-func realDir(path string) (string, error) {
-	dir := filepath.Dir(path)
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return dir, fmt.Errorf("resolve %s: %w", dir, err)
+func (b *Backend) Close() error {
+	if b.dir == nil {
+		return nil
 	}
-	return real, nil
+	err := b.dir.Close()
+	b.dir = nil
+	return err
 }
 
-// store names the files of one store in its real directory.
+// resolveDir resolves the directory of the store at path under the
+// ownership rules of safepath (owner is the target's owner:, "" when
+// unset) and holds it open. The active file's own name is never
+// resolved: Papyra renames the name itself when it rotates, so a
+// symlinked segment is refused (see list). A refusal wraps
+// backends.ErrUnsafe and safepath.ErrRefused; a missing directory wraps
+// fs.ErrNotExist.
+func resolveDir(path, owner string) (*safepath.Dir, error) {
+	pol, err := safepath.PolicyFor(owner)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	d, err := safepath.ResolveDir(filepath.Dir(path), pol)
+	if err != nil {
+		if errors.Is(err, safepath.ErrRefused) {
+			return nil, fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+// openDir resolves the store's directory once for the backend's life
+// (one run) and holds it open: the run record, every listing and every
+// rename then refer to the same directory, whatever is renamed or linked
+// on the path meanwhile.
+func (b *Backend) openDir() (*safepath.Dir, error) {
+	if b.dir != nil {
+		return b.dir, nil
+	}
+	d, err := resolveDir(b.path, b.owner)
+	if err != nil {
+		return nil, err
+	}
+	b.dir = d
+	return d, nil
+}
+
+// realDir is the resolved directory's real path (the configured one when
+// it does not exist).
+func (b *Backend) realDir() (string, error) {
+	d, err := b.openDir()
+	if err != nil {
+		return filepath.Dir(b.path), err
+	}
+	return d.Path(), nil
+}
+
+// openStore returns the store's files in its resolved directory.
+func (b *Backend) openStore() (store, error) {
+	d, err := b.openDir()
+	if err != nil {
+		return store{}, err
+	}
+	return store{d: d, dir: d.Path(), base: filepath.Base(b.path)}, nil
+}
+
+// store names the files of one store in its real directory. Every file
+// operation goes through d, relative to the directory resolved once;
+// dir is its real path, for messages and keys.
 type store struct {
+	d    *safepath.Dir
 	dir  string
 	base string
 }
@@ -196,12 +259,11 @@ func (l listing) same(o listing) bool {
 // through a link would move the link, not the data.
 func (s store) list() (listing, error) {
 	l := listing{ids: map[int]fileID{}}
-	ents, err := os.ReadDir(s.dir)
+	names, err := s.d.Names()
 	if err != nil {
-		return l, fmt.Errorf("list %s: %w", s.dir, err)
+		return l, err
 	}
-	for _, e := range ents {
-		name := e.Name()
+	for _, name := range names {
 		if !strings.HasPrefix(name, s.base) {
 			continue
 		}
@@ -214,12 +276,12 @@ func (s store) list() (listing, error) {
 			}
 			continue
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(s.side(name), &st); err != nil {
+		st, err := s.d.Lstat(name)
+		if err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				continue // renamed away since ReadDir: the caller compares two listings
+				continue // renamed away since the listing: the caller compares two listings
 			}
-			return l, fmt.Errorf("stat %s: %w", s.side(name), err)
+			return l, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return l, fmt.Errorf("%w: segment %s is not a regular file (Papyra's rotation renames names, so a link or directory there cannot be compacted)",

@@ -11,7 +11,7 @@ import (
 
 // ErrRefused means a store's path or ownership would let someone steer
 // the agent's privileges at a file they do not own. Nothing was touched.
-var ErrRefused = errors.New("refused to act for another user")
+var ErrRefused = errors.New("not acting for another user")
 
 // Owner is the user a target says its store belongs to (`owner:`).
 type Owner struct {
@@ -37,6 +37,19 @@ func LookupOwner(name string) (*Owner, error) {
 		return nil, fmt.Errorf("owner %q: uid %q: %w", name, u.Uid, err)
 	}
 	return &Owner{Name: u.Username, UID: uint32(uid)}, nil
+}
+
+// PolicyFor is the policy of a target whose owner: is owner ("" when
+// unset); it fails when no such user exists.
+func PolicyFor(owner string) (Policy, error) {
+	if owner == "" {
+		return Policy{}, nil
+	}
+	o, err := LookupOwner(owner)
+	if err != nil {
+		return Policy{}, err
+	}
+	return Policy{Owner: o}, nil
 }
 
 // Policy is what a resolution enforces beyond the symlink rule.

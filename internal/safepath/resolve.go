@@ -45,7 +45,7 @@ func Resolve(path string, pol Policy) (*Store, error) {
 	defer w.close()
 	defer fin.close()
 	if fin.present && fin.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		return nil, fmt.Errorf("store %s: %w: is a directory", fin.path, unix.EISDIR)
+		return nil, fmt.Errorf("store %s is %w (%s)", fin.path, ErrNotRegular, modeOf(fin.st.Mode))
 	}
 	d, err := w.takeTop(pol)
 	if err != nil {
@@ -348,7 +348,7 @@ func (s *Store) Open() (*os.File, unix.Stat_t, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		_ = unix.Close(fd)
-		return nil, st, fmt.Errorf("store %s is not a regular file (%s)", s.Path, modeType(st.Mode))
+		return nil, st, fmt.Errorf("store %s is %w (%s)", s.Path, ErrNotRegular, modeOf(st.Mode))
 	}
 	if err := s.Dir.CheckFile(s.Name, &st); err != nil {
 		_ = unix.Close(fd)
@@ -361,7 +361,16 @@ func (s *Store) Open() (*os.File, unix.Stat_t, error) {
 	return os.NewFile(uintptr(fd), s.Path), st, nil
 }
 
-// modeType is the fs.FileMode type bits of a stat mode, for messages.
+// ErrNotRegular means the store's name holds something other than a
+// regular file (a directory, a FIFO, a device, a socket).
+var ErrNotRegular = errors.New("not a regular file")
+
+// modeOf is a stat mode as fs.FileMode, for messages ("prw-r--r--").
+func modeOf(m uint32) fs.FileMode {
+	return modeType(m) | fs.FileMode(m&0o777)
+}
+
+// modeType is the fs.FileMode type bits of a stat mode.
 func modeType(m uint32) fs.FileMode {
 	switch m & unix.S_IFMT {
 	case unix.S_IFDIR:

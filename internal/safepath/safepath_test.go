@@ -232,7 +232,18 @@ func TestResolve(t *testing.T) {
 			name:   "StoreIsDirectory",
 			setup:  func(w *world) { w.dir("a/store", "alice", 0o755) },
 			path:   "a/store",
-			wantIs: unix.EISDIR,
+			wantIs: safepath.ErrNotRegular,
+		},
+		{
+			name: "StoreIsFIFO",
+			setup: func(w *world) {
+				w.dir("a", "alice", 0o755)
+				if err := unix.Mkfifo(w.p("a/store"), 0o600); err != nil {
+					w.t.Fatal(err)
+				}
+				w.own(w.p("a/store"), "alice", 0o600)
+			},
+			path: "a/store", refusal: []string{"a/store", "prw-------"}, wantIs: safepath.ErrNotRegular,
 		},
 		{
 			name:   "DirectoryMissing",
@@ -399,7 +410,7 @@ func TestResolve(t *testing.T) {
 					switch s {
 					case "alice", "bob":
 						s = w.who(s).Name
-					case "root", "0775", "0757", "owner:":
+					case "root", "0775", "0757", "owner:", "prw-------":
 					default:
 						s = w.p(s)
 					}

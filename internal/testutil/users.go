@@ -8,6 +8,8 @@ import (
 	"os/user"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // User is a system user a test created.
@@ -61,4 +63,61 @@ func (u User) Own(t testing.TB, path string, mode os.FileMode) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// Flipper swaps two names in one directory with renameat2(RENAME_EXCHANGE)
+// in a tight loop, as an attacker racing the agent would: each exchange is
+// atomic, so the names flip between what they held.
+type Flipper struct {
+	stop  chan struct{}
+	done  chan struct{}
+	flips int
+	err   error
+}
+
+// StartFlipper starts flipping names a and b of dir (held open, so that
+// the flipper keeps working in that directory whatever is renamed above
+// it). Stop it with Stop.
+func StartFlipper(t testing.TB, dir, a, b string) *Flipper {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Flipper{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		defer unix.Close(fd)
+		for {
+			select {
+			case <-f.stop:
+				if f.flips%2 == 1 { // put the names back as they were
+					if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil {
+						f.err = err
+					}
+					f.flips++
+				}
+				return
+			default:
+			}
+			if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil {
+				f.err = err
+				return
+			}
+			f.flips++
+		}
+	}()
+	return f
+}
+
+// Stop stops the flipper, leaving the names as they were before it
+// started, and returns how many exchanges it made.
+func (f *Flipper) Stop(t testing.TB) int {
+	t.Helper()
+	close(f.stop)
+	<-f.done
+	if f.err != nil {
+		t.Fatalf("flipper: %v", f.err)
+	}
+	return f.flips
 }
