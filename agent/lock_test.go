@@ -10,6 +10,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/agent"
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
 func TestTryLock(t *testing.T) {
@@ -41,7 +42,7 @@ func TestTryLock(t *testing.T) {
 	t.Run("OtherProcess", func(t *testing.T) {
 		// flock(1) in another process sees the lock too.
 		if _, err := exec.LookPath("flock"); err != nil {
-			t.Skip("flock(1) not installed")
+			testutil.SkipOrFail(t, "flock(1) not installed (util-linux)")
 		}
 		out, err := exec.Command("flock", "-n", path, "true").CombinedOutput()
 		if err == nil {

@@ -2,6 +2,7 @@ package jsonl_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/backendtest"
 	"github.com/papyra-compact/papyra-compact/backends/jsonl"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
@@ -58,6 +60,21 @@ func TestBackend_Suite(t *testing.T) {
 		},
 		LockKey: func(*testing.T) (string, error) {
 			return jsonl.LockKey(config.Target{Name: "t", Kind: config.KindJSONL, Path: path})
+		},
+		Raw: func(t *testing.T) string {
+			return testutil.RawDir(t, filepath.Dir(path), filepath.Base(path))
+		},
+		// A run killed before its rename: a temp file holding a copy of the
+		// survivors, and the store's second name, with no record.
+		Leftover: func(t *testing.T) {
+			dir, base := filepath.Dir(path), filepath.Base(path)
+			tmp := filepath.Join(dir, fsutil.SideName(base, fsutil.RandomToken(), "tmp"))
+			if err := os.WriteFile(tmp, []byte(testutil.ReadLines(t, path)[0]+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(path, filepath.Join(dir, fsutil.SideName(base, fsutil.RandomToken(), "old"))); err != nil {
+				t.Fatal(err)
+			}
 		},
 	})
 }

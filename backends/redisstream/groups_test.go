@@ -66,6 +66,14 @@ func testGroups(t *testing.T, addrs []string) {
 				if len(got) < 900 || len(got) > 1000 || !sameInts(got[len(got)-900:], seq(100, 1000)) {
 					t.Errorf("records: got %d from %v, want 100..999 and less than a node before", len(got), got[:min(5, len(got))])
 				}
+				// The groups hold back the same entries however the trim
+				// rounds, and what it reports removed is what went.
+				if !sameHeld(st.Stream.HeldBack, wantHeld) {
+					t.Errorf("applied HeldBack: got %v, want %v", st.Stream.HeldBack, wantHeld)
+				}
+				if removed := int64(1000 - len(got)); st.RemovedAge != removed || st.RecordsAfter != int64(len(got)) {
+					t.Errorf("stats: RemovedAge %d, RecordsAfter %d; the stream lost %d and holds %d", st.RemovedAge, st.RecordsAfter, removed, len(got))
+				}
 			} else {
 				if !sameInts(got, seq(100, 1000)) {
 					t.Errorf("records: got %v, want 100..999", got)

@@ -14,6 +14,8 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/backendtest"
 	"github.com/papyra-compact/papyra-compact/backends/segments"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
 // env returns a backend environment under dir.
@@ -60,6 +62,20 @@ func TestBackend_Suite(t *testing.T) {
 		},
 		LockKey: func(*testing.T) (string, error) {
 			return segments.LockKey(config.Target{Name: "t", Kind: config.KindRotating, Path: w.path})
+		},
+		Raw: func(t *testing.T) string {
+			return testutil.RawDir(t, filepath.Dir(w.path), filepath.Base(w.path))
+		},
+		// A run killed before it recorded anything: an anchor and a
+		// replacement created, still empty, under side names.
+		Leftover: func(t *testing.T) {
+			dir, base := filepath.Dir(w.path), filepath.Base(w.path)
+			token := fsutil.RandomToken()
+			for _, suffix := range []string{"anchor", "swap.1"} {
+				if err := os.WriteFile(filepath.Join(dir, fsutil.SideName(base, token, suffix)), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 		},
 	})
 }

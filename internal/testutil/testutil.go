@@ -4,6 +4,7 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
@@ -136,4 +139,32 @@ func AssertNoSideFiles(t testing.TB, dir string) {
 			t.Errorf("side file left behind: %s", e.Name())
 		}
 	}
+}
+
+// RawDir describes every file of dir whose name starts with prefix, in
+// name order: name, inode, size, mtime and content, for a comparison that
+// sees any change at all.
+func RawDir(t testing.TB, dir, prefix string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) && !strings.HasPrefix(e.Name(), fsutil.Prefix+prefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s ino=%d size=%d mtime=%d.%09d\n%s\n", e.Name(), st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, data)
+	}
+	return b.String()
 }
