@@ -264,6 +264,9 @@ func TestReloader_Rejects(t *testing.T) {
 		{"StateDirChange", func(dir string) string {
 			return strings.Replace(daemonYAML(dir, "a"), "state_dir: "+dir+"/state", "state_dir: /var/lib/elsewhere", 1)
 		}, "compact.yaml: state_dir: invalid value: cannot change while the daemon runs"},
+		{"TextfileOnConfigFile", func(dir string) string {
+			return strings.Replace(daemonYAML(dir, "a"), `textfile: ""`, "textfile: "+dir+"/compact.yaml", 1)
+		}, "compact.yaml:5: metrics.textfile: is the same file as the configuration file itself"},
 		{"Missing", func(string) string { return "" }, "compact.yaml: does not exist"},
 	}
 	for _, tt := range tests {

@@ -47,7 +47,9 @@ func errText(err error) string {
 
 // Parse decodes and validates data, read from file (used in messages and
 // as Config.File). It starts from Default(), so an empty document yields
-// the defaults. On success every max_age has been folded into
+// the defaults. Validation reads the file system, without changing it, to
+// refuse paths that meet (see checkPaths): two targets on one store, or a
+// generated file on a store or in its rotation family. On success every max_age has been folded into
 // max_age_seconds. Otherwise it returns a nil Config and every problem
 // found, each a *FieldError, sorted by line and joined with errors.Join;
 // the whole error prints one problem per line.
@@ -63,6 +65,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		cfg.Targets[i].Line = r.lines[indexPath("targets", i)]
 	}
 	validate(cfg, r)
+	checkPaths(cfg, r)
 	if err := r.err(); err != nil {
 		return nil, err
 	}

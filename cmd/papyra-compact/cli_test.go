@@ -154,3 +154,32 @@ func TestCLI_CheckRetentionWords(t *testing.T) {
 		}
 	}
 }
+
+// TestCLI_StoreCollisionRefused checks that check and run refuse a second
+// target on the same store (here through "/./" and as another kind), exit
+// 2 naming both lines, and that run leaves the store alone.
+func TestCLI_StoreCollisionRefused(t *testing.T) {
+	cfg, store := writeConfig(t, "")
+	y, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y = append(y, "  - name: dup\n    kind: rotating\n    path: "+filepath.Dir(store)+"/./"+filepath.Base(store)+"\n    max_bytes: 1000\n    max_files: 3\n"...)
+	if err := os.WriteFile(cfg, y, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check"}, {"run", "--now", "1795000000"}} {
+		code, stdout, stderr := cli(t, append(args, "--config", cfg)...)
+		// Line 16 is the second target's path, line 11 the first's.
+		if code != 2 || !strings.Contains(stderr, cfg+":16: targets[1].path: is the same file as the store of target orders (targets[0].path at line 11: ") {
+			t.Errorf("%s: got exit %d, stdout %q, stderr %q; want 2 naming lines 16 and 11", args[0], code, stdout, stderr)
+		}
+	}
+	if after, _ := os.ReadFile(store); !bytes.Equal(before, after) {
+		t.Errorf("run changed the store")
+	}
+}
