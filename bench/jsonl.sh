@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/papyra-compact}
 OUT=${OUT:-bench/out}
+# Absolute from here on: the config below names the store by this path,
+# and a relative one would be joined to $PWD a second time.
+OUT=$(realpath -m "$OUT")
 SIZES=${SIZES:-"100M 1G"}
 LAYOUTS=${LAYOUTS:-"ordered shuffled"}
 RUNS=${RUNS:-3}
@@ -24,6 +27,26 @@ mkdir -p "$OUT"
 go build -o "$OUT/genstore" ./bench/genstore
 
 bytes() { numfmt --from=iec "$1"; }
+
+# check_run fails the bench unless the run it just timed did the work:
+# a summary that says records and bytes were removed, and a store that
+# really holds that many fewer lines and bytes than the original. A run
+# that compacted nothing (a wrong path, say) is not a figure.
+check_run() {
+	local dir=$1 records=$2 out removed reclaimed after kept size
+	out=$(cat "$dir/run.out")
+	removed=$(grep -o 'removed [0-9]*' <<<"$out" | head -1 | awk '{print $2}') || true
+	reclaimed=$(grep -o 'reclaimed [0-9]*' <<<"$out" | head -1 | awk '{print $2}') || true
+	kept=$(grep -o 'records [0-9]* -> [0-9]*' <<<"$out" | head -1 | awk '{print $4}') || true
+	after=$(wc -l < "$dir/data/store.jsonl")
+	size=$(stat -c %s "$dir/data/store.jsonl")
+	if ! grep -q 'success' <<<"$out" || [ "${removed:-0}" -le 0 ] || [ "${reclaimed:-0}" -le 0 ] ||
+		[ "$after" != "${kept:-}" ] || [ "$after" -ge "$records" ] || [ "$size" -ge "$(stat -c %s "$dir/store.orig")" ]; then
+		echo "bench: the run did not do the work it times (removed ${removed:-none}, reclaimed ${reclaimed:-none}; store $after of $records lines, $size bytes):" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+}
 rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 secs() { awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$1" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -36,9 +59,9 @@ for size in $SIZES; do
 		"$OUT/genstore" -out "$dir/store.orig" -size "$(bytes "$size")" -now $NOW -layout "$layout" >/dev/null
 		records=$(wc -l < "$dir/store.orig")
 		cat > "$dir/compact.yaml" <<YAML
-state_dir: $PWD/$dir/state
-lock_dir: $PWD/$dir/lock
-quarantine_dir: $PWD/$dir/quarantine
+state_dir: $dir/state
+lock_dir: $dir/lock
+quarantine_dir: $dir/quarantine
 metrics:
   textfile: ""
 defaults:
@@ -46,7 +69,7 @@ defaults:
 targets:
   - name: bench
     kind: jsonl
-    path: $PWD/$dir/data/store.jsonl
+    path: $dir/data/store.jsonl
     retention:
       max_age: 1d
 YAML
@@ -67,6 +90,7 @@ YAML
 			cp "$dir/store.orig" "$dir/data/store.jsonl"; sync
 			cat "$dir/data/store.jsonl" > /dev/null
 			/usr/bin/time -v "$BIN" run --config "$dir/compact.yaml" --now $NOW --no-progress > "$dir/run.out" 2> "$dir/run.time"
+			check_run "$dir" "$records"
 			secs "$dir/cp.time" >> "$dir/cp.s"
 			secs "$dir/cpsync.time" >> "$dir/cpsync.s"
 			secs "$dir/rm.time" >> "$dir/rm.s"

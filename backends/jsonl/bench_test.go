@@ -56,10 +56,19 @@ func BenchmarkCompact(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := be.Apply(context.Background(), p); err != nil {
+				st, err := be.Apply(context.Background(), p)
+				if err != nil {
 					b.Fatal(err)
 				}
 				p.Close()
+				// A compaction that removed nothing timed nothing.
+				fi, err := os.Stat(store)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if st.Removed() == 0 || fi.Size() >= size {
+					b.Fatalf("the compaction did not do the work it times: removed %d records, store %d bytes (was %d)", st.Removed(), fi.Size(), size)
+				}
 			}
 		})
 	}
