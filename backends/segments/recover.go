@@ -62,14 +62,15 @@ func (b *Backend) writeRecord(st store, rec *runRecord) error { return b.record(
 // side files no record explains. It runs under the store's lock and is
 // idempotent.
 func (b *Backend) Recover(ctx context.Context) error {
-	dir, err := b.realDir()
+	// Through the resolved directory, like every other file operation:
+	// resolving a step may list and open segments.
+	st, err := b.openStore()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	st := store{dir: dir, base: filepath.Base(b.path)}
 	rec := &runRecord{}
 	found, err := b.record(st).Read(rec)
 	if err != nil {

@@ -137,16 +137,6 @@ func (b *Backend) openDir() (*safepath.Dir, error) {
 	return d, nil
 }
 
-// realDir is the resolved directory's real path (the configured one when
-// it does not exist).
-func (b *Backend) realDir() (string, error) {
-	d, err := b.openDir()
-	if err != nil {
-		return filepath.Dir(b.path), err
-	}
-	return d.Path(), nil
-}
-
 // openStore returns the store's files in its resolved directory.
 func (b *Backend) openStore() (store, error) {
 	d, err := b.openDir()
