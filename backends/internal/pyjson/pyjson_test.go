@@ -33,7 +33,7 @@ type goldenCase struct {
 	Size   int64  `json:"size"`
 }
 
-var classNames = map[string]pyjson.Class{"Record": pyjson.Record, "Blank": pyjson.Blank, "Corrupt": pyjson.Corrupt}
+var classNames = map[string]pyjson.Class{"Record": pyjson.Record, "Blank": pyjson.Blank, "Corrupt": pyjson.Corrupt, "Unsure": pyjson.Unsure}
 
 var reasonNames = map[string]pyjson.Reason{
 	"":               pyjson.ReasonNone,
@@ -276,16 +276,20 @@ func TestClassifyDepth(t *testing.T) {
 	c := pyjson.NewClassifier(3)
 	for _, tc := range []struct {
 		name, line string
+		class      pyjson.Class
 		want       pyjson.Reason
 	}{
-		{"depth3", `{"a": [{}]}`, pyjson.ReasonNone},
-		{"depth4", `{"a": [{"b": []}]}`, pyjson.ReasonTooDeep},
-		{"syntax_first", `{"a": x [[[[`, pyjson.ReasonInvalidJSON},
-		{"depth_then_cr", "{\"a\": [[[[\r1", pyjson.ReasonCarriageReturn},
+		{"depth3", `{"a": [{}]}`, pyjson.Record, pyjson.ReasonNone},
+		// Deeper than the limit: followed to the end, never "too deep".
+		{"depth4", `{"a": [{"b": []}]}`, pyjson.Unsure, pyjson.ReasonNone},
+		{"depth4_invalid", `{"a": [{"b": [}]}`, pyjson.Corrupt, pyjson.ReasonInvalidJSON},
+		{"depth4_not_object", `[[[[]]]]`, pyjson.Corrupt, pyjson.ReasonNotObject},
+		{"syntax_first", `{"a": x [[[[`, pyjson.Corrupt, pyjson.ReasonInvalidJSON},
+		{"depth_then_cr", "{\"a\": [[[[\r1", pyjson.Corrupt, pyjson.ReasonCarriageReturn},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := c.Classify([]byte(tc.line), true); got.Reason != tc.want {
-				t.Errorf("Classify(%q) = %+v, want reason %v", tc.line, got, tc.want)
+			if got := c.Classify([]byte(tc.line), true); got.Class != tc.class || got.Reason != tc.want {
+				t.Errorf("Classify(%q) = %+v, want %v, reason %v", tc.line, got, tc.class, tc.want)
 			}
 		})
 	}
