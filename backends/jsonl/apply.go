@@ -181,7 +181,8 @@ func (s *swap) copySurvivors(ctx context.Context) error {
 				p.policy.Progress(backends.Step{Phase: "rewrite", Done: off, Total: p.end})
 			}
 		}
-		keep := e.Code == scratch.Keep && kept >= p.cut
+		// An Unsure line stays unless it lies before the cut (scratch.EachKept).
+		keep := (e.Code == scratch.Keep || e.Code == scratch.Unsure) && kept >= p.cut
 		if e.Code == scratch.Keep {
 			kept++
 		}

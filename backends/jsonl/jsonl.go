@@ -17,9 +17,8 @@ import (
 const (
 	// bufSize is the read and write buffer of each pass.
 	bufSize = 1 << 20
-	// maxLine is the longest line classified in memory. Longer lines are
-	// quarantined by streaming them; Papyra never writes one (an actor
-	// event of 16 MiB would be a bug of its own).
+	// maxLine is the longest line classified (and quarantined) in memory;
+	// longer lines are streamed (classify.Policy.MaxLine).
 	maxLine = 16 << 20
 )
 

@@ -25,6 +25,7 @@ type plan struct {
 	scratch *os.File // one entry per line in [0, end)
 	policy  backends.Policy
 	lines   int64 // complete lines in [0, end)
+	unsure  int64 // pyjson.Unsure lines past age retention
 	cut     int64 // index among age-passed records of the first kept one
 	stats   backends.Stats
 	// Of the records past age retention: their lines' total length and

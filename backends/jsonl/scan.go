@@ -36,6 +36,7 @@ func (p *plan) scan(ctx context.Context) error {
 		s.Quarantined += b.Corrupt
 		s.RecordsBefore += b.Records
 		s.RemovedAge += b.Aged
+		p.unsure += b.Unsure
 		p.keptLen += b.KeptLen
 		p.keptSize += b.KeptSize
 		p.keptOldest = min(p.keptOldest, b.Oldest)
@@ -50,6 +51,9 @@ func (p *plan) scan(ctx context.Context) error {
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write scratch file: %w", err)
+	}
+	if p.unsure > 0 {
+		s.Notes = append(s.Notes, classify.UnsureNote(p.unsure))
 	}
 	return p.policy.CheckClock(p.real, maxTS, backends.FixDropAge)
 }

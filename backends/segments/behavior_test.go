@@ -28,6 +28,17 @@ func rec(i int, ts float64) string { return rotLine(`{"i": `+strconv.Itoa(i)+`}`
 // Papyra's universal-newline reader as well.
 func cr(line string) string { return strings.TrimSuffix(line, "\n") + "\r" }
 
+// deepRec is a rotating-format record with a "payload" nested depth
+// levels deep.
+func deepRec(i, depth int, ts float64) string {
+	return rotLine(`{"i": `+strconv.Itoa(i)+`, "x": `+strings.Repeat("[", depth-2)+strings.Repeat("]", depth-2)+`}`, ts)
+}
+
+// hugeRec is a rotating-format record of more than n bytes.
+func hugeRec(i, n int, ts float64) string {
+	return rotLine(`{"i": `+strconv.Itoa(i)+`, "blob": "`+strings.Repeat(`\u00e9`, n/6+1)+`"}`, ts)
+}
+
 // layout is a store's content by segment index (0: the active file).
 type layout map[int]string
 
@@ -230,6 +241,35 @@ func TestBackend_Layouts(t *testing.T) {
 			want:     layout{1: cr(rec(3, fresh)) + rec(4, fresh), 0: ""},
 			blank:    1,
 			segs:     [3]int64{1, 1, 0},
+		},
+		{
+			// A record over the 16 MiB in-memory limit is classified and
+			// copied by streaming it.
+			name:     "HugeRecordKeptInRewrittenSegment",
+			maxFiles: 5,
+			in:       layout{1: rec(1, old) + hugeRec(2, 17<<20, fresh) + rec(3, fresh), 0: rec(4, fresh)},
+			ret:      age,
+			want:     layout{1: hugeRec(2, 17<<20, fresh) + rec(3, fresh), 0: rec(4, fresh)},
+			segs:     [3]int64{0, 1, 1},
+		},
+		{
+			// Papyra may or may not read a line nested deeper than
+			// pyjson.DefaultMaxDepth: it is kept, so its segment is
+			// rewritten rather than dropped although no record stays.
+			name:     "DeepLineKeepsItsSegment",
+			maxFiles: 5,
+			in:       layout{2: rec(1, old), 1: rec(2, old) + deepRec(3, 2000, fresh), 0: rec(4, fresh)},
+			ret:      age,
+			want:     layout{1: deepRec(3, 2000, fresh), 0: rec(4, fresh)},
+			segs:     [3]int64{1, 1, 1},
+		},
+		{
+			name:     "DeepLineBeforeTheCutDropped",
+			maxFiles: 5,
+			in:       layout{2: deepRec(1, 2000, fresh) + rec(5, fresh), 1: rec(2, fresh), 0: rec(3, fresh)},
+			ret:      config.Retention{MaxRecords: ptr[int64](1)},
+			want:     layout{0: rec(3, fresh)},
+			segs:     [3]int64{2, 0, 1},
 		},
 	}
 	for _, tt := range tests {

@@ -49,6 +49,7 @@ type seg struct {
 
 	recs, aged, passed int64 // records, removed by age, passed age
 	corrupt, blank     int64
+	unsure             int64 // pyjson.Unsure lines past age retention
 	passedSize         int64   // summed repr sizes of passed records
 	minPassedTS        float64 // smallest timestamp among passed records
 	keepFrom           int64   // index among passed records of the first kept
@@ -373,6 +374,7 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 		s.recs += b.Records
 		sc.records += b.Records
 		s.aged += b.Aged
+		s.unsure += b.Unsure
 		s.passed += b.Records - b.Aged
 		s.passedSize += b.KeptSize
 		s.minPassedTS = min(s.minPassedTS, b.Oldest)
@@ -405,7 +407,7 @@ func (p *plan) decide() error {
 			g.act = actDrop
 			unread++
 			unreadBytes += g.st.Size
-		case rotated && g.kept() == 0:
+		case rotated && g.kept() == 0 && !p.keepsUnsure(g):
 			g.act = actDrop
 		case g.aged == 0 && g.keepFrom == 0 && g.corrupt == 0 && g.blank == 0 && !(rotated && g.torn):
 			g.act = actUntouched
@@ -441,6 +443,20 @@ func (p *plan) decide() error {
 	seg.Dropped, seg.Rewritten, seg.Untouched = p.counts()
 	p.notes(unread, unreadBytes)
 	return nil
+}
+
+// keepsUnsure reports whether g holds an Unsure line past its cut, which
+// its rewrite keeps.
+func (p *plan) keepsUnsure(g *seg) bool {
+	found := false
+	if g.unsure > 0 {
+		err := p.eachPassed(g, func(i int64, e scratch.Entry) bool {
+			found = e.Code == scratch.Unsure && i >= g.keepFrom
+			return !found
+		})
+		found = found || err != nil // the rewrite then reports the error
+	}
+	return found
 }
 
 // measure computes what a rewritten segment keeps.
@@ -480,6 +496,13 @@ func (p *plan) notes(unread, unreadBytes int64) {
 	s := &p.stats
 	d, r, u := p.counts()
 	s.Notes = append(s.Notes, fmt.Sprintf("segments: %d dropped, %d rewritten, %d untouched", d, r, u))
+	var unsure int64
+	for _, g := range p.segs {
+		unsure += g.unsure
+	}
+	if unsure > 0 {
+		s.Notes = append(s.Notes, classify.UnsureNote(unsure))
+	}
 	if unread > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d segments (%d bytes) lie wholly beyond the retention cut and are dropped without being read; their records are not counted above", unread, unreadBytes))
 	}

@@ -50,13 +50,16 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 			}
 		}
 		switch e.Code {
-		case scratch.Keep:
+		case scratch.Keep, scratch.Unsure:
+			// An Unsure line stays unless it lies before the cut (scratch.EachKept).
 			if kept >= s.keepFrom {
-				if _, err := w.Write(l.Raw); err != nil {
-					return fmt.Errorf("write replacement of %s: %w", s.path, err)
+				if err := copyLine(w, s, l); err != nil {
+					return err
 				}
 			}
-			kept++
+			if e.Code == scratch.Keep {
+				kept++
+			}
 		case scratch.Corrupt:
 			qe := quarantine.Entry{Source: s.path, Line: lineNo, Offset: l.Off, Reason: e.Reason.String()}
 			if err := r.quarantine(qe, s.f, l.Off, l.Len-int64(l.Term), l.Body(), l.TooLong); err != nil {
@@ -74,6 +77,21 @@ func (r *run) copySurvivors(ctx context.Context, s *seg, w io.Writer) error {
 		if err := r.quarantine(qe, s.f, s.end, n, nil, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// copyLine writes line l of s to w: from memory when it is there,
+// streamed from the segment otherwise.
+func copyLine(w io.Writer, s *seg, l lines.Line) error {
+	var err error
+	if l.TooLong {
+		_, err = io.Copy(w, io.NewSectionReader(s.f, l.Off, l.Len))
+	} else {
+		_, err = w.Write(l.Raw)
+	}
+	if err != nil {
+		return fmt.Errorf("write replacement of %s: %w", s.path, err)
 	}
 	return nil
 }

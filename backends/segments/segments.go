@@ -22,8 +22,8 @@ import (
 const (
 	// bufSize is the read and write buffer of each pass.
 	bufSize = 1 << 20
-	// maxLine is the longest line classified in memory; longer ones are
-	// quarantined by streaming them (as in the jsonl backend).
+	// maxLine is the longest line classified (and copied) in memory;
+	// longer ones are streamed (as in the jsonl backend).
 	maxLine = 16 << 20
 	// unreadBudget is how many bytes of segments wholly beyond the
 	// retention cut are still read (for exact counts and to quarantine

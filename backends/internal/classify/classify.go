@@ -12,6 +12,7 @@ package classify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"runtime"
@@ -39,11 +40,19 @@ type Policy struct {
 	HasAge bool
 	Cutoff float64
 	// MaxLine is the longest line classified in memory; a longer one is
-	// corrupt (pyjson.ReasonTooLong).
+	// read again from the file in pieces and classified by a pyjson.Stream,
+	// in bounded memory, without its repr size (0: such a record always
+	// fits max_total_bytes, so that no record older than it is removed
+	// that Papyra would keep).
 	MaxLine int
-	// MaxDepth bounds JSON nesting (pyjson.NewClassifier).
+	// MaxDepth is the deepest nesting whose verdict is certain
+	// (pyjson.NewClassifier); a valid object nested deeper is Unsure.
 	MaxDepth int
 }
+
+// streamChunk is how much of a line longer than MaxLine is read at a
+// time to classify it.
+const streamChunk = 1 << 20
 
 // Block is one block of the file, classified.
 type Block struct {
@@ -54,6 +63,10 @@ type Block struct {
 	Torn    bool   // the file's last line, without a newline, starts here
 
 	Blank, Corrupt, Records, Aged int64
+	// Unsure lines that passed age retention (or whose timestamp is
+	// unknown): kept in place unless they lie before the retention cut,
+	// and not counted among the records.
+	Unsure int64
 	// Of the records that passed age retention: their lines' total
 	// length, their summed repr sizes and the oldest timestamp.
 	KeptLen, KeptSize int64
@@ -69,11 +82,42 @@ func (b *Block) reset(seq int, start int64) {
 	*b = Block{seq: seq, Start: start, Entries: b.Entries[:0], MaxTS: math.Inf(-1), Oldest: math.Inf(1)}
 }
 
+// UnsureNote is the summary's remark on n Unsure lines.
+func UnsureNote(n int64) string {
+	return fmt.Sprintf("%d lines nested deeper than %d levels (or too large to judge) left in place and not counted as records: "+
+		"whether Papyra reads them depends on its Python version", n, pyjson.DefaultMaxDepth)
+}
+
 // worker classifies blocks.
 type worker struct {
-	pol   Policy
-	cls   *pyjson.Classifier
-	lines *lines.BlockScanner
+	pol    Policy
+	cls    *pyjson.Classifier
+	lines  *lines.BlockScanner
+	stream *pyjson.Stream // lines longer than MaxLine
+	chunk  []byte
+}
+
+// classifyLong classifies the body of a line too long to hold, reading it
+// again from r a piece at a time.
+func (w *worker) classifyLong(r io.ReaderAt, l lines.Line) (pyjson.Line, error) {
+	if w.stream == nil {
+		w.stream = pyjson.NewStream(w.pol.MaxDepth)
+		w.chunk = make([]byte, streamChunk)
+	}
+	w.stream.Reset()
+	n := l.Len - int64(l.Term)
+	for off := int64(0); off < n; {
+		c := w.chunk[:min(int64(len(w.chunk)), n-off)]
+		if k, err := r.ReadAt(c, l.Off+off); k < len(c) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // the store shrank under us
+			}
+			return pyjson.Line{}, fmt.Errorf("read at %d: %w", l.Off+off+int64(k), err)
+		}
+		w.stream.Write(c)
+		off += int64(len(c))
+	}
+	return w.stream.Line(), nil
 }
 
 func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
@@ -86,12 +130,29 @@ func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
 		b.End = l.Off + l.Len
 		var line pyjson.Line
 		if l.TooLong {
-			line = pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
+			var err error
+			if line, err = w.classifyLong(r, l); err != nil {
+				return err
+			}
 		} else {
 			line = w.cls.Classify(l.Body(), w.pol.WantSize)
 		}
 		var code byte
 		switch line.Class {
+		case pyjson.Unsure:
+			// Whether Papyra reads it at all is unknown: never counted as
+			// one of its records, so it cannot displace one. Removing it by
+			// age is safe when its timestamp is known (were Papyra to read
+			// it, its age retention would remove it too); otherwise it stays.
+			code = scratch.Unsure
+			if w.pol.HasAge && line.TS != pyjson.TSUnknown && !(line.TS == pyjson.TSNumber && line.Value >= w.pol.Cutoff) {
+				b.Records++
+				b.Aged++
+				code = scratch.Aged
+			} else {
+				b.Unsure++
+				b.KeptLen += l.Len
+			}
 		case pyjson.Blank:
 			b.Blank++
 			code = scratch.Blank

@@ -33,6 +33,10 @@ func store(torn bool) []byte {
 			b.WriteString("{\"kind\": \"event\", \"torn\n")
 		case i%89 == 0:
 			b.WriteString("\n")
+		case i%211 == 0: // deeper than DefaultMaxDepth: Unsure, aged when old
+			fmt.Fprintf(&b, `{"kind": "event", "x": %s1%s, "timestamp": %f}`+"\n", strings.Repeat("[", 1000), strings.Repeat("]", 1000), ts)
+		case i%223 == 0: // deep and invalid: corrupt
+			fmt.Fprintf(&b, `{"kind": "event", "x": %s1%s, "timestamp": %f}`+"\n", strings.Repeat("[", 1000), strings.Repeat("]", 999), ts)
 		case i%79 == 0: // universal newlines: a lone CR and a CRLF end records too
 			fmt.Fprintf(&b, `{"kind": "event", "i": %d, "timestamp": %f}`+"\r"+`{"kind": "audit", "timestamp": %f}`+"\r\n", i, ts, ts)
 		case i%83 == 0:
@@ -67,12 +71,26 @@ func reference(t *testing.T, data []byte, pol classify.Policy) (entries []byte, 
 		}
 		sum.Lines++
 		sum.End = l.Off + l.Len
-		line := pyjson.Line{Class: pyjson.Corrupt, Reason: pyjson.ReasonTooLong}
-		if !l.TooLong {
+		var line pyjson.Line
+		if l.TooLong {
+			s := pyjson.NewStream(pol.MaxDepth)
+			s.Write(data[l.Off : l.Off+l.Len-int64(l.Term)])
+			line = s.Line()
+		} else {
 			line = cls.Classify(l.Body(), pol.WantSize)
 		}
 		code := scratch.Keep
 		switch line.Class {
+		case pyjson.Unsure:
+			code = scratch.Unsure
+			if pol.HasAge && line.TS != pyjson.TSUnknown && !(line.TS == pyjson.TSNumber && line.Value >= pol.Cutoff) {
+				sum.Records++
+				sum.Aged++
+				code = scratch.Aged
+			} else {
+				sum.Unsure++
+				sum.KeptLen += l.Len
+			}
 		case pyjson.Blank:
 			sum.Blank++
 			code = scratch.Blank
@@ -136,6 +154,7 @@ func TestFile(t *testing.T) {
 				got.Corrupt += b.Corrupt
 				got.Records += b.Records
 				got.Aged += b.Aged
+				got.Unsure += b.Unsure
 				got.KeptLen += b.KeptLen
 				got.KeptSize += b.KeptSize
 				got.Oldest = min(got.Oldest, b.Oldest)
@@ -152,7 +171,7 @@ func TestFile(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v,\nwant %+v", got, want)
 			}
-			if want.Corrupt == 0 || want.Blank == 0 || (tt.pol.HasAge && want.Aged == 0) {
+			if want.Corrupt == 0 || want.Blank == 0 || want.Unsure == 0 || (tt.pol.HasAge && want.Aged == 0) {
 				t.Errorf("the store misses a kind of line: %+v", want)
 			}
 		})

@@ -20,7 +20,11 @@ const (
 	Aged    byte = 1 // a record removed by age retention: length
 	Blank   byte = 2 // a blank line: length
 	Corrupt byte = 3 // a corrupt line: its reason, length
-	hasTS   byte = 0x10
+	// Unsure is a line Papyra may or may not read (pyjson.Unsure): kept
+	// in place unless it lies before the retention cut, never counted by
+	// max_records or max_total_bytes: length.
+	Unsure byte = 4
+	hasTS  byte = 0x10
 )
 
 // Entry is one decoded entry.
@@ -148,7 +152,9 @@ func (s *Reader) Next() (Entry, error) {
 
 // EachKept reads the entries of lines lines from r and calls fn with the
 // index (among Keep entries) and entry of every record that passed age
-// retention, in file order, until fn returns false.
+// retention, in file order, until fn returns false. It also calls fn with
+// every Unsure entry, whose index is that of the next Keep entry (and
+// whose Size is 0): an Unsure line goes with the records after it.
 func EachKept(r io.Reader, lines int64, fn func(i int64, e Entry) bool) error {
 	sr := NewReader(r)
 	var i int64
@@ -157,13 +163,15 @@ func EachKept(r io.Reader, lines int64, fn func(i int64, e Entry) bool) error {
 		if err != nil {
 			return err
 		}
-		if e.Code != Keep {
+		if e.Code != Keep && e.Code != Unsure {
 			continue
 		}
 		if !fn(i, e) {
 			return nil
 		}
-		i++
+		if e.Code == Keep {
+			i++
+		}
 	}
 	return nil
 }
