@@ -8,7 +8,10 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -202,5 +205,57 @@ func TestFileStops(t *testing.T) {
 	err = classify.File(context.Background(), bytes.NewReader(data), int64(len(data))+classify.BlockSize, pol, func(*classify.Block) error { return nil })
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("shrunk file: got %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestFileHugeLineMemory classifies a store holding one record of 100 MiB
+// (24 MiB with -short) with the backends' 16 MiB in-memory limit: the
+// line is streamed, so what the pass allocates does not grow with it.
+func TestFileHugeLineMemory(t *testing.T) {
+	size := 100 << 20
+	if testing.Short() {
+		size = 24 << 20
+	}
+	path := filepath.Join(t.TempDir(), "store.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, `{"kind": "event", "timestamp": 1794999000.0}`+"\n"+`{"kind": "event", "payload": "`)
+	chunk := []byte(strings.Repeat(`abc\"é\u00e9`, (1<<20)/12))
+	for n := 0; n < size; n += len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Fprintf(f, `", "timestamp": 1794999999.5}`+"\r"+`{"kind": "audit", "timestamp": 1794999001.0}`+"\n")
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := classify.Policy{WantSize: true, HasAge: true, Cutoff: 1794999000, MaxLine: 16 << 20}
+	var got classify.Block
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err = classify.File(context.Background(), f, fi.Size(), pol, func(b *classify.Block) error {
+		got.Lines += b.Lines
+		got.Records += b.Records
+		got.Corrupt += b.Corrupt
+		got.MaxTS = max(got.MaxTS, b.MaxTS)
+		return nil
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lines != 3 || got.Records != 3 || got.Corrupt != 0 || got.MaxTS != 1794999999.5 {
+		t.Errorf("got %+v, want 3 records, the newest at 1794999999.5", got)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("a %d MiB line: %d MiB allocated", size>>20, alloc>>20)
+	if alloc > 32<<20 {
+		t.Errorf("classifying a %d MiB line allocated %d MiB; want < 32 MiB whatever its length", size>>20, alloc>>20)
 	}
 }

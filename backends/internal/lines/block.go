@@ -83,25 +83,15 @@ func (s *BlockScanner) Scan(r io.ReaderAt, start, end, size int64, fn func(Line)
 
 // spill finishes the block's last line, head being its part inside the
 // block (with no terminator, or a '\r' as its last byte), by reading on
-// from end until its terminator or size.
+// from end until its terminator or size. It finds the line's end first
+// and only then reads the line whole into memory, when it is not too
+// long: one allocation of the right size, and none for a huge line.
 func (s *BlockScanner) spill(r io.ReaderAt, head []byte, off, end, size int64, fn func(Line) error) error {
 	l := Line{Off: off, Len: int64(len(head))}
-	s.acc = append(s.acc[:0], head...)
-	l.TooLong = l.Len > int64(s.max)
 	if s.chunk == nil {
 		s.chunk = make([]byte, spillStep)
 	}
 	pendingCR := head[len(head)-1] == '\r'
-	add := func(c []byte) {
-		l.Len += int64(len(c))
-		if !l.TooLong {
-			if l.Len > int64(s.max) {
-				l.TooLong, s.acc = true, s.acc[:0]
-			} else {
-				s.acc = append(s.acc, c...)
-			}
-		}
-	}
 	for pos := end; pos < size && !l.Complete; {
 		c := s.chunk[:min(int64(len(s.chunk)), size-pos)]
 		if err := readAt(r, c, pos); err != nil {
@@ -123,15 +113,25 @@ func (s *BlockScanner) spill(r io.ReaderAt, head []byte, off, end, size int64, f
 				pendingCR = c[len(c)-1] == '\r'
 			}
 		}
-		add(c)
+		l.Len += int64(len(c))
 		pos += int64(len(c))
 	}
 	if !l.Complete && pendingCR {
 		l.Complete, l.Term = true, 1 // a '\r' at the end of the data
 	}
-	if !l.TooLong {
-		l.Raw = s.acc
+	if l.Len > int64(s.max) {
+		l.TooLong = true
+		return fn(l)
 	}
+	if int64(cap(s.acc)) < l.Len {
+		s.acc = make([]byte, l.Len)
+	}
+	s.acc = s.acc[:l.Len]
+	n := copy(s.acc, head)
+	if err := readAt(r, s.acc[n:], end); err != nil {
+		return err
+	}
+	l.Raw = s.acc
 	return fn(l)
 }
 
