@@ -49,7 +49,7 @@ type seg struct {
 
 	recs, aged, passed int64 // records, removed by age, passed age
 	corrupt, blank     int64
-	unsure             int64 // pyjson.Unsure lines past age retention
+	unsure             int64   // pyjson.Unsure lines past age retention
 	passedSize         int64   // summed repr sizes of passed records
 	minPassedTS        float64 // smallest timestamp among passed records
 	keepFrom           int64   // index among passed records of the first kept

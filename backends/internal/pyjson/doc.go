@@ -30,8 +30,13 @@
 //     trailing data are errors. An integer literal with more than 4300
 //     digits makes CPython raise ValueError (the int_max_str_digits limit),
 //     reported as [ReasonIntTooBig].
-//   - Nesting deeper than the classifier's maxDepth is [ReasonTooDeep]
-//     (CPython raises RecursionError near depth 1000).
+//   - Any depth is followed. A valid object nested deeper than the
+//     classifier's maxDepth ([DefaultMaxDepth]) is [Unsure]: CPython
+//     raises RecursionError near depth 1000, minus its caller's stack, so
+//     whether Papyra reads it depends on its Python; an invalid one is
+//     Corrupt for its syntax error, as at any depth. [Stream] classifies a
+//     line given in pieces, of any length, in bounded memory (without the
+//     repr size).
 //   - A valid value that is not an object is [ReasonNotObject].
 //   - The top-level "timestamp" key (compared by decoded value, last
 //     duplicate wins) gives [Line.TS] and [Line.Value]; true and false count
@@ -41,7 +46,7 @@
 // When a line has several problems, the reason is chosen as Python would
 // meet them: invalid UTF-8 first (the whole read fails), then a raw CR (the
 // line is split before parsing), then the first error of a left-to-right
-// parse (syntax, [ReasonTooDeep] or [ReasonIntTooBig]), then
+// parse (syntax or [ReasonIntTooBig]), then
 // [ReasonNotObject], then [ReasonBadTimestamp].
 //
 // Two of the reasons make Papyra fail rather than skip: a bad timestamp

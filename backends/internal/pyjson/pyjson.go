@@ -51,8 +51,8 @@ const (
 	ReasonBadTimestamp          // "timestamp" is a string, array or object
 	ReasonInvalidUTF8           // Python's strict UTF-8 read would fail
 	ReasonCarriageReturn        // a raw '\r' that is not the CR of a CRLF
-	ReasonTooDeep               // nested deeper than the classifier allows
-	ReasonTooLong               // longer than the reader accepts (set by callers)
+	ReasonTooDeep               // no longer returned: deeper lines are followed (Unsure)
+	ReasonTooLong               // no longer set by the file backends: longer lines are streamed
 	ReasonIntTooBig             // integer literal over 4300 digits: CPython raises ValueError
 )
 
