@@ -97,6 +97,9 @@ func (s *swap) prepare(ctx context.Context) error {
 	if !same || cur.Size < p.st.Size {
 		return fmt.Errorf("%s: %w (replaced or truncated since planning)", p.real, backends.ErrChanged)
 	}
+	if err := livefile.CheckStore(p.real, &cur); err != nil {
+		return err // linked to another name since planning
+	}
 	if err := fsutil.CheckSpace(s.dir, p.stats.BytesAfter); err != nil {
 		return fmt.Errorf("%s: %w", p.real, err)
 	}

@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
@@ -100,27 +103,50 @@ func (b *Backend) resolve() (*safepath.Store, error) {
 	return s, nil
 }
 
-// refusal marks a safepath refusal as backends.ErrUnsafe.
+// refusal marks a safepath refusal, and a store that is not a regular
+// file, as backends.ErrUnsafe.
 func refusal(err error) error {
-	if errors.Is(err, safepath.ErrRefused) {
+	if (errors.Is(err, safepath.ErrRefused) || errors.Is(err, safepath.ErrNotRegular)) && !errors.Is(err, backends.ErrUnsafe) {
 		return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
 	}
 	return err
 }
 
 // open opens the real store file for reading, relative to its resolved
-// directory and without following a symlink there, and checks it is a
-// regular file its directory's owner (or the target's owner) owns. A
-// missing file is ErrNothingToDo.
+// directory, without following a symlink there and without blocking, and
+// checks it is a regular file with one link (livefile.CheckStore) that its
+// directory's owner (or the target's owner) owns. A missing file is
+// ErrNothingToDo.
 func (b *Backend) open() (*os.File, string, error) {
 	s, err := b.resolve()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, filepath.Clean(b.path), fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 	}
+	if errors.Is(err, safepath.ErrNotRegular) {
+		// A directory at the store's name: say so in words. The stat is
+		// for the message only; nothing is opened through the path.
+		var st unix.Stat_t
+		if unix.Stat(b.path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = livefile.CheckStore(b.path, &st)
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
-	f, _, err := s.Open()
+	f, st, err := s.Open()
+	if errors.Is(err, safepath.ErrNotRegular) {
+		// Say what it is, in words and with its full mode.
+		err = livefile.CheckStore(s.Path, &st)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A socket cannot be opened at all (ENXIO): say what it is.
+		if lst, lerr := s.Dir.Lstat(s.Name); lerr == nil && lst.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = livefile.CheckStore(s.Path, &lst)
+		}
+	} else if err == nil {
+		if err = livefile.CheckStore(s.Path, &st); err != nil {
+			f.Close()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, s.Path, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)

@@ -142,11 +142,21 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 		return b.finishRecovery(rec)
 	}
 	// The rename happened: append what the new file does not hold yet.
-	dst, err := os.OpenFile(rec.Store, os.O_WRONLY|os.O_APPEND|os.O_CREATE, os.FileMode(ost.Mode&0o777))
+	// O_NONBLOCK: whatever is at the store's name now must not block us
+	// (a FIFO without a reader fails at once); it is checked below.
+	dst, err := os.OpenFile(rec.Store, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, os.FileMode(ost.Mode&0o777))
 	if err != nil {
 		return fmt.Errorf("open %s: %w", rec.Store, err)
 	}
 	defer dst.Close()
+	var dstSt unix.Stat_t
+	if err := unix.Fstat(int(dst.Fd()), &dstSt); err != nil {
+		return fmt.Errorf("stat %s: %w", rec.Store, err)
+	}
+	if dstSt.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%w: store %s is now %s; %s still holds the records appended during an interrupted swap",
+			backends.ErrUnsafe, rec.Store, livefile.Describe(dstSt.Mode), rec.Old)
+	}
 	if err := b.settlePending(rec, old); err != nil {
 		return err
 	}

@@ -194,6 +194,9 @@ func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
 		if s.id != l.ids[i] {
 			return segs, false, nil
 		}
+		if err := checkSegment(path, i, &s.st); err != nil {
+			return segs, false, err
+		}
 		if err := p.st.d.CheckFile(p.st.name(i), &s.st); err != nil {
 			return segs, false, fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
 		}

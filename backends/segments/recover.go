@@ -230,7 +230,7 @@ func (b *Backend) drainSide(st store, s *step, side string, q *quarantine.Writer
 			target = st.path(i)
 		}
 	}
-	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, os.FileMode(ost.Mode&0o777))
+	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, os.FileMode(ost.Mode&0o777))
 	if err != nil {
 		return fmt.Errorf("open %s: %w", target, err)
 	}

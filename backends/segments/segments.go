@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
@@ -274,12 +275,25 @@ func (s store) list() (listing, error) {
 			return l, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return l, fmt.Errorf("%w: segment %s is not a regular file (Papyra's rotation renames names, so a link or directory there cannot be compacted)",
-				backends.ErrUnsafe, s.side(name))
+			return l, fmt.Errorf("%w: segment %s is not a regular file: it is %s (Papyra's rotation renames names, so a link, pipe, socket, device or directory there cannot be compacted)",
+				backends.ErrUnsafe, s.side(name), livefile.Describe(st.Mode))
 		}
 		l.ids[i] = idOf(&st)
 	}
 	return l, nil
+}
+
+// checkSegment refuses a segment that is not a regular file (a name may
+// have been replaced between the listing and the open) and an active file
+// (index 0) with other hard links: after its replacement, records Papyra
+// appends through another name would go to the old inode. A rotated
+// segment with other links (a hard-link backup) is fine: nothing appends
+// to it, the other name merely keeps the old data.
+func checkSegment(path string, index int, st *unix.Stat_t) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || index == 0 {
+		return livefile.CheckStore(path, st)
+	}
+	return nil
 }
 
 // settle waits until the segment names stop moving for d: a rotation the
