@@ -103,6 +103,9 @@ func TestCrash(t *testing.T) {
 		}
 	}
 	tally.Check(t, crashSteps)
+	if t.Failed() {
+		return
+	}
 	t.Logf("%d kills that interrupted a run (%d runs: %d random kills came after the run had finished, %d paused runs finished): every store old or new, every appended record kept exactly once",
 		killed, runs, late, finished)
 }

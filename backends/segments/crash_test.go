@@ -181,6 +181,9 @@ func TestCrash(t *testing.T) {
 		}
 	})
 	tally.Check(t, crashSteps)
+	if t.Failed() {
+		return
+	}
 	t.Logf("%d kills that interrupted a run (%d random kills came after the run had finished and were tried again): every kept record present once after each kill, every appended record kept exactly once",
 		n, late.Load())
 }
