@@ -28,6 +28,11 @@ const (
 	OutcomeNothingToDo
 	OutcomeDryRun
 	OutcomeLocked
+	// OutcomeInterrupted is a run stopped by SIGTERM or SIGINT (or never
+	// started because of one): not a failure of the store, so it pages
+	// nobody, but counted apart so that a run that never gets to finish
+	// shows.
+	OutcomeInterrupted
 	OutcomeFailed
 )
 
@@ -41,6 +46,8 @@ func (o Outcome) String() string {
 		return "dry_run"
 	case OutcomeLocked:
 		return "skipped_locked"
+	case OutcomeInterrupted:
+		return "interrupted"
 	default:
 		return "failure"
 	}
@@ -70,6 +77,51 @@ type Options struct {
 	// OnResult, when set, is called after each target with its result
 	// (metrics, state, the journal), before the next target starts.
 	OnResult func(Result)
+	// StopGrace is how long, once ctx is done (SIGTERM), the compaction
+	// in flight may take to finish. It is cancelled before the grace
+	// ends, and abandoned (reported interrupted while it still runs, for
+	// the process to exit) when the grace is over, whatever it is doing:
+	// a kill at any moment is safe (Backend.Apply's contract). Targets
+	// not started by then are reported interrupted.
+	StopGrace time.Duration
+}
+
+// ErrNotStarted is the error of a target a stopping pass did not start.
+var ErrNotStarted = errors.New("not started: stopping")
+
+// cancelAllowance is how long before the stop grace ends a compaction in
+// flight is cancelled, so that it can still remove what it started
+// before it is abandoned.
+func cancelAllowance(grace time.Duration) time.Duration { return min(grace/4, time.Second) }
+
+// stopper turns ctx being done into a stop: cancel (the compactions'
+// context) once the grace, less the cancel allowance, has passed, and
+// the returned channel closed when the whole grace has.
+func stopper(ctx context.Context, grace time.Duration, cancel context.CancelFunc) (abandon <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		t := time.NewTimer(grace - cancelAllowance(grace))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-done:
+			return
+		}
+		cancel()
+		t.Reset(cancelAllowance(grace))
+		select {
+		case <-t.C:
+			close(ch)
+		case <-done:
+		}
+	}()
+	return ch, func() { close(done) }
 }
 
 // Agent runs compactions for one configuration.
@@ -118,13 +170,20 @@ func (a *Agent) RunOnce(ctx context.Context, opts Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Compactions get their own context: ctx being done starts the stop,
+	// which gives the one in flight the stop grace.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	abandon, stop := stopper(ctx, opts.StopGrace, cancel)
+	defer stop()
 	results := make([]Result, 0, len(targets))
 	for _, t := range targets {
+		var r Result
 		if ctx.Err() != nil {
-			results = append(results, Result{Target: t.Name, Kind: t.Kind, Outcome: OutcomeFailed, Err: ctx.Err(), Started: time.Now()})
-			continue
+			r = Result{Target: t.Name, Kind: t.Kind, Outcome: OutcomeInterrupted, Err: ErrNotStarted, Started: time.Now()}
+		} else {
+			r = a.runUntil(runCtx, abandon, t, opts)
 		}
-		r := a.RunTarget(ctx, t, opts)
 		if opts.OnResult != nil {
 			opts.OnResult(r)
 		}
@@ -133,7 +192,28 @@ func (a *Agent) RunOnce(ctx context.Context, opts Options) ([]Result, error) {
 	return results, nil
 }
 
-// RunTarget compacts one target and classifies the outcome.
+// runUntil runs t, or gives up on it when abandon is closed: the
+// compaction then goes on in its goroutine until the process exits.
+func (a *Agent) runUntil(ctx context.Context, abandon <-chan struct{}, t config.Target, opts Options) Result {
+	start := time.Now()
+	ch := make(chan Result, 1)
+	go func() { ch <- a.RunTarget(ctx, t, opts) }()
+	select {
+	case r := <-ch:
+		return r
+	case <-abandon:
+		return abandoned(t, start, opts.StopGrace)
+	}
+}
+
+// abandoned is the result of a run given up at the end of the stop grace.
+func abandoned(t config.Target, start time.Time, grace time.Duration) Result {
+	return Result{Target: t.Name, Kind: t.Kind, Outcome: OutcomeInterrupted, Started: start, Duration: time.Since(start),
+		Err: fmt.Errorf("abandoned: still running at the end of the stop grace (%s); the next run finishes or undoes what it started", grace)}
+}
+
+// RunTarget compacts one target and classifies the outcome. A run that
+// ends with an error after ctx was cancelled was interrupted.
 func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Result {
 	start := time.Now()
 	res := Result{Target: t.Name, Kind: t.Kind, Started: start}
@@ -149,6 +229,8 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 		res.Outcome, res.Err = OutcomeNothingToDo, nil
 	case errors.Is(res.Err, backends.ErrLocked):
 		res.Outcome = OutcomeLocked
+	case ctx.Err() != nil:
+		res.Outcome = OutcomeInterrupted
 	default:
 		res.Outcome = OutcomeFailed
 		if errors.Is(res.Err, syscall.EROFS) {

@@ -37,6 +37,9 @@ const (
 	MsgRunFinished = "run finished"
 	MsgRunFailed   = "run failed"
 	MsgRunSkipped  = "run skipped"
+	// MsgRunInterrupted: the run was stopped (SIGTERM, SIGINT); not a
+	// failure.
+	MsgRunInterrupted = "run interrupted"
 )
 
 // messageID returns the MESSAGE_ID of a catalogued message.
@@ -401,6 +404,9 @@ func LogResult(ctx context.Context, log *slog.Logger, r Result) {
 		attrs = append(attrs, slog.Any("err", r.Err))
 	case OutcomeLocked:
 		msg = MsgRunSkipped
+		attrs = append(attrs, slog.Any("err", r.Err))
+	case OutcomeInterrupted:
+		level, msg = slog.LevelWarn, MsgRunInterrupted
 		attrs = append(attrs, slog.Any("err", r.Err))
 	case OutcomeNothingToDo:
 		level = slog.LevelDebug

@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -54,15 +54,18 @@ type SchedulerOptions struct {
 	// one at a time is the default.
 	Concurrency int
 	// StopGrace is how long compactions in flight at shutdown may take
-	// to finish before they are cancelled. A cancelled compaction leaves
-	// its store as it was (Backend.Apply's contract).
+	// to finish: they are cancelled shortly before it ends, and Run
+	// returns when it ends, whatever they are doing (Options.StopGrace).
+	// A cancelled or killed compaction leaves its store as it was, or for
+	// the next run to finish (Backend.Apply's contract).
 	StopGrace time.Duration
 	// ExtendTimeout is granted by each EXTEND_TIMEOUT_USEC=; zero means
 	// DefaultExtendTimeout.
 	ExtendTimeout time.Duration
 	// OnResult, when set, is called with every finished run's result,
 	// from the loop goroutine, one at a time (metrics and state). Runs
-	// cancelled by shutdown did not finish and are not reported.
+	// stopped by shutdown are reported as OutcomeInterrupted, those still
+	// running at the end of StopGrace too (they are abandoned).
 	OnResult func(Result)
 	// OnSchedule, when set, is called from the loop whenever a target's
 	// next start or interval changes (status and metrics).
@@ -134,7 +137,8 @@ type entry struct {
 
 // flight is one compaction in progress.
 type flight struct {
-	target string
+	target  string
+	started time.Time
 
 	mu    sync.Mutex
 	step  backends.Step
@@ -163,6 +167,7 @@ type loop struct {
 	entries    map[string]*entry
 	flights    map[string]*flight
 	results    chan landed
+	gone       chan struct{} // closed when Run returns: abandoned runs stop reporting
 	runCtx     context.Context
 	lastStatus string
 	lastExtend time.Time
@@ -183,8 +188,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		entries:   map[string]*entry{},
 		flights:   map[string]*flight{},
 		results:   make(chan landed),
+		gone:      make(chan struct{}),
 		runCtx:    runCtx,
 	}
+	defer close(l.gone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -202,7 +209,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return l.shutdown(cancelRuns)
 		case d := <-l.results:
-			l.land(d, false)
+			l.land(d)
 		case <-s.wake:
 		case <-timer.C:
 		}
@@ -272,28 +279,26 @@ func (l *loop) startDue(now time.Time) {
 		}
 		e.lastStart, e.next = now, now.Add(e.interval)
 		l.scheduled(e)
-		f := &flight{target: t.Name}
+		f := &flight{target: t.Name, started: now}
 		l.flights[t.Name] = f
 		// The goroutine captures this snapshot's agent and target: a
 		// reload during the run does not touch it.
 		a, target := l.snap.Agent, e.target
 		go func() {
 			res := a.RunTarget(l.runCtx, target, Options{Progress: f.progress})
-			l.results <- landed{f: f, res: res}
+			select {
+			case l.results <- landed{f: f, res: res}:
+			case <-l.gone:
+			}
 		}()
 	}
 }
 
 // land records a finished compaction. During shutdown, one that ended
 // because it was cancelled is logged as abandoned, not as a failure.
-func (l *loop) land(d landed, stopping bool) {
+func (l *loop) land(d landed) {
 	delete(l.flights, d.f.target)
 	r := d.res
-	if stopping && r.Outcome == OutcomeFailed && errors.Is(r.Err, context.Canceled) {
-		l.log.Warn("run abandoned at shutdown; the store is left as it was",
-			"target", r.Target, "backend", r.Kind, "duration", r.Duration)
-		return
-	}
 	if r.Outcome == OutcomeLocked {
 		if e, ok := l.entries[r.Target]; ok {
 			if retry := time.Now().Add(lockedRetry); retry.Before(e.next) {
@@ -417,8 +422,10 @@ func (l *loop) idleStatus(now time.Time) string {
 	return fmt.Sprintf("idle, %d targets, next: %s at %s", len(l.entries), next.target.Name, at)
 }
 
-// shutdown stops starting compactions, waits StopGrace for those in
-// flight, cancels the rest and waits for them to return.
+// shutdown stops starting compactions, gives those in flight the stop
+// grace, cancels them shortly before it ends, and returns when they have
+// all landed or the grace is over: those still running are then reported
+// interrupted and abandoned, for the process to exit.
 func (l *loop) shutdown(cancelRuns context.CancelFunc) error {
 	l.stopping = true
 	l.opts.Notifier.Stopping()
@@ -431,20 +438,32 @@ func (l *loop) shutdown(cancelRuns context.CancelFunc) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	l.log.Info("stopping: waiting for compactions in flight", "targets", strings.Join(names, ","), "grace", l.opts.StopGrace)
+	grace := l.opts.StopGrace
+	l.log.Info("stopping: waiting for compactions in flight", "targets", strings.Join(names, ","), "grace", grace)
 	l.report(time.Now())
-	grace := time.NewTimer(l.opts.StopGrace)
-	defer grace.Stop()
+	cancelAt := time.NewTimer(grace - cancelAllowance(grace))
+	defer cancelAt.Stop()
+	var giveUp <-chan time.Time
 	tick := time.NewTicker(statusTick)
 	defer tick.Stop()
 	for len(l.flights) > 0 {
 		l.opts.Notifier.Watchdog()
 		select {
 		case d := <-l.results:
-			l.land(d, true)
-		case <-grace.C:
-			l.log.Warn("stop grace over: cancelling compactions in flight", "grace", l.opts.StopGrace)
+			l.land(d)
+		case <-cancelAt.C:
+			l.log.Warn("stop grace nearly over: cancelling compactions in flight", "grace", grace)
 			cancelRuns()
+			giveUp = time.After(cancelAllowance(grace))
+		case <-giveUp:
+			for _, n := range slices.Sorted(maps.Keys(l.flights)) {
+				e := l.entries[n]
+				t := config.Target{Name: n}
+				if e != nil {
+					t = e.target
+				}
+				l.land(landed{f: l.flights[n], res: abandoned(t, l.flights[n].started, grace)})
+			}
 		case <-tick.C:
 			// Keep pinging, and extend TimeoutStopSec= while a
 			// compaction still moves within the grace.

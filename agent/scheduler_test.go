@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -301,21 +303,32 @@ func TestScheduler_StatusAndExtend(t *testing.T) {
 }
 
 func TestScheduler_Shutdown(t *testing.T) {
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
 	tests := []struct {
 		name     string
 		grace    time.Duration
 		plan     func(ctx context.Context, b *fakeBackend, p backends.Policy) error
 		reported int
+		outcome  agent.Outcome
 		log      string
 	}{
 		{"FinishesWithinGrace", 5 * time.Second, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
 			time.Sleep(300 * time.Millisecond) // ignores ctx: finishes on its own
 			return nil
-		}, 1, ""},
-		{"AbandonedAfterGrace", 100 * time.Millisecond, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
+		}, 1, agent.OutcomeOK, ""},
+		// Cancelled before the grace ends: reported as interrupted (it
+		// was once dropped unreported), never as a failure.
+		{"CancelledWithinGrace", 100 * time.Millisecond, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
 			<-ctx.Done()
 			return ctx.Err()
-		}, 0, "run abandoned at shutdown"},
+		}, 1, agent.OutcomeInterrupted, "run interrupted"},
+		// Deaf to cancellation (a hung system call): abandoned when the
+		// grace ends, and reported as interrupted.
+		{"AbandonedAfterGrace", 100 * time.Millisecond, func(ctx context.Context, _ *fakeBackend, _ backends.Policy) error {
+			<-hung
+			return nil
+		}, 1, agent.OutcomeInterrupted, "abandoned: still running at the end of the stop grace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,6 +360,13 @@ func TestScheduler_Shutdown(t *testing.T) {
 			if got := res.count("a"); got != tt.reported {
 				t.Errorf("results reported: got %v, want %v", got, tt.reported)
 			}
+			res.mu.Lock()
+			for _, r := range res.got {
+				if r.Outcome != tt.outcome {
+					t.Errorf("outcome: got %v (%v), want %v", r.Outcome, r.Err, tt.outcome)
+				}
+			}
+			res.mu.Unlock()
 			if !strings.Contains(logs.String(), tt.log) {
 				t.Errorf("log: got %q, want %q", logs.String(), tt.log)
 			}
@@ -402,5 +422,49 @@ func TestScheduler_ResumesFromLastStart(t *testing.T) {
 	defer mu.Unlock()
 	if got, want := next["recent"], last.Add(time.Hour); !got.Equal(want) {
 		t.Errorf("next run of the recent target: got %v, want %v", got, want)
+	}
+}
+
+// TestRunOnce_Interrupted: a pass stopped mid-target reports the one in
+// flight (cancelled within the stop grace) and those it did not start
+// as interrupted, never as failed; and a target deaf to cancellation is
+// abandoned at the end of the grace.
+func TestRunOnce_Interrupted(t *testing.T) {
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
+	for _, deaf := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deaf=%v", deaf), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			plan := func(pctx context.Context, b *fakeBackend, _ backends.Policy) error {
+				if b.target.Name != "a" {
+					return nil
+				}
+				cancel() // SIGTERM while a compacts
+				if deaf {
+					<-hung
+					return nil
+				}
+				<-pctx.Done()
+				return pctx.Err()
+			}
+			snap := newSnapshot(t, 1, plan, schedTarget("a", time.Hour), schedTarget("b", time.Hour))
+			res, err := snap.Agent.RunOnce(ctx, agent.Options{StopGrace: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res) != 2 || res[0].Outcome != agent.OutcomeInterrupted || res[1].Outcome != agent.OutcomeInterrupted ||
+				!errors.Is(res[1].Err, agent.ErrNotStarted) {
+				t.Fatalf("got %+v, want a and b interrupted, b not started", res)
+			}
+			if got := agent.Worst(res); got != agent.OutcomeInterrupted {
+				t.Errorf("Worst: got %v, want interrupted", got)
+			}
+			var st agent.TargetState
+			st.Apply(res[0])
+			if st.Failing() || st.Counters.RunsInterrupted != 1 || st.Counters.RunsFailure != 0 || st.LastResult != "interrupted" {
+				t.Errorf("state after an interrupted run: %+v", st)
+			}
+		})
 	}
 }

@@ -127,6 +127,7 @@ type Counters struct {
 	RunsFailure       uint64 `json:"runs_failure"`
 	RunsSkippedLocked uint64 `json:"runs_skipped_locked"`
 	RunsDryRun        uint64 `json:"runs_dry_run"`
+	RunsInterrupted   uint64 `json:"runs_interrupted"`
 
 	RecordsScanned     uint64 `json:"records_scanned"`
 	RecordsKept        uint64 `json:"records_kept"`
@@ -169,6 +170,10 @@ func (s *TargetState) Apply(r Result) {
 		c.RunsDryRun++
 	case OutcomeLocked:
 		c.RunsSkippedLocked++
+	case OutcomeInterrupted:
+		// Neither a success nor a failure of the store: the last real
+		// run's verdict stands, and nobody is paged for a stop.
+		c.RunsInterrupted++
 	case OutcomeFailed:
 		c.RunsFailure++
 		s.LastFailure = r.Started

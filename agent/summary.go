@@ -20,6 +20,9 @@ func Summary(r Result) string {
 	case OutcomeLocked:
 		fmt.Fprintf(&b, "skipped: %v", r.Err)
 		return b.String()
+	case OutcomeInterrupted:
+		fmt.Fprintf(&b, "interrupted after %s: %v", round(r.Duration), r.Err)
+		return b.String()
 	case OutcomeNothingToDo:
 		b.WriteString("nothing to do (store does not exist yet)")
 		return b.String()

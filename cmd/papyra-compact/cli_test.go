@@ -65,6 +65,9 @@ func TestCLI_ExitCodes(t *testing.T) {
 		{"RunUnknownTarget", []string{"run", "--config", cfg, "--target", "nope"}, 2, "", []string{`"nope"`}},
 		{"RunBadFlag", []string{"run", "--frob"}, 2, "", []string{"frob"}},
 		{"RunBadNow", []string{"run", "--config", cfg, "--now", "yesterday"}, 2, "", []string{"--now"}},
+		{"RunNowFarAhead", []string{"run", "--config", cfg, "--now", "1e30"}, 2, "", []string{"more than a day ahead"}},
+		{"RunNowBefore2001", []string{"run", "--config", cfg, "--now", "86400"}, 2, "", []string{"before 2001"}},
+		{"RunBadStopGrace", []string{"run", "--config", cfg, "--stop-grace", "-1s"}, 2, "", []string{"--stop-grace"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

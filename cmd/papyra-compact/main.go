@@ -50,6 +50,8 @@ func exitStatus(o agent.Outcome) int {
 		return 1
 	case agent.OutcomeLocked:
 		return 75 // EX_TEMPFAIL: systemd treats it as success (SuccessExitStatus=75)
+	case agent.OutcomeInterrupted:
+		return 143 // 128+SIGTERM, as a shell reports a process SIGTERM ended
 	}
 	return 0
 }

@@ -33,6 +33,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	nowFlag := fs.String("now", "", "evaluate age retention as of this Unix time (seconds)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	noProgress := fs.Bool("no-progress", false, "never draw a progress bar")
+	stopGrace := fs.Duration("stop-grace", 30*time.Second,
+		"on SIGTERM or SIGINT, how long the compaction in flight may take to finish before it is abandoned")
 	fs.Var(&targets, "target", "compact only this target (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: run: %v", errUsage, err)
@@ -44,14 +46,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	opts := agent.Options{Targets: targets, DryRun: *dryRun}
+	if *stopGrace < 0 {
+		return fmt.Errorf("%w: run: --stop-grace must be >= 0", errUsage)
+	}
+	opts := agent.Options{Targets: targets, DryRun: *dryRun, StopGrace: *stopGrace}
 	if *nowFlag != "" {
-		sec, err := strconv.ParseFloat(*nowFlag, 64)
-		if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
-			return fmt.Errorf("%w: --now %q: want Unix seconds", errUsage, *nowFlag)
+		if opts.Now, err = parseNow(*nowFlag, time.Now()); err != nil {
+			return err
 		}
-		whole, frac := math.Modf(sec)
-		opts.Now = time.Unix(int64(whole), int64(frac*1e9))
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -106,6 +108,39 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "no targets configured in %s: nothing to do\n", cfg.File)
 	}
 	return passResult(agent.Worst(results))
+}
+
+// Bounds of --now. A "now" far ahead of the clock would age out records
+// retention keeps (1e30 removes everything); one before 2001 is no Unix
+// time Papyra ever wrote, so likely a typo (milliseconds read as seconds
+// go the other way and are caught by the first bound).
+var (
+	nowEarliest = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	nowAhead    = 24 * time.Hour
+)
+
+// parseNow reads --now: Unix seconds, within a day ahead of clock and not
+// before 2001.
+func parseNow(s string, clock time.Time) (time.Time, error) {
+	sec, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) || sec < 0 {
+		return time.Time{}, fmt.Errorf("%w: --now %q: want Unix seconds", errUsage, s)
+	}
+	latest := clock.Add(nowAhead)
+	if sec > float64(latest.Unix()) {
+		return time.Time{}, fmt.Errorf("%w: --now %s is more than a day ahead of the clock (%s): it would age out records retention keeps",
+			errUsage, s, clock.UTC().Format(time.RFC3339))
+	}
+	whole, frac := math.Modf(sec)
+	now := time.Unix(int64(whole), int64(frac*1e9))
+	if now.After(latest) {
+		return time.Time{}, fmt.Errorf("%w: --now %s is more than a day ahead of the clock (%s): it would age out records retention keeps",
+			errUsage, s, clock.UTC().Format(time.RFC3339))
+	}
+	if now.Before(nowEarliest) {
+		return time.Time{}, fmt.Errorf("%w: --now %s is before 2001: not a Unix time in seconds", errUsage, s)
+	}
+	return now, nil
 }
 
 // isTerminal reports whether w is a terminal (not merely a character

@@ -11,7 +11,7 @@ const manual = `NAME
 
 SYNOPSIS
     papyra-compact run [--config FILE] [--target NAME]... [--dry-run] [--now UNIX]
-                       [--log-level LEVEL] [--no-progress]
+                       [--log-level LEVEL] [--no-progress] [--stop-grace DURATION]
     papyra-compact daemon [--config FILE] [--log-level LEVEL] [--stop-grace DURATION]
                           [--concurrency N]
     papyra-compact check [--config FILE]
@@ -60,15 +60,20 @@ OPTIONS
                       before and after, quarantined lines, the oldest kept
                       timestamp. Changes nothing on disk.
     --now UNIX        Evaluate age retention as of this Unix time instead
-                      of the clock (what-if runs, tests).
+                      of the clock (what-if runs, tests). Refused (exit 2)
+                      when more than a day ahead of the clock, which would
+                      age out records retention keeps, or before 2001.
     --log-level LVL   debug, info (default), warn or error.
     --units           check: compare the file's paths with the units'
                       sandbox even though they do not read this file.
     --no-progress     Never draw the progress bar. It is drawn only on a
                       terminal, and only for work that lasts over a second.
-    --stop-grace D    daemon: on SIGTERM, how long compactions in flight
-                      may take to finish (default 30s) before they are
-                      abandoned, each store left as it was.
+    --stop-grace D    run, daemon: on SIGTERM or SIGINT, how long
+                      compactions in flight may take to finish (default
+                      30s). They are cancelled shortly before it ends, and
+                      the process exits when it ends, whatever they are
+                      doing; each store is left as it was, or for the next
+                      run to finish. Such runs are "interrupted".
     --concurrency N   daemon: how many targets may compact at once
                       (default 1, so compaction stays in the background).
 
@@ -150,6 +155,9 @@ EXIT STATUS
     2    usage error or invalid configuration
     75   no target failed, but at least one was skipped because another
          run held its lock (EX_TEMPFAIL; the unit treats it as success)
+    143  run: no target failed, but SIGTERM or SIGINT interrupted the pass
+         (128+SIGTERM); interrupted runs are recorded as "interrupted",
+         not as failures
 
 FILES
     /etc/papyra/compact.yaml            configuration
