@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/backends"
@@ -26,6 +27,11 @@ type DaemonOptions struct {
 	StopGrace   time.Duration
 	// Version is exported in papyra_compact_build_info.
 	Version string
+	// CheckConfig, when set, is called with every configuration put in
+	// use; a non-empty result ("restart needed: …") is a standing note,
+	// shown in STATUS=, logged, and recorded in the state for `status`,
+	// until a configuration checks clean.
+	CheckConfig func(*config.Config) string
 }
 
 // ConfigLoadError is RunDaemon's error when the configuration cannot be
@@ -47,7 +53,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemonHooks{log: log}
+	d := &daemonHooks{log: log, check: o.CheckConfig}
 	reloader, err := NewReloader(ReloaderOptions{
 		Path:     o.ConfigPath,
 		Registry: o.Registry,
@@ -64,11 +70,13 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := rec.ConfigReloaded(true, reloader.Status().At); err != nil {
+	if err := rec.RecordReload(reloader.Status()); err != nil {
 		log.Error("cannot record the configuration load in the state directory; metrics are stale", "err", err)
 	}
+	d.src = &notedSource{Reloader: reloader}
+	d.checkConfig(rec, snap.Config)
 	sched := NewScheduler(SchedulerOptions{
-		Source:      reloader,
+		Source:      d.src,
 		Notifier:    o.Notifier,
 		Logger:      log,
 		Concurrency: o.Concurrency,
@@ -116,6 +124,44 @@ type daemonHooks struct {
 	log   *slog.Logger
 	rec   *Recorder
 	sched *Scheduler
+	check func(*config.Config) string
+	src   *notedSource
+}
+
+// notedSource is the reloader as the scheduler's source, with a standing
+// note for its status line (see DaemonOptions.CheckConfig).
+type notedSource struct {
+	*Reloader
+	note atomic.Pointer[string]
+}
+
+// StatusNote is appended to STATUS= (see loop.report).
+func (s *notedSource) StatusNote() string {
+	if p := s.note.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// checkConfig runs the CheckConfig hook on cfg and reports a change of
+// its verdict: in the log, the state and STATUS=.
+func (d *daemonHooks) checkConfig(rec *Recorder, cfg *config.Config) {
+	if d.check == nil {
+		return
+	}
+	note := d.check(cfg)
+	if note == d.src.StatusNote() {
+		return
+	}
+	d.src.note.Store(&note)
+	if note != "" {
+		d.log.Warn(note)
+	} else {
+		d.log.Info("the configuration in use needs no restart any more")
+	}
+	if err := rec.RestartNeeded(note); err != nil {
+		d.log.Error("cannot record the configuration check in the state directory", "err", err)
+	}
 }
 
 // attach is called before the reloader's goroutine starts, which alone
@@ -129,7 +175,7 @@ func (d *daemonHooks) reloaded(st ReloadStatus) {
 	// A rejected file changes nothing to schedule, but the status line
 	// must say so now, not at the next wake-up.
 	d.sched.Wake()
-	if err := d.rec.ConfigReloaded(st.OK, st.At); err != nil {
+	if err := d.rec.RecordReload(st); err != nil {
 		d.log.Error("cannot record the reload in the state directory; metrics are stale", "err", err)
 	}
 }
@@ -139,6 +185,7 @@ func (d *daemonHooks) swapped(s *Snapshot) {
 		return
 	}
 	d.rec.SetConfig(s.Config)
+	d.checkConfig(d.rec, s.Config)
 	d.sched.Wake()
 }
 

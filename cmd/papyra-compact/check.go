@@ -2,10 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 
@@ -13,12 +15,15 @@ import (
 )
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	fs := newFlagSet("check", stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration `FILE`")
 	units := fs.Bool("units", false, "check the paths against the systemd units' sandbox even if the file is not the one they read")
+	writeDropin := fs.Bool("write-dropin", false, "write the ReadWritePaths= drop-in both service units need for this file, then systemctl daemon-reload")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: check: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: check: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -32,15 +37,51 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "  %-20s %-9s %s  retention: %s\n", t.Name, t.Kind, where, describeRetention(cfg.Policy(t)))
 	}
+	checkStores(stdout, cfg)
+	if *writeDropin {
+		return writeDropins(stdout, cfg, "/", systemdDaemonReload)
+	}
 	// A valid file can still name paths the systemd units may not write.
 	// That matters for the file they read; a file kept elsewhere (a demo,
 	// a draft) is checked against them only when asked.
 	if *units || sameFile(*cfgPath, config.DefaultPath) {
 		checkSandbox(stdout, cfg, "/")
+		// Without the service user (the package is not installed)
+		// there is no one to check for.
+		if u, err := user.Lookup(serviceUser); err == nil {
+			checkTextfileDir(stdout, cfg, "/", u)
+		}
 	} else {
 		fmt.Fprintf(stdout, "(the systemd units read %s, not this file: add --units to check its paths against their sandbox)\n", config.DefaultPath)
 	}
 	return nil
+}
+
+// systemdDaemonReload makes systemd read the drop-ins just written; on a
+// host where systemd is not running there is nothing to tell.
+func systemdDaemonReload() error {
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return nil
+	}
+	if out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// checkStores warns about every file store that does not exist. A run
+// treats one as "nothing to do" (Papyra may not have created it yet), so
+// a mistyped path would otherwise compact nothing, successfully, forever.
+func checkStores(w io.Writer, cfg *config.Config) {
+	for _, t := range cfg.Targets {
+		if t.Path == "" {
+			continue
+		}
+		if _, err := os.Lstat(t.Path); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(w, "warning: target %s: store %s does not exist: nothing is compacted until it does "+
+				"(a mistyped path? status shows \"missing since\", and PapyraCompactStoreMissing fires after a day)\n", t.Name, t.Path)
+		}
+	}
 }
 
 // sameFile reports whether a and b name the same file, or the same path

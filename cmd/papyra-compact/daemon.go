@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -18,13 +17,12 @@ import (
 // It is papyra-compact-daemon.service's ExecStart (Type=notify). The
 // daemon itself is agent.RunDaemon; this parses its flags.
 func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
-	flags := flag.NewFlagSet("daemon", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	cfgPath := flags.String("config", config.DefaultPath, "configuration file")
-	logLevel := flags.String("log-level", "info", "debug, info, warn or error")
+	flags := newFlagSet("daemon", stderr)
+	cfgPath := flags.String("config", config.DefaultPath, "configuration `FILE`")
+	logLevel := flags.String("log-level", "info", "`LEVEL`: debug, info, warn or error")
 	stopGrace := flags.Duration("stop-grace", 30*time.Second,
 		"on SIGTERM, how long compactions in flight may take to finish before they are abandoned")
-	concurrency := flags.Int("concurrency", 1, "how many targets may compact at once")
+	concurrency := flags.Int("concurrency", 1, "how many targets (`N`) may compact at once")
 	if err := flags.Parse(args); err != nil {
 		return fmt.Errorf("%w: daemon: %v", errUsage, err)
 	}
@@ -48,6 +46,9 @@ func cmdDaemon(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Concurrency: *concurrency,
 		StopGrace:   *stopGrace,
 		Version:     version,
+		// A target added by a reload whose directory this process's
+		// sandbox keeps read-only needs a restart.
+		CheckConfig: restartNeeded,
 	})
 	if le := (*agent.ConfigLoadError)(nil); errors.As(err, &le) {
 		return configError(*cfgPath, le.Err)

@@ -96,7 +96,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
 	case "status":
-		return cmdStatus(rest, stdout, stderr)
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "reload":
+		return cmdReload(ctx, rest, stdout, stderr)
 	case "manpage": // hidden: the packages generate papyra-compact(1) with it
 		return cmdManpage(rest, stdout)
 	case "version", "--version":

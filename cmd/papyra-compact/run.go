@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -25,17 +24,16 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", stderr)
 	var targets stringList
-	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	cfgPath := fs.String("config", config.DefaultPath, "configuration `FILE`")
 	dryRun := fs.Bool("dry-run", false, "report what would be removed; change nothing")
-	nowFlag := fs.String("now", "", "evaluate age retention as of this Unix time (seconds)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	nowFlag := fs.String("now", "", "evaluate age retention as of this `UNIX` time (seconds)")
+	logLevel := fs.String("log-level", "info", "`LEVEL`: debug, info, warn or error")
 	noProgress := fs.Bool("no-progress", false, "never draw a progress bar")
 	stopGrace := fs.Duration("stop-grace", 30*time.Second,
 		"on SIGTERM or SIGINT, how long the compaction in flight may take to finish before it is abandoned")
-	fs.Var(&targets, "target", "compact only this target (repeatable)")
+	fs.Var(&targets, "target", "compact only this target `NAME` (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: run: %v", errUsage, err)
 	}

@@ -80,7 +80,7 @@ func TestCheck_SandboxOtherFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := cli(t, "check", "--config", cfg)
-	if code != 0 || strings.Contains(stdout, "warning") || !strings.Contains(stdout, "add --units to check") {
+	if code != 0 || strings.Contains(stdout, "warning: papyra-compact") || !strings.Contains(stdout, "add --units to check") {
 		t.Errorf("got exit %d, stdout %q, stderr %q; want 0 and a pointer to --units, no warning", code, stdout, stderr)
 	}
 }
@@ -94,7 +94,7 @@ func TestCheck_Sandbox(t *testing.T) {
 		notWant []string
 	}{
 		{"AllWritable", "targets:\n  - {name: o, kind: jsonl, path: /var/lib/papyra/o.jsonl}\n  - {name: r, kind: memory}\n",
-			nil, []string{"warning"}},
+			nil, []string{"warning: papyra-compact"}},
 		{"OutsideNeedsDropIn", "targets:\n  - {name: o, kind: jsonl, path: /srv/app/o.jsonl}\n",
 			[]string{
 				// "from the unit as shipped", or from an installed unit file
@@ -102,7 +102,8 @@ func TestCheck_Sandbox(t *testing.T) {
 				"warning: papyra-compact.service (writable paths from ",
 				") cannot write:\n",
 				"/srv/app                                 for target o (/srv/app/o.jsonl)",
-				"# /etc/systemd/system/papyra-compact.service.d/papyra-paths.conf\n    [Service]\n    ReadWritePaths=-/srv/app\n",
+				"# /etc/systemd/system/papyra-compact.service.d/papyra-paths.conf\n    # Written by",
+				"Rewritten whole each time.\n    [Service]\n    ReadWritePaths=-/srv/app\n",
 				"# /etc/systemd/system/papyra-compact-daemon.service.d/papyra-paths.conf",
 			}, nil},
 		{"Home", "metrics:\n  textfile: /root/m/x.prom\n",

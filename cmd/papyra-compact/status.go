@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -39,6 +39,9 @@ type statusRow struct {
 	OldestRecord    *time.Time `json:"oldest_record"`
 	OldestRecordAge *float64   `json:"oldest_record_age_seconds"`
 	NextRun         *time.Time `json:"next_run"`
+	// MissingSince is when runs started finding the store missing; null
+	// while it exists.
+	MissingSince *time.Time `json:"missing_since"`
 	// Running is true while some process holds the store's lock;
 	// LockHolder then says which, as the holder wrote it.
 	Running    bool           `json:"running"`
@@ -52,14 +55,19 @@ type statusReport struct {
 	StateDir string             `json:"state_dir"`
 	Failing  bool               `json:"failing"`
 	Reload   *agent.ReloadState `json:"config_reload"`
-	Targets  []statusRow        `json:"targets"`
+	// Units is the timer's and the daemon's state as systemd reports it;
+	// null where systemd is not running.
+	Units *unitsView `json:"units"`
+	// Problems are what makes the exit status 1 besides failing targets
+	// (nothing scheduled, a rejected reload, a restart needed).
+	Problems []string    `json:"problems"`
+	Targets  []statusRow `json:"targets"`
 }
 
-func cmdStatus(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
-	stateDir := fs.String("state-dir", "", "read this state directory instead of the configuration's")
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration `FILE`")
+	stateDir := fs.String("state-dir", "", "read this state directory (`DIR`) instead of the configuration's")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: status: %v", errUsage, err)
@@ -74,12 +82,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(*cfgPath)
 	fromConfig := err == nil
 	if err != nil {
-		fmt.Fprintf(stderr, "papyra-compact: status: %s unusable, listing the targets the state directory knows: %s\n",
-			*cfgPath, strings.ReplaceAll(err.Error(), "\n", "; "))
 		cfg = config.Default()
+		// Its state_dir when that much of it reads, else the default.
+		cfg.StateDir = reloadStateDir(*cfgPath)
 	}
 	if *stateDir != "" {
 		cfg.StateDir = *stateDir
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "papyra-compact: status: %s unusable, listing the targets the state directory knows (%s): %s\n",
+			*cfgPath, cfg.StateDir, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	// A state file that cannot be read (corrupt, newer format) is reported
 	// and the other targets are still shown; only a state directory that
@@ -92,12 +104,31 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "papyra-compact: status: %v\n", stateErr)
 	}
-	rep := statusReport{StateDir: cfg.StateDir}
+	rep := statusReport{StateDir: cfg.StateDir, Problems: []string{}, Targets: []statusRow{}}
 	if fromConfig {
 		rep.Config = cfg.File
 	}
+	units, err := readUnits(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "papyra-compact: status: %v\n", err)
+	}
+	rep.Units = units
+	if p := units.scheduleProblem(); p != "" {
+		rep.Problems = append(rep.Problems, p)
+	}
+	// The daemon's own problems count while it runs (or when systemd
+	// cannot be asked); a daemon stopped since leaves stale ones.
+	daemonMatters := units == nil || units.Daemon.active()
 	if state.Agent.Reload.Known {
-		rep.Reload = &state.Agent.Reload
+		rl := state.Agent.Reload
+		rep.Reload = &rl
+		if !rl.Successful && daemonMatters {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("the last configuration reload (%s) was rejected; the daemon runs the previous configuration: %s",
+				rl.At.UTC().Format(time.RFC3339), firstLine(rl.Error)))
+		}
+		if rl.RestartNeeded != "" && daemonMatters {
+			rep.Problems = append(rep.Problems, rl.RestartNeeded)
+		}
 	}
 	targets := cfg.Targets
 	if !fromConfig {
@@ -112,9 +143,22 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		if fromConfig {
 			row.Running, row.LockHolder = lockHolder(cfg, reg, t)
 		}
+		if units.installed() {
+			// The schedule that runs is systemd's to say: the timer's
+			// next elapse under the timer, the daemon's own plan (in the
+			// state) while it runs, nothing when neither runs.
+			switch {
+			case units.Daemon.active():
+			case units.Timer.active():
+				row.NextRun = units.TimerNext
+			default:
+				row.NextRun = nil
+			}
+		}
 		rep.Failing = rep.Failing || row.Failing
 		rep.Targets = append(rep.Targets, row)
 	}
+	rep.Failing = rep.Failing || len(rep.Problems) > 0
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -150,6 +194,7 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 		return &u
 	}
 	row.LastRun, row.LastSuccess, row.NextRun = utc(st.LastRun), utc(st.LastSuccess), utc(st.NextRun)
+	row.MissingSince = utc(st.MissingSince)
 	if st.HasRun() {
 		row.DurationSeconds = &st.LastDuration
 	}
@@ -180,6 +225,12 @@ func lockHolder(cfg *config.Config, reg *backends.Registry, t config.Target) (bo
 }
 
 func printStatusTable(w io.Writer, rep statusReport) error {
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "WARNING: %s\n", p)
+	}
+	if len(rep.Problems) > 0 {
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tBACKEND\tLAST RUN\tRESULT\tDURATION\tREMOVED\tRECLAIMED\tSTORE SIZE\tOLDEST RECORD\tNEXT RUN\tLOCK\tLAST ERROR")
 	for _, r := range rep.Targets {
@@ -189,6 +240,8 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 			result = "never run"
 		case r.Failing && result != "failure":
 			result += " (last real run failed)"
+		case r.MissingSince != nil:
+			result = "store missing since " + r.MissingSince.Format(time.RFC3339)
 		}
 		lock := "-"
 		if r.Running {
@@ -210,7 +263,15 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 		}
 		fmt.Fprintf(tw, "\nlast configuration reload %s at %s\n", ok, rep.Reload.At.UTC().Format(time.RFC3339))
 	}
+	if v := rep.Units; v.installed() {
+		fmt.Fprintf(tw, "\n%s\n%s\n", v.Timer, v.Daemon)
+	}
 	return tw.Flush()
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
 
 func dash(s string) string {

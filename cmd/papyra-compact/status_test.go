@@ -113,7 +113,7 @@ func TestStatus_RealRuns(t *testing.T) {
 		}
 		for target, wants := range map[string][]string{
 			"orders": {"jsonl", "success", "KiB", "2026-11-"},
-			"broken": {"failure", "not a regular file"},
+			"broken": {"failure", "not a regular file (drwx"},
 			"cache":  {"memory", "success"},
 			"s0":     {"never run"},
 		} {

@@ -1,7 +1,14 @@
 package main
 
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
 const usageShort = `usage: papyra-compact COMMAND [OPTIONS]
-commands: run, daemon, check, status, version, help (see papyra-compact --help)
+commands: run, daemon, check, status, reload, version, help (see papyra-compact --help)
 `
 
 // manual is the --help text; the packaged man page papyra-compact(1) is
@@ -14,8 +21,10 @@ SYNOPSIS
                        [--log-level LEVEL] [--no-progress] [--stop-grace DURATION]
     papyra-compact daemon [--config FILE] [--log-level LEVEL] [--stop-grace DURATION]
                           [--concurrency N]
-    papyra-compact check [--config FILE]
+    papyra-compact check [--config FILE] [--units] [--write-dropin]
     papyra-compact status [--config FILE] [--state-dir DIR] [--json]
+    papyra-compact reload [--config FILE] [--state-dir DIR] [--pid PID]
+                          [--timeout DURATION]
     papyra-compact version
     papyra-compact help
 
@@ -31,6 +40,15 @@ DESCRIPTION
               atomically replaces the old one. Records appended during the
               run are carried over. Lines Papyra cannot read are moved to
               the quarantine directory, never dropped.
+    rotating  a RotatingFilePersistence store (the active file and its
+              numbered segments). Segments retention keeps none of are
+              removed whole; only the boundary segment is rewritten, in
+              step with Papyra's rename-based rotation.
+    redis     RedisStreamsPersistence: Papyra's streams trimmed with
+              XTRIM MINID/MAXLEN in bounded, paced steps, never past an
+              entry a consumer group still needs; a Redis lease lets
+              several hosts share one Redis. Single node, Sentinel and
+              Cluster.
     memory    InMemoryPersistence; nothing to do.
 
     Runs on one store are serialized with a lock file in the lock
@@ -47,9 +65,20 @@ COMMANDS
               problem is reported, each with file, line and field. For
               the file the systemd units read (or any, with --units),
               also warns about paths the units may not write (see
-              SYSTEMD) and prints the drop-in that allows them.
+              SYSTEMD) and prints the complete drop-in that allows them,
+              about stores that do not exist, and about a metrics
+              directory the service user cannot write. With
+              --write-dropin it writes that drop-in for both service
+              units and runs systemctl daemon-reload.
     status    Show every target's last run from the state directory (see
-              STATUS). Exits 1 when a target's last run failed.
+              STATUS). Exits 1 when a target's last run failed, when
+              neither the timer nor the daemon is enabled and active, or
+              when the daemon rejected its last reload.
+    reload    Make the running daemon reload its configuration and wait
+              for the outcome: exits 0 when the new one is in use, 1
+              (with every problem) when it was rejected. It is
+              papyra-compact-daemon.service's ExecReload=, so systemctl
+              reload fails for a bad file.
     version   Print the version.
     help      Print this text.
 
@@ -66,6 +95,12 @@ OPTIONS
     --log-level LVL   debug, info (default), warn or error.
     --units           check: compare the file's paths with the units'
                       sandbox even though they do not read this file.
+    --write-dropin    check: write the drop-in every path outside the
+                      units' sandbox needs, /etc/systemd/system/UNIT.d/
+                      papyra-paths.conf, for both service units (complete:
+                      it replaces the file), then systemctl daemon-reload.
+    --pid PID         reload: the daemon's PID (default $MAINPID).
+    --timeout D       reload: how long to wait for the outcome (50s).
     --no-progress     Never draw the progress bar. It is drawn only on a
                       terminal, and only for work that lasts over a second.
     --stop-grace D    run, daemon: on SIGTERM or SIGINT, how long
@@ -89,17 +124,36 @@ DAEMON
     replaces the old one; an invalid one is rejected, logged with file,
     line and field, shown in systemctl status and in the
     papyra_compact_config_last_reload_successful metric, and the last good
-    one stays in use. lock_dir and state_dir take effect only on restart.
+    one stays in use; systemctl reload (papyra-compact reload) then exits
+    non-zero. A target added by a reload whose directory the service's
+    sandbox keeps read-only cannot be compacted until the unit allows it
+    and the daemon restarts: STATUS=, the journal and status say "restart
+    needed". lock_dir and state_dir take effect only on restart.
     Added targets are scheduled at once and removed ones are no longer
     started; a compaction in flight finishes under the configuration it
     started with. On SIGTERM it stops starting compactions, waits
     --stop-grace for those in flight, then exits 0.
 
+CONFIGURATION
+    /etc/papyra/compact.yaml as installed is the annotated reference: it
+    documents every option, with a commented example target of each kind
+    (config/testdata/example.yaml in the source). Top level: state_dir,
+    lock_dir, quarantine_dir, metrics.textfile, defaults (retention,
+    grace_period, interval), targets. Each target has name, kind, the
+    store's settings (path; max_bytes and max_files for rotating; url or
+    addrs, master_name, password_file, tls, prefix, system_id and more
+    for redis), and may override retention (max_age or max_age_seconds,
+    max_records, max_total_bytes: Papyra's RetentionPolicy), grace_period
+    and interval. Every error names file, line and field.
+
 SYSTEMD
     papyra-compact.timer starts papyra-compact.service ("run") hourly,
     with a randomized, per-host fixed delay. papyra-compact-daemon.service
-    runs "daemon" instead; the two conflict, enable one. Both are
-    Type=notify: READY=1 once the configuration is loaded, STATUS= with
+    runs "daemon" instead; the two conflict, enable one (systemctl
+    enable --now; status warns when neither is enabled and active).
+    papyra-compact.service is Type=oneshot: systemctl start returns when
+    the pass is over and fails when it failed. The daemon is Type=notify:
+    READY=1 once the configuration is loaded. Both send STATUS= with
     progress ("orders: rewrite 41% of 2.0 GiB, 3 of 5 targets") or the
     next target due, EXTEND_TIMEOUT_USEC= while a compaction makes
     progress (so only a stuck one hits the unit's timeouts), WATCHDOG=1
@@ -109,30 +163,43 @@ SYSTEMD
     They run as the papyra-compact user, sandboxed: the file system is
     read-only except /var/lib/papyra, /var/lib/prometheus/node-exporter,
     /var/lib/papyra-compact and /run/papyra-compact. Stores elsewhere need
-    a ReadWritePaths= drop-in; papyra-compact check prints it.
+    a ReadWritePaths= drop-in; papyra-compact check prints it, and check
+    --write-dropin writes it.
 
     Under systemd the log goes to the journal with fields: PAPYRA_TARGET,
     PAPYRA_BACKEND, PAPYRA_OUTCOME, PAPYRA_RECORDS_REMOVED,
     PAPYRA_BYTES_RECLAIMED, PAPYRA_DURATION_MS, PAPYRA_ERR, and
     MESSAGE_ID 5fdeba466a02400189832fd0d9994704 for "run finished",
-    cf95ca8c09c74af6b5039537d4823052 for "run failed". Elsewhere it is
-    text on standard error.
+    cf95ca8c09c74af6b5039537d4823052 for "run failed". Timer passes log
+    under papyra-compact.service, the daemon's runs under
+    papyra-compact-daemon.service: journalctl -u papyra-compact -u
+    papyra-compact-daemon PAPYRA_TARGET=orders finds both. Elsewhere it
+    is text on standard error.
 
 STATUS
     papyra-compact status prints one line per configured target: when it
     last ran, the result, how long it took, what the last successful
     compaction removed and reclaimed, the store's size and oldest record
-    after it, the next scheduled run ("-" when the systemd timer is the
-    schedule: see systemctl list-timers), whether a run holds the store's
+    after it, the next scheduled run (the timer's next elapse, read from
+    systemd, under the timer; the daemon's plan under the daemon; "-"
+    when neither runs), whether a run holds the store's
     lock now and who, and the last error. --json prints the same as JSON,
     with null for what is unknown and the cumulative counters.
 
-    It only reads the state directory and the lock files, so it works
-    without root when they are readable (the agent writes its state files
-    0644). When the configuration cannot be read, it lists the targets
-    the state directory knows. It exits 1 when the last real run of any
-    target failed (dry runs and lock skips neither hide nor clear a
-    failure), so monitoring scripts can call it.
+    A target whose store does not exist shows "store missing since" the
+    first run that found it so. Under systemd it also reads, over D-Bus,
+    whether papyra-compact.timer and papyra-compact-daemon.service are
+    enabled and active, and warns (WARNING: lines, "problems" in --json)
+    when neither is, when the running daemon rejected its last reload,
+    and when it needs a restart.
+
+    It only reads the state directory, the lock files and systemd's unit
+    state, so it works without root (the state directory is 0755 and its
+    files 0644; the quarantine stays private). When the configuration
+    cannot be read, it lists the targets the state directory knows. It
+    exits 1 when the last real run of any target failed (dry runs and
+    lock skips neither hide nor clear a failure) or on any WARNING, so
+    monitoring scripts can call it.
 
     --state-dir DIR   Read this state directory instead of the
                       configuration's state_dir.
@@ -175,10 +242,38 @@ EXAMPLES
     papyra-compact run --dry-run --target orders
     papyra-compact run
     papyra-compact status --json
+    papyra-compact check --write-dropin
     systemctl enable --now papyra-compact.timer
+    systemctl disable --now papyra-compact.timer
+    systemctl enable --now papyra-compact-daemon
     systemctl reload papyra-compact-daemon
-    journalctl -u papyra-compact PAPYRA_TARGET=orders
+    journalctl -u papyra-compact -u papyra-compact-daemon PAPYRA_TARGET=orders
 
 SEE ALSO
     systemctl(1), journalctl(1), systemd.exec(5), sd_notify(3), flock(2)
 `
+
+// newFlagSet returns a flag set for command whose usage message (printed
+// on a bad flag) spells the options as this manual does, "--config FILE",
+// not Go's "-config string".
+func newFlagSet(command string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: papyra-compact %s [OPTIONS]\n", command)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			arg := ""
+			if name != "" {
+				arg = " " + strings.ToUpper(name)
+			}
+			def := ""
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(stderr, "  --%s%s\n        %s%s\n", f.Name, arg, usage, def)
+		})
+		fmt.Fprintln(stderr, "see papyra-compact --help")
+	}
+	return fs
+}

@@ -29,7 +29,7 @@ cd "$(dirname "$0")/../.."
 CACHE=${PAPYRA_E2E_CACHE:-/var/cache/papyra-compact-e2e}
 ROOTFS=$CACHE/pkg-rootfs
 SUITE=bookworm
-INCLUDE=systemd,systemd-sysv,dbus,procps,redis-server,rpm
+INCLUDE=systemd,systemd-sysv,dbus,procps,redis-server,rpm,adduser
 MIRROR=${MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 NFPM=${NFPM:?NFPM must name the nfpm binary}

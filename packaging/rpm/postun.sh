@@ -3,10 +3,15 @@
 # erase, 1 or more after an upgrade (this is the old version's script).
 #
 # RPM has no purge: an erase keeps the state directory
-# (/var/lib/papyra-compact), the metrics textfile and the papyra-compact
+# (/var/lib/papyra-compact, quarantine included) and the papyra-compact
 # user, as the Fedora guidelines ask for system users; a modified
 # /etc/papyra/compact.yaml is kept as compact.yaml.rpmsave. To purge,
-# delete the directory and the user by hand.
+# delete the directory and the user by hand. The metrics textfile goes:
+# node_exporter would export its series, stale, forever.
+
+if [ "$1" -eq 0 ]; then
+    rm -f /var/lib/prometheus/node-exporter/papyra_compact.prom
+fi
 
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || :
