@@ -280,6 +280,9 @@ func (r *Reloader) load(trigger string, mode loadMode) error {
 	r.status.Store(&st)
 	r.log.Info("configuration loaded", "file", r.path, "trigger", trigger,
 		"targets", len(snap.Config.Targets), "generation", snap.Gen)
+	for _, w := range snap.Config.Warnings {
+		r.log.Warn("configuration warning", "err", w, "file", w.File, "line", w.Line, "field", w.Field)
+	}
 	if r.opts.OnReload != nil {
 		r.opts.OnReload(st)
 	}

@@ -35,6 +35,11 @@ type Config struct {
 	Metrics  Metrics  `yaml:"metrics"`
 	Defaults Defaults `yaml:"defaults"`
 	Targets  []Target `yaml:"targets"`
+
+	// Warnings are problems that do not stop the configuration from
+	// being used (a password_file others can read); check prints them,
+	// run and the daemon log them.
+	Warnings []*FieldError `yaml:"-" json:"-"`
 }
 
 // Metrics configures the node_exporter textfile output.

@@ -30,6 +30,8 @@ type report struct {
 	failed    map[string]bool
 	problems  []*FieldError
 	truncated bool
+	// warnings do not make the configuration invalid.
+	warnings []*FieldError
 }
 
 func newReport(file string) *report {

@@ -37,6 +37,11 @@ var (
 	ErrNoFile = errors.New("no such file")
 	// ErrUnreadable: the configuration file exists but cannot be read.
 	ErrUnreadable = errors.New("unreadable file")
+	// ErrUntrusted: a privileged process refuses a configuration or
+	// password file that someone other than root (or the service user)
+	// can change; ErrExposed warns of a secret others can read.
+	ErrUntrusted = errors.New("untrusted file")
+	ErrExposed   = errors.New("secret readable by others")
 )
 
 // FieldError is one problem in a configuration file. Load and Parse return

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 
@@ -25,13 +26,36 @@ func Load(path string) (*Config, error) {
 // ReadFile reads the configuration file at path. Its errors are a
 // *FieldError naming the file and wrapping ErrNoFile when the file does not
 // exist (and fs.ErrNotExist), ErrUnreadable when it cannot be read.
+//
+// A privileged process (root, or any effective capability) also refuses a
+// file that someone other than root could change, through the file or a
+// directory on its path (see trust.go): each such problem is a *FieldError
+// wrapping ErrUntrusted.
 func ReadFile(path string) ([]byte, error) {
+	return readFile(path, processTrust())
+}
+
+func readFile(path string, t trust) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, &FieldError{File: path, Err: &problem{class: ErrNoFile, msg: "does not exist", cause: err}}
 	case err != nil:
 		return nil, &FieldError{File: path, Err: &problem{class: ErrUnreadable, msg: "cannot read: " + errText(err), cause: err}}
+	}
+	if t.privileged {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, &FieldError{File: path, Err: &problem{class: ErrUnreadable, msg: errText(err), cause: err}}
+		}
+		var errs []error
+		for _, why := range t.untrusted(abs, false) {
+			errs = append(errs, &FieldError{File: path, Err: newProblem(ErrUntrusted,
+				"refused, as this process runs with privileges that whoever writes its configuration would steer: %s; only root may be able to change it", why)})
+		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 	}
 	return data, nil
 }
@@ -54,6 +78,10 @@ func errText(err error) string {
 // found, each a *FieldError, sorted by line and joined with errors.Join;
 // the whole error prints one problem per line.
 func Parse(file string, data []byte) (*Config, error) {
+	return parse(file, data, processTrust())
+}
+
+func parse(file string, data []byte, t trust) (*Config, error) {
 	r := newReport(file)
 	cfg := Default()
 	cfg.File = file
@@ -66,9 +94,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	validate(cfg, r)
 	checkPaths(cfg, r)
+	checkSecrets(cfg, r, t)
 	if err := r.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = r.warnings
 	normalize(cfg)
 	return cfg, nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // A store is rewritten in place and the agent writes files of its own (the
@@ -209,13 +211,12 @@ func ref(e *pathEntry) string {
 // displayPath shows a path whole (display would shorten it), quoted when
 // it has blanks, quotes or unprintable characters.
 func displayPath(p string) string {
-	if d := display(p); d == p {
-		return p
+	if p == "" || !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool {
+		return unicode.IsSpace(r) || !unicode.IsPrint(r) || strings.ContainsRune(`"'()`, r)
+	}) {
+		return strconv.Quote(p)
 	}
-	if len(p) <= maxShown {
-		return display(p)
-	}
-	return strconv.Quote(p)
+	return p
 }
 
 // same reports whether a and b name one file: the same inode when both

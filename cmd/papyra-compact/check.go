@@ -30,6 +30,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: OK, %d target(s)\n", cfg.File, len(cfg.Targets))
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "warning: %v\n", w)
+	}
 	for _, t := range cfg.Targets {
 		where := t.Path
 		if where == "" {

@@ -57,6 +57,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration warning", "err", w, "file", w.File, "line", w.Line, "field", w.Field)
+	}
 	var bar *progressBar
 	if !*noProgress && isTerminal(stderr) {
 		bar = newProgressBar(stderr)
