@@ -2,6 +2,9 @@ package redisstream_test
 
 import (
 	"context"
+	"fmt"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/backends"
@@ -40,5 +43,27 @@ func TestBackend_Suite(t *testing.T) {
 		},
 		Read:    func(t *testing.T) []int { return readI(t, c, key) },
 		LockKey: func(*testing.T) (string, error) { return redisstream.LockKey(tgt) },
+		// Every key of the system with its entries' IDs and fields, so
+		// that "nothing changed" covers IDs and the other streams too.
+		Raw: func(t *testing.T) string {
+			ctx := context.Background()
+			keys, err := c.Keys(ctx, strings.TrimSuffix(key, ":events")+":*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(keys)
+			var b strings.Builder
+			for _, k := range keys {
+				msgs, err := c.XRange(ctx, k, "-", "+").Result()
+				if err != nil {
+					fmt.Fprintf(&b, "%s: %s\n", k, c.Type(ctx, k).Val())
+					continue
+				}
+				for _, m := range msgs {
+					fmt.Fprintf(&b, "%s %s %v\n", k, m.ID, m.Values)
+				}
+			}
+			return b.String()
+		},
 	})
 }
