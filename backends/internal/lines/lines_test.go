@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -142,10 +143,19 @@ func FuzzReader(f *testing.F) {
 }
 
 // fixtureSeeds returns the first 4 KiB of Papyra's JSON-lines and
-// rotating fixture stores, to seed the fuzz targets.
+// rotating fixture stores and the edge stores of the differential corpus
+// (CR, CRLF, CR CR LF endings, a torn tail…), to seed the fuzz targets.
 func fixtureSeeds(f *testing.F) [][]byte {
 	var seeds [][]byte
-	for _, name := range []string{"jsonl/store.jsonl", "rotating/store.log"} {
+	names := []string{"jsonl/store.jsonl", "rotating/store.log"}
+	edges, err := filepath.Glob(testutil.Fixture(f, "edges/*.input.jsonl"))
+	if err != nil || len(edges) == 0 {
+		f.Fatalf("edge stores: %v (%d)", err, len(edges))
+	}
+	for _, e := range edges {
+		names = append(names, "edges/"+filepath.Base(e))
+	}
+	for _, name := range names {
 		data, err := os.ReadFile(testutil.Fixture(f, name))
 		if err != nil {
 			f.Fatal(err)

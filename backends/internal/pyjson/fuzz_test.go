@@ -8,12 +8,15 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/papyra-compact/papyra-compact/backends/internal/edges"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
@@ -219,6 +222,24 @@ func addSeeds(f *testing.F) {
 		if b, err := base64.StdEncoding.DecodeString(gc.Line); err == nil && len(b) <= 600 {
 			f.Add(b)
 		}
+	}
+	// The differential corpus: every line of the edge stores (line
+	// endings, depth, special timestamps, duplicate keys, BOM, invalid
+	// UTF-8, NUL), as Papyra's reader splits them.
+	inputs, err := filepath.Glob(filepath.Join(fixtures, "edges", "*.input.jsonl"))
+	if err != nil || len(inputs) == 0 {
+		f.Fatalf("edge stores: %v (%d)", err, len(inputs))
+	}
+	for _, in := range inputs {
+		data, err := os.ReadFile(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		lines, torn := edges.Split(data)
+		for _, l := range lines {
+			f.Add(l.Body)
+		}
+		f.Add(torn)
 	}
 }
 
