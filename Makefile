@@ -45,6 +45,8 @@ deps:
 	@echo ">> checking test prerequisites"
 	@command -v strace >/dev/null || { echo ">> apt-get install strace"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
+	@command -v setfacl >/dev/null && command -v setfattr >/dev/null || { echo ">> apt-get install acl attr"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq acl attr >/dev/null; }
 	@command -v redis-server >/dev/null || { echo ">> apt-get install redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 	@command -v prometheus-node-exporter >/dev/null || { echo ">> apt-get install prometheus-node-exporter"; \

@@ -109,6 +109,11 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := fsutil.MatchOwner(s.tmp, &p.st); err != nil {
 		return err
 	}
+	// ACLs and xattrs too (after the chown, which clears some): the
+	// Papyra user may write through an ACL entry. Fsynced with the data.
+	if err := fsutil.CopyXattrs(s.tmp, p.f); err != nil {
+		return err
+	}
 	if err := failpoint.Inject("temp-created"); err != nil {
 		return fmt.Errorf("write %s: %w", s.tmp.Name(), err)
 	}

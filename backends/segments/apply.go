@@ -180,6 +180,9 @@ func (r *run) createEmpty(path string) (fileID, error) {
 	if err := fsutil.MatchOwner(f, r.model()); err != nil {
 		return fileID{}, err
 	}
+	if err := fsutil.CopyXattrs(f, r.p.segs[len(r.p.segs)-1].f); err != nil {
+		return fileID{}, err
+	}
 	if err := f.Sync(); err != nil {
 		return fileID{}, fmt.Errorf("fsync %s: %w", path, err)
 	}
@@ -271,6 +274,11 @@ func (r *run) newTemp(side string, s *seg) (*os.File, error) {
 	}
 	r.temps[s] = f
 	if err := fsutil.MatchOwner(f, &s.st); err != nil {
+		return nil, err
+	}
+	// ACLs and xattrs too, after the chown; fsynced with the data before
+	// the exchange.
+	if err := fsutil.CopyXattrs(f, s.f); err != nil {
 		return nil, err
 	}
 	return f, nil
