@@ -90,9 +90,9 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		LastStart: func(target string) (time.Time, bool) {
 			return lastStart(reloader.Current().Config.StateDir, target)
 		},
-		OnSchedule: func(target string, next time.Time, interval time.Duration) {
-			if err := rec.Scheduled(target, next, interval); err != nil {
-				log.Debug("cannot record the schedule in the state directory", "target", target, "err", err)
+		OnSchedule: func(s Schedule) {
+			if err := rec.Scheduled(s); err != nil {
+				log.Debug("cannot record the schedule in the state directory", "target", s.Target, "err", err)
 			}
 		},
 	})

@@ -162,20 +162,20 @@ func (r *Recorder) RestartNeeded(what string) error {
 	})
 }
 
-// Scheduled records when target runs next and how often it runs, for
-// `status` and papyra_compact_schedule_*, then rewrites the textfile. A
-// scheduler that knows them (the daemon) calls it; a zero next or
-// interval means unknown.
-func (r *Recorder) Scheduled(target string, next time.Time, interval time.Duration) error {
+// Scheduled records when a target runs next, how often it runs and how
+// late it is, for `status` and papyra_compact_schedule_*, then rewrites
+// the textfile. A scheduler that knows them (the daemon) calls it; a zero
+// next or interval means unknown.
+func (r *Recorder) Scheduled(s Schedule) error {
 	return r.update(func(cfg *config.Config) error {
-		st, _, err := LoadTargetState(cfg.StateDir, target)
+		st, _, err := LoadTargetState(cfg.StateDir, s.Target)
 		if err != nil {
 			return err
 		}
 		if st.Since.IsZero() {
 			st.Since = time.Now()
 		}
-		st.NextRun, st.Interval = next, interval.Seconds()
+		st.NextRun, st.Interval, st.Lateness = s.Next, s.Interval.Seconds(), max(s.Lateness, 0).Seconds()
 		return SaveTargetState(cfg.StateDir, st)
 	})
 }
@@ -300,7 +300,7 @@ type collector struct {
 	success, lastRun, lastSuccess, lastDuration          *prometheus.Desc
 	storeSize, storeRecords, before, after               *prometheus.Desc
 	oldestTS, oldestAge, heldBack, heldBackBy            *prometheus.Desc
-	interval, nextRun, missingSince                      *prometheus.Desc
+	interval, nextRun, lateness, missingSince            *prometheus.Desc
 	maxAge, maxRecords, maxBytes                         *prometheus.Desc
 	reloadOK, reloadTS, buildInfo                        *prometheus.Desc
 }
@@ -358,6 +358,8 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 			"How often the scheduler runs the target; absent when unknown, as under the systemd timer, whose unit is the schedule."),
 		nextRun: d("schedule", "next_run_timestamp_seconds",
 			"Unix time the scheduler will next run the target; absent when unknown."),
+		lateness: d("schedule", "lateness_seconds",
+			"How late the target's last start was (from when it was due to when it started) or, while it waits for a free slot, how long it has waited so far; absent when the schedule is unknown, as under the systemd timer."),
 		maxAge: d("retention", "max_age_seconds",
 			"The target's retention max_age_seconds; absent when the target has no age limit."),
 		maxRecords: d("retention", "max_records",
@@ -387,7 +389,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.success, c.lastRun, c.lastSuccess, c.lastDuration,
 		c.storeSize, c.storeRecords, c.before, c.after,
 		c.oldestTS, c.oldestAge, c.heldBack, c.heldBackBy,
-		c.interval, c.nextRun, c.missingSince,
+		c.interval, c.nextRun, c.lateness, c.missingSince,
 		c.maxAge, c.maxRecords, c.maxBytes,
 		c.reloadOK, c.reloadTS, c.buildInfo,
 	} {
@@ -473,6 +475,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	}
 	if st.Interval > 0 {
 		gauge(c.interval, st.Interval)
+		gauge(c.lateness, st.Lateness)
 	}
 	if !st.NextRun.IsZero() {
 		gauge(c.nextRun, unixSeconds(st.NextRun))

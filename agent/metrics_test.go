@@ -114,7 +114,7 @@ func TestRecorder_Golden(t *testing.T) {
 				Started: t0().Add(2 * time.Minute), Duration: time.Millisecond, Err: backends.ErrLocked}))
 			must(t, rec.Record(agent.Result{Target: "cache", Kind: config.KindMemory, Outcome: agent.OutcomeOK,
 				Started: t0(), Duration: 20 * time.Microsecond}))
-			must(t, rec.Scheduled("orders", t0().Add(2*time.Hour), time.Hour))
+			must(t, rec.Scheduled(agent.Schedule{Target: "orders", Next: t0().Add(2 * time.Hour), Interval: time.Hour, Lateness: 90 * time.Second}))
 			must(t, rec.ConfigReloaded(false, t0().Add(3*time.Hour)))
 		},
 		// A store that is missing run after run (a mistyped path) exports

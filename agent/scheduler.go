@@ -68,8 +68,9 @@ type SchedulerOptions struct {
 	// running at the end of StopGrace too (they are abandoned).
 	OnResult func(Result)
 	// OnSchedule, when set, is called from the loop whenever a target's
-	// next start or interval changes (status and metrics).
-	OnSchedule func(target string, next time.Time, interval time.Duration)
+	// next start, interval or lateness changes (status and metrics); a
+	// growing lateness is reported at most every lateReport.
+	OnSchedule func(Schedule)
 	// LastStart, when set, tells when a target's last real run started
 	// (from the state directory, whoever ran it: this daemon before a
 	// restart, or a manual `run`). A target seen for the first time is
@@ -127,12 +128,31 @@ func (s *Scheduler) Wake() {
 	}
 }
 
+// Schedule is one target's place in the daemon's schedule.
+type Schedule struct {
+	Target   string
+	Next     time.Time // when it is due next
+	Interval time.Duration
+	// Lateness is how late its current or last start was: from when it
+	// was due to when it started, or, while it waits for a free slot,
+	// to now. A lateness that keeps growing is a target starved by the
+	// others (or by a concurrency too low for the intervals).
+	Lateness time.Duration
+}
+
+// lateReport is how often a growing lateness is reported while a target
+// waits for a slot: status and metrics see it, and the state files are
+// not rewritten every loop iteration.
+const lateReport = 5 * time.Second
+
 // entry is one scheduled target.
 type entry struct {
 	target    config.Target
 	interval  time.Duration
 	next      time.Time
 	lastStart time.Time
+	lateness  time.Duration
+	lateShown time.Time // when a waiting lateness was last reported
 }
 
 // flight is one compaction in progress.
@@ -266,19 +286,31 @@ func (l *loop) reconcile(snap *Snapshot, now time.Time) {
 	}
 }
 
-// startDue starts every due target that is not running, in configuration
-// order, while there are free slots.
+// startDue starts due targets that are not running while there are free
+// slots, the most overdue first (configuration order breaks ties), so a
+// target whose runs are long cannot keep the only slot. Those left
+// waiting have their lateness reported.
 func (l *loop) startDue(now time.Time) {
+	var due []*entry
 	for _, t := range l.snap.Config.Targets {
-		if len(l.flights) >= l.opts.Concurrency {
-			return
-		}
 		e := l.entries[t.Name]
-		if _, busy := l.flights[t.Name]; busy || now.Before(e.next) {
+		if _, busy := l.flights[t.Name]; !busy && !now.Before(e.next) {
+			due = append(due, e)
+		}
+	}
+	slices.SortStableFunc(due, func(a, b *entry) int { return a.next.Compare(b.next) })
+	for _, e := range due {
+		if len(l.flights) >= l.opts.Concurrency {
+			if now.Sub(e.lateShown) >= lateReport {
+				e.lateness, e.lateShown = now.Sub(e.next), now
+				l.scheduled(e)
+			}
 			continue
 		}
+		e.lateness, e.lateShown = now.Sub(e.next), time.Time{}
 		e.lastStart, e.next = now, now.Add(e.interval)
 		l.scheduled(e)
+		t := e.target
 		f := &flight{target: t.Name, started: now}
 		l.flights[t.Name] = f
 		// The goroutine captures this snapshot's agent and target: a
@@ -294,11 +326,20 @@ func (l *loop) startDue(now time.Time) {
 	}
 }
 
-// land records a finished compaction. During shutdown, one that ended
-// because it was cancelled is logged as abandoned, not as a failure.
+// land records a finished compaction. A run that outlasted its interval
+// is next due one interval after it ended, not at once: its own length
+// must not make it due again (with the most overdue first, the others
+// would still get their turn, but the store would be compacted without
+// a pause).
 func (l *loop) land(d landed) {
 	delete(l.flights, d.f.target)
 	r := d.res
+	if e, ok := l.entries[r.Target]; ok && !l.stopping {
+		if now := time.Now(); e.next.Before(now) && !e.lastStart.After(d.f.started) {
+			e.next = now.Add(e.interval)
+			l.scheduled(e)
+		}
+	}
 	if r.Outcome == OutcomeLocked {
 		if e, ok := l.entries[r.Target]; ok {
 			if retry := time.Now().Add(lockedRetry); retry.Before(e.next) {
@@ -315,7 +356,7 @@ func (l *loop) land(d landed) {
 
 func (l *loop) scheduled(e *entry) {
 	if l.opts.OnSchedule != nil {
-		l.opts.OnSchedule(e.target.Name, e.next, e.interval)
+		l.opts.OnSchedule(Schedule{Target: e.target.Name, Next: e.next, Interval: e.interval, Lateness: e.lateness})
 	}
 }
 

@@ -74,6 +74,9 @@ type TargetState struct {
 	// timer unit is the schedule.
 	NextRun  time.Time `json:"next_run,omitzero"`
 	Interval float64   `json:"interval_seconds,omitempty"`
+	// Lateness is how late the last start was, or how long the target
+	// has waited for a slot so far (seconds; see Schedule.Lateness).
+	Lateness float64 `json:"schedule_lateness_seconds,omitempty"`
 
 	// MissingSince is the start of the first run, in an unbroken series,
 	// that found the store missing (a file that does not exist, a Redis

@@ -42,6 +42,10 @@ type statusRow struct {
 	// MissingSince is when runs started finding the store missing; null
 	// while it exists.
 	MissingSince *time.Time `json:"missing_since"`
+	// LatenessSeconds is how late the daemon started the target last,
+	// or how long it has waited for a slot so far; null when no
+	// scheduler knows (the systemd timer).
+	LatenessSeconds *float64 `json:"schedule_lateness_seconds"`
 	// Running is true while some process holds the store's lock;
 	// LockHolder then says which, as the holder wrote it.
 	Running    bool           `json:"running"`
@@ -81,7 +85,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// state directory knows: it is what one looks at when things are off.
 	cfg, err := config.Load(*cfgPath)
 	fromConfig := err == nil
-	if err != nil {
+	if !fromConfig {
 		cfg = config.Default()
 		// Its state_dir when that much of it reads, else the default.
 		cfg.StateDir = reloadStateDir(*cfgPath)
@@ -89,7 +93,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *stateDir != "" {
 		cfg.StateDir = *stateDir
 	}
-	if err != nil {
+	if !fromConfig {
+		// Name the directory read: without the configuration it is the
+		// default (or --state-dir), which may not be the one meant.
 		fmt.Fprintf(stderr, "papyra-compact: status: %s unusable, listing the targets the state directory knows (%s): %s\n",
 			*cfgPath, cfg.StateDir, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -195,6 +201,9 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 	}
 	row.LastRun, row.LastSuccess, row.NextRun = utc(st.LastRun), utc(st.LastSuccess), utc(st.NextRun)
 	row.MissingSince = utc(st.MissingSince)
+	if st.Interval > 0 {
+		row.LatenessSeconds = &st.Lateness
+	}
 	if st.HasRun() {
 		row.DurationSeconds = &st.LastDuration
 	}
@@ -254,7 +263,7 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Target, dash(r.Backend), timeCell(r.LastRun), result, durationCell(r.DurationSeconds),
 			intCell(r.Removed, false), intCell(r.ReclaimedBytes, true), intCell(r.StoreSizeBytes, true),
-			timeCell(r.OldestRecord), timeCell(r.NextRun), lock, lastErr)
+			timeCell(r.OldestRecord), nextRunCell(r), lock, lastErr)
 	}
 	if rep.Reload != nil {
 		ok := "succeeded"
@@ -272,6 +281,16 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 func firstLine(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
+}
+
+// nextRunCell is the next run, and how late the last start was when it
+// was late by a second or more.
+func nextRunCell(r statusRow) string {
+	cell := timeCell(r.NextRun)
+	if r.LatenessSeconds != nil && *r.LatenessSeconds >= 1 {
+		cell += " (late " + durationCell(r.LatenessSeconds) + ")"
+	}
+	return cell
 }
 
 func dash(s string) string {

@@ -65,3 +65,24 @@ targets:
 		t.Errorf("status as nobody: got\n%s%s\nwant the events row to show the lock holder", out, errOut)
 	}
 }
+
+// TestStatus_BadConfigNamesStateDir: with a configuration that does not
+// load, status says which state directory it read instead.
+func TestStatus_BadConfigNamesStateDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"StateDirReadable": {"state_dir: " + dir + "/st\ntargets:\n  - name: a\n    kind: nope\n", dir + "/st"},
+		"Unparseable":      {":::\n\t- nope", "/var/lib/papyra-compact"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := filepath.Join(dir, name+".yaml")
+			if err := os.WriteFile(cfg, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, _, errOut := runBinary(t, testutil.Binary(t), nil, "status", "--config", cfg)
+			if !strings.Contains(errOut, "the state directory knows ("+tt.want+")") {
+				t.Errorf("stderr %q: want it to name the state directory %s", errOut, tt.want)
+			}
+		})
+	}
+}
