@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/papyra-compact/papyra-compact/config"
 )
@@ -60,14 +63,22 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// systemdDaemonReload makes systemd read the drop-ins just written; on a
-// host where systemd is not running there is nothing to tell.
+// systemdDaemonReload makes systemd read the drop-ins just written (over
+// D-Bus, as systemctl daemon-reload does); on a host where systemd is not
+// running there is nothing to tell.
 func systemdDaemonReload() error {
 	if _, err := os.Stat("/run/systemd/system"); err != nil {
 		return nil
 	}
-	if out, err := exec.Command("systemctl", "daemon-reload").CombinedOutput(); err != nil {
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := sddbus.NewWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to systemd over D-Bus: %w", err)
+	}
+	defer conn.Close()
+	if err := conn.ReloadContext(ctx); err != nil {
+		return fmt.Errorf("systemd daemon-reload: %w", err)
 	}
 	return nil
 }
