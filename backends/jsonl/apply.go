@@ -8,9 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,14 +21,15 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
 // swap is one Apply in progress.
 type swap struct {
 	b      *Backend
 	p      *plan
-	dir    string
-	base   string
+	d      *safepath.Dir // the store's directory, resolved once: every name below is in it
+	base   string        // the store's name in d
 	token  string
 	tmp    *os.File
 	q      *quarantine.Writer
@@ -47,8 +46,8 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	}
 	s := &swap{
 		b: b, p: p,
-		dir:   filepath.Dir(p.real),
-		base:  filepath.Base(p.real),
+		d:     b.store.Dir,
+		base:  b.store.Name,
 		token: fsutil.RandomToken(),
 		stats: p.stats,
 	}
@@ -70,23 +69,24 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	return s.stats, nil
 }
 
-// sameFile reports whether path currently names the inode in st.
-func sameFile(path string, st *unix.Stat_t) (bool, error) {
-	var cur unix.Stat_t
-	if err := unix.Stat(path, &cur); err != nil {
-		return false, fmt.Errorf("stat %s: %w", path, err)
+// sameFile reports whether name in d currently is the inode in st. A
+// symlink put at the name is not followed: it is another file.
+func sameFile(d *safepath.Dir, name string, st *unix.Stat_t) (bool, error) {
+	cur, err := d.Lstat(name)
+	if err != nil {
+		return false, err
 	}
 	return cur.Dev == st.Dev && cur.Ino == st.Ino, nil
 }
 
-func (s *swap) tmpPath() string { return filepath.Join(s.dir, fsutil.SideName(s.base, s.token, "tmp")) }
-func (s *swap) oldPath() string { return filepath.Join(s.dir, fsutil.SideName(s.base, s.token, "old")) }
+func (s *swap) tmpName() string { return fsutil.SideName(s.base, s.token, "tmp") }
+func (s *swap) oldName() string { return fsutil.SideName(s.base, s.token, "old") }
 
 // prepare writes the new file next to the store: survivors, then the tail.
 // Until it returns, the original is untouched.
 func (s *swap) prepare(ctx context.Context) error {
 	p := s.p
-	same, err := sameFile(p.real, &p.st)
+	same, err := sameFile(s.d, s.base, &p.st)
 	if err != nil {
 		return err
 	}
@@ -100,10 +100,10 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := livefile.CheckStore(p.real, &cur); err != nil {
 		return err // linked to another name since planning
 	}
-	if err := fsutil.CheckSpace(s.dir, p.stats.BytesAfter); err != nil {
+	if err := fsutil.CheckSpaceAt(s.d.Fd(), s.d.Path(), p.stats.BytesAfter); err != nil {
 		return fmt.Errorf("%s: %w", p.real, err)
 	}
-	if s.tmp, err = fsutil.CreateExclusive(s.tmpPath(), 0o600); err != nil {
+	if s.tmp, err = s.d.CreateExclusive(s.tmpName(), 0o600); err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
 	if err := fsutil.MatchOwner(s.tmp, &p.st); err != nil {
@@ -259,7 +259,7 @@ func (s *swap) copyTails(w io.Writer) error {
 func (s *swap) abort() {
 	if s.tmp != nil {
 		_ = s.tmp.Close()
-		_ = os.Remove(s.tmp.Name())
+		_ = s.d.Remove(s.tmpName())
 	}
 	s.q.Discard()
 	s.stats.QuarantineFile = ""
@@ -274,7 +274,7 @@ func (s *swap) commit(ctx context.Context) error {
 		s.abort()
 		return err
 	}
-	rec := &recoveryRecord{Store: p.real, Old: s.oldPath(), Offset: s.copied}
+	rec := &recoveryRecord{Store: p.real, Old: s.d.Join(s.oldName()), Offset: s.copied}
 	var tst unix.Stat_t
 	if err := unix.Fstat(int(s.tmp.Fd()), &tst); err != nil {
 		s.undoLink(rec)
@@ -291,19 +291,19 @@ func (s *swap) commit(ctx context.Context) error {
 	}
 	// Papyra's own compaction (or an admin) may have replaced the store:
 	// renaming over it would destroy a file whose content is not ours.
-	if same, err := sameFile(p.real, &p.st); err != nil || !same {
+	if same, err := sameFile(s.d, s.base, &p.st); err != nil || !same {
 		s.undoLink(rec)
 		if err == nil {
 			err = fmt.Errorf("%s: %w (replaced before the swap)", p.real, backends.ErrChanged)
 		}
 		return err
 	}
-	if err := os.Rename(s.tmp.Name(), p.real); err != nil {
+	if err := s.d.Rename(s.tmpName(), s.base); err != nil {
 		s.undoLink(rec)
 		return fmt.Errorf("swap %s: %w", p.real, err)
 	}
 	_ = failpoint.Inject("after-rename")
-	errs := []error{fsutil.SyncDir(s.dir)}
+	errs := []error{s.d.Sync()}
 	_ = failpoint.Inject("dir-synced")
 	errs = append(errs, s.drain(ctx, rec))
 	_ = failpoint.Inject("drained")
@@ -328,17 +328,14 @@ func (s *swap) commit(ctx context.Context) error {
 // linkOld gives the original inode a second name so that it outlives the
 // rename until every byte of it is accounted for.
 func (s *swap) linkOld() error {
-	old := s.oldPath()
-	// Link the open descriptor, not the path: the path could name another
-	// inode by now. /proc/self/fd with AT_SYMLINK_FOLLOW needs no privilege.
-	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(s.p.f.Fd())), unix.AT_FDCWD, old, unix.AT_SYMLINK_FOLLOW)
-	if err != nil {
-		if err := os.Link(s.p.real, old); err != nil {
-			return fmt.Errorf("link %s to %s: %w", s.p.real, old, err)
-		}
+	old := s.oldName()
+	// Link the open descriptor, not the store's name: the name could hold
+	// another inode by now.
+	if err := s.d.LinkFile(s.p.f, old); err != nil {
+		return err
 	}
-	if same, err := sameFile(old, &s.p.st); err != nil || !same {
-		_ = os.Remove(old)
+	if same, err := sameFile(s.d, old, &s.p.st); err != nil || !same {
+		_ = s.d.Remove(old)
 		if err == nil {
 			err = fmt.Errorf("%s: %w (replaced before the swap)", s.p.real, backends.ErrChanged)
 		}
@@ -349,7 +346,7 @@ func (s *swap) linkOld() error {
 
 // undoLink reverses linkOld and the recovery record before the rename.
 func (s *swap) undoLink(rec *recoveryRecord) {
-	_ = os.Remove(rec.Old)
+	_ = s.d.Remove(s.oldName())
 	_ = s.b.record(rec.Store).Remove()
 	s.abort()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
 // recoveryRecord says, while a swap is in flight, which bytes of the old
@@ -46,23 +47,68 @@ func (b *Backend) writeRecord(rec *recoveryRecord) error { return b.record(rec.S
 // The order matters: a record without its old name is harmless, an old
 // name without its record is data Recover must not delete blindly.
 func (b *Backend) finishRecovery(rec *recoveryRecord) error {
-	if err := os.Remove(rec.Old); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", rec.Old, err)
+	old, err := b.oldName(rec)
+	if err != nil {
+		return err
 	}
-	if err := fsutil.SyncDir(filepath.Dir(rec.Old)); err != nil {
+	if err := b.store.Dir.Remove(old); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := b.store.Dir.Sync(); err != nil {
 		return err
 	}
 	return b.record(rec.Store).Remove()
+}
+
+// oldName is the name, in the store's resolved directory, of the old
+// inode a record names. A record is keyed on the store's real path and
+// written by this backend, so the old name is always in that directory;
+// one that is not is refused rather than followed elsewhere.
+func (b *Backend) oldName(rec *recoveryRecord) (string, error) {
+	d := b.store.Dir
+	if rec.Store != b.store.Path || filepath.Dir(rec.Old) != d.Path() {
+		return "", fmt.Errorf("%w: recovery record %s names %s and %s, not files of the store %s",
+			backends.ErrUnsafe, b.record(b.store.Path).Path(), rec.Store, rec.Old, b.store.Path)
+	}
+	return filepath.Base(rec.Old), nil
+}
+
+// openAt opens name in the store's directory without following a link or
+// blocking, and refuses what is not a regular file the owner rule allows.
+func (b *Backend) openAt(name string, flag int, perm os.FileMode) (*os.File, error) {
+	d := b.store.Dir
+	f, err := d.Open(name, flag|unix.O_NONBLOCK, perm)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is %w", backends.ErrUnsafe, f.Name(), safepath.ErrNotRegular)
+	}
+	if err := d.CheckFile(name, &st); err != nil {
+		f.Close()
+		return nil, refusal(err)
+	}
+	return f, nil
 }
 
 // Recover implements backends.Backend: it finishes a swap a killed run
 // left half done and deletes stale temp files. It must run under the
 // store's lock, which is what makes every side file it finds stale.
 func (b *Backend) Recover(ctx context.Context) error {
-	real, err := fsutil.Resolve(b.path)
+	st, err := b.resolve()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no directory, so nothing left behind in it
+	}
 	if err != nil {
 		return err
 	}
+	real, d, base := st.Path, st.Dir, st.Name
 	var accounted string
 	var rec recoveryRecord
 	if found, err := b.record(real).Read(&rec); err != nil {
@@ -73,27 +119,23 @@ func (b *Backend) Recover(ctx context.Context) error {
 		}
 		accounted = filepath.Base(rec.Old)
 	}
-	dir, base := filepath.Dir(real), filepath.Base(real)
-	ents, err := os.ReadDir(dir)
+	names, err := d.Names()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("list %s: %w", dir, err)
+		return err
 	}
 	var errs []error
 	removed := false
-	for _, e := range ents {
-		_, suffix, ok := fsutil.ParseSideName(base, e.Name())
-		if !ok || e.Name() == accounted {
+	for _, name := range names {
+		_, suffix, ok := fsutil.ParseSideName(base, name)
+		if !ok || name == accounted {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
+		p := d.Join(name)
 		switch suffix {
 		case "tmp":
 			// A temp file of a run that never renamed it: its content is a
 			// copy of records that are still in the store.
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := d.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("remove stale temp file: %w", err))
 			}
 			removed = true
@@ -102,10 +144,9 @@ func (b *Backend) Recover(ctx context.Context) error {
 			// No record names it, so the rename never happened: it must be
 			// a second name of the store itself. Anything else is data we
 			// cannot account for and is left alone.
-			var st unix.Stat_t
-			if err := unix.Fstatat(unix.AT_FDCWD, real, &st, 0); err == nil {
-				if same, _ := sameFile(p, &st); same {
-					if err := os.Remove(p); err == nil {
+			if st, err := d.Lstat(base); err == nil {
+				if same, _ := sameFile(d, name, &st); same {
+					if err := d.Remove(name); err == nil {
 						removed = true
 					}
 					continue
@@ -115,48 +156,44 @@ func (b *Backend) Recover(ctx context.Context) error {
 		}
 	}
 	if removed {
-		errs = append(errs, fsutil.SyncDir(dir))
+		errs = append(errs, d.Sync())
 	}
 	return errors.Join(errs...)
 }
 
 // recoverSwap finishes a swap from its record.
 func (b *Backend) recoverSwap(rec *recoveryRecord) error {
-	old, err := os.Open(rec.Old)
+	oldName, err := b.oldName(rec)
+	if err != nil {
+		return err
+	}
+	old, err := b.openAt(oldName, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The drain had finished; only the record was left.
 		return b.finishRecovery(rec)
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", rec.Old, err)
+		return err
 	}
 	defer old.Close()
 	var ost unix.Stat_t
 	if err := unix.Fstat(int(old.Fd()), &ost); err != nil {
 		return fmt.Errorf("stat %s: %w", rec.Old, err)
 	}
-	if same, err := sameFile(rec.Store, &ost); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if same, err := sameFile(b.store.Dir, b.store.Name, &ost); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	} else if same {
 		// Killed before the rename: the store is still the old inode.
 		return b.finishRecovery(rec)
 	}
 	// The rename happened: append what the new file does not hold yet.
-	// O_NONBLOCK: whatever is at the store's name now must not block us
-	// (a FIFO without a reader fails at once); it is checked below.
-	dst, err := os.OpenFile(rec.Store, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, os.FileMode(ost.Mode&0o777))
+	// Relative to the resolved directory, never through a link put at the
+	// store's name, never blocking on a FIFO put there.
+	dst, err := b.openAt(b.store.Name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, os.FileMode(ost.Mode&0o777))
 	if err != nil {
-		return fmt.Errorf("open %s: %w", rec.Store, err)
+		return fmt.Errorf("%w; %s still holds the records appended during an interrupted swap", err, rec.Old)
 	}
 	defer dst.Close()
-	var dstSt unix.Stat_t
-	if err := unix.Fstat(int(dst.Fd()), &dstSt); err != nil {
-		return fmt.Errorf("stat %s: %w", rec.Store, err)
-	}
-	if dstSt.Mode&unix.S_IFMT != unix.S_IFREG {
-		return fmt.Errorf("%w: store %s is now %s; %s still holds the records appended during an interrupted swap",
-			backends.ErrUnsafe, rec.Store, livefile.Describe(dstSt.Mode), rec.Old)
-	}
 	if err := b.settlePending(rec, old); err != nil {
 		return err
 	}
@@ -244,9 +281,9 @@ func (b *Backend) settlePending(rec *recoveryRecord, old *os.File) error {
 	if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
 		return fmt.Errorf("read %s: %w", rec.Old, err)
 	}
-	store, err := os.Open(rec.Store)
+	store, err := b.openAt(b.store.Name, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", rec.Store, err)
+		return err
 	}
 	defer store.Close()
 	// Papyra may have appended before (and after) the pending write; the

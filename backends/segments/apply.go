@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -149,7 +150,7 @@ func (r *run) freeze(ctx context.Context) error {
 // writer rotated into the slot meanwhile, the slot is taken and the anchor
 // is not needed.
 func (r *run) placeAnchor() error {
-	side := r.st.side(fsutil.SideName(r.st.base, r.rec.Token, "anchor"))
+	side := fsutil.SideName(r.st.base, r.rec.Token, "anchor")
 	id, err := r.createEmpty(side)
 	if err != nil {
 		return err
@@ -158,21 +159,23 @@ func (r *run) placeAnchor() error {
 	if err := r.b.writeRecord(r.st, &r.rec); err != nil {
 		return err
 	}
-	err = fsutil.RenameNoReplace(side, r.st.path(r.top))
+	err = r.st.d.RenameNoReplace(side, r.st.name(r.top))
 	switch {
 	case errors.Is(err, unix.EEXIST):
-		return removeFile(side)
+		return removeFile(r.st, side)
 	case err != nil:
 		return err
 	}
 	r.anchor = &id
-	return fsutil.SyncDir(r.st.dir)
+	return r.st.d.Sync()
 }
 
-// createEmpty creates an empty file with the active file's mode and
-// owner (it may become the active file) and returns its inode.
-func (r *run) createEmpty(path string) (fileID, error) {
-	f, err := fsutil.CreateExclusive(path, 0o600)
+// createEmpty creates an empty file named name in the store's directory
+// with the active file's mode and owner (it may become the active file)
+// and returns its inode.
+func (r *run) createEmpty(name string) (fileID, error) {
+	path := r.st.side(name)
+	f, err := r.st.d.CreateExclusive(name, 0o600)
 	if err != nil {
 		return fileID{}, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -265,10 +268,10 @@ func (r *run) prepare(ctx context.Context) error {
 // newTemp creates a replacement for s under a side name, with s's mode
 // and owner.
 func (r *run) newTemp(side string, s *seg) (*os.File, error) {
-	if err := fsutil.CheckSpace(r.st.dir, s.st.Size); err != nil {
+	if err := fsutil.CheckSpaceAt(r.st.d.Fd(), r.st.dir, s.st.Size); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.path, err)
 	}
-	f, err := fsutil.CreateExclusive(r.st.side(side), 0o600)
+	f, err := r.st.d.CreateExclusive(side, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}
@@ -298,7 +301,7 @@ func (r *run) commit(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := fsutil.SyncDir(r.st.dir); err != nil {
+	if err := r.st.d.Sync(); err != nil {
 		return err
 	}
 	if err := failpoint.Inject("rotating-swapped"); err != nil {
@@ -322,7 +325,7 @@ func (r *run) commit(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := fsutil.SyncDir(r.st.dir); err != nil {
+	if err := r.st.d.Sync(); err != nil {
 		return err
 	}
 	if err := failpoint.Inject("rotating-dropped"); err != nil {
@@ -407,27 +410,24 @@ func (r *run) segOf(id fileID) *seg {
 // writer had moved another segment there, the exchange is undone. No
 // inode loses its last name at any point.
 func (r *run) exchange(s *seg, st *step, f *os.File) error {
-	side, name := r.st.side(st.Side), r.st.side(st.Name)
+	side, name := st.Side, st.Name
 	// From here on the side name may hold someone else's file: fail must
 	// not remove it by name.
 	delete(r.temps, s)
-	if err := fsutil.Exchange(side, name); err != nil {
+	if err := r.st.exchange(side, name); err != nil {
 		r.temps[s] = f
-		if errors.Is(err, fsutil.ErrNoRenameat2) {
-			return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
-		}
 		return err
 	}
-	var got unix.Stat_t
-	if err := unix.Lstat(side, &got); err != nil {
-		return fmt.Errorf("stat %s: %w", side, err)
+	got, err := r.st.d.Lstat(side)
+	if err != nil {
+		return err
 	}
 	if idOf(&got) != s.id {
-		if err := fsutil.Exchange(side, name); err != nil {
-			return fmt.Errorf("%w: %s held another segment than planned and the exchange could not be undone: %w", backends.ErrUnsafe, name, err)
+		if err := r.st.exchange(side, name); err != nil {
+			return fmt.Errorf("%w: %s held another segment than planned and the exchange could not be undone: %w", backends.ErrUnsafe, r.st.side(name), err)
 		}
 		r.temps[s] = f
-		return fmt.Errorf("%s: %w (%s held another segment than planned)", r.st.path(0), backends.ErrChanged, name)
+		return fmt.Errorf("%s: %w (%s held another segment than planned)", r.st.path(0), backends.ErrChanged, r.st.side(name))
 	}
 	r.swaps = append(r.swaps, &swapped{s: s, step: st, repl: f})
 	return nil
@@ -452,7 +452,7 @@ func (r *run) unfreeze() error {
 		return err
 	}
 	r.anchor = nil
-	return fsutil.SyncDir(r.st.dir)
+	return r.st.d.Sync()
 }
 
 // finish removes the old inodes' side names and the record, and fills in
@@ -476,7 +476,7 @@ func (r *run) fail() error {
 	for s, f := range r.temps {
 		// Never exchanged in: a copy under our own side name.
 		_ = f.Close()
-		_ = os.Remove(f.Name())
+		_ = r.st.d.Remove(filepath.Base(f.Name()))
 		delete(r.temps, s)
 	}
 	for _, sw := range r.swaps {

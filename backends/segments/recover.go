@@ -78,6 +78,11 @@ func (b *Backend) Recover(ctx context.Context) error {
 	}
 	if !found {
 		rec = nil
+	} else if rec.Dir != st.dir || rec.Base != st.base {
+		// Keyed on the store's real path, so written for this store; one
+		// that says otherwise is not followed elsewhere.
+		return fmt.Errorf("%w: run record %s names %s, not the store %s", backends.ErrUnsafe,
+			b.record(st).Path(), filepath.Join(rec.Dir, rec.Base), st.path(0))
 	}
 	var errs []error
 	if rec != nil {
@@ -94,12 +99,9 @@ func (b *Backend) Recover(ctx context.Context) error {
 // before it is exchanged in) holds only copies and is removed, as is any
 // empty one; anything else is left and reported.
 func (b *Backend) strays(st store, rec *runRecord) error {
-	ents, err := os.ReadDir(st.dir)
+	names, err := st.d.Names()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("list %s: %w", st.dir, err)
+		return err
 	}
 	listed := map[string]bool{}
 	if rec != nil {
@@ -109,18 +111,18 @@ func (b *Backend) strays(st store, rec *runRecord) error {
 	}
 	var errs []error
 	removed := false
-	for _, e := range ents {
-		token, suffix, ok := fsutil.ParseSideName(st.base, e.Name())
-		if !ok || listed[e.Name()] || (rec != nil && rec.Anchor != nil && token == rec.Token && (suffix == "anchor" || suffix == "unanchor")) {
+	for _, name := range names {
+		token, suffix, ok := fsutil.ParseSideName(st.base, name)
+		if !ok || listed[name] || (rec != nil && rec.Anchor != nil && token == rec.Token && (suffix == "anchor" || suffix == "unanchor")) {
 			continue
 		}
-		p := st.side(e.Name())
-		var sst unix.Stat_t
-		if err := unix.Lstat(p, &sst); err != nil {
+		p := st.side(name)
+		sst, err := st.d.Lstat(name)
+		if err != nil {
 			continue
 		}
 		if (rec != nil && token == rec.Token && strings.HasPrefix(suffix, stepSwap+".")) || sst.Size == 0 {
-			if err := os.Remove(p); err == nil {
+			if err := st.d.Remove(name); err == nil {
 				removed = true
 				b.log.Info("removed a side file left by an interrupted run", "file", p)
 			}
@@ -130,7 +132,7 @@ func (b *Backend) strays(st store, rec *runRecord) error {
 			backends.ErrUnsafe, p, st.path(0)))
 	}
 	if removed {
-		errs = append(errs, fsutil.SyncDir(st.dir))
+		errs = append(errs, st.d.Sync())
 	}
 	return errors.Join(errs...)
 }
@@ -156,7 +158,7 @@ func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error 
 		errs = append(errs, err)
 		unresolved = true
 	}
-	errs = append(errs, fsutil.SyncDir(st.dir), q.Commit())
+	errs = append(errs, st.d.Sync(), q.Commit())
 	if own {
 		errs = append(errs, q.Close())
 	}
@@ -170,20 +172,20 @@ func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error 
 // accounted-for inode is removed, an old active inode is drained first,
 // and a file we cannot account for is put back or reported.
 func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.Writer) error {
-	side := st.side(s.Side)
-	var sst unix.Stat_t
-	if err := unix.Lstat(side, &sst); err != nil {
+	side := s.Side // a name in the store's directory
+	sst, err := st.d.Lstat(side)
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil // never made, or already finished
 		}
-		return fmt.Errorf("stat %s: %w", side, err)
+		return err
 	}
 	id := idOf(&sst)
 	switch {
 	case s.Kind == stepSwap && id == s.New, s.Kind == stepSlot && id == s.New && sst.Size == 0:
 		// The replacement never entered the store: a copy of lines that are
 		// still there.
-		return removeFile(side)
+		return removeFile(st, side)
 	case s.Kind == stepSwap && id == s.Old:
 		// Only the old active inode is expected to have grown; any inode
 		// that did is drained before it goes (several writers on one store,
@@ -191,19 +193,19 @@ func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.W
 		if err := b.drainSide(st, s, side, q); err != nil {
 			return err
 		}
-		return removeFile(side)
+		return removeFile(st, side)
 	case s.Kind == stepDrop && id == s.Old && sst.Size == s.OldSize:
-		return removeFile(side)
+		return removeFile(st, side)
 	case s.Kind == stepDrop && id == s.New && sst.Size == 0:
-		return removeFile(side)
+		return removeFile(st, side)
 	case s.Kind == stepDrop:
 		// A file that is not the one we meant to drop: put it back.
-		if err := fsutil.RenameNoReplace(side, st.side(s.Name)); err == nil {
+		if err := st.d.RenameNoReplace(side, s.Name); err == nil {
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: %s holds a file of %s (inode %d) that the run record of %s does not account for; move it back to a free segment name by hand",
-		backends.ErrUnsafe, side, rec.Base, sst.Ino, b.record(st).Path())
+		backends.ErrUnsafe, st.side(side), rec.Base, sst.Ino, b.record(st).Path())
 }
 
 // drainSide appends to the replacement what writers appended to the old
@@ -212,32 +214,29 @@ func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.W
 // duplicated, never lost). The replacement is found by inode wherever the
 // writer has rotated it to; if it is gone, the lines go to the active file.
 func (b *Backend) drainSide(st store, s *step, side string, q *quarantine.Writer) error {
-	old, err := os.Open(side)
+	old, ost, err := st.openRegular(side, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", side, err)
+		return err
 	}
 	defer old.Close()
-	var ost unix.Stat_t
-	if err := unix.Fstat(int(old.Fd()), &ost); err != nil {
-		return fmt.Errorf("stat %s: %w", side, err)
-	}
 	if ost.Size <= s.Offset {
 		return nil
 	}
-	target := st.path(0)
+	targetName := st.name(0)
 	if l, err := st.list(); err == nil {
 		if i, ok := l.find(s.New); ok {
-			target = st.path(i)
+			targetName = st.name(i)
 		}
 	}
-	dst, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, os.FileMode(ost.Mode&0o777))
+	target := st.side(targetName)
+	dst, _, err := st.openRegular(targetName, os.O_WRONLY|os.O_APPEND|os.O_CREATE, os.FileMode(ost.Mode&0o777))
 	if err != nil {
-		return fmt.Errorf("open %s: %w", target, err)
+		return fmt.Errorf("%w; %s still holds the records appended during an interrupted swap", err, st.side(side))
 	}
 	defer dst.Close()
 	n, err := lines.AppendLines(dst, old, s.Offset, ost.Size)
 	if err != nil {
-		return fmt.Errorf("drain %s into %s: %w", side, target, err)
+		return fmt.Errorf("drain %s into %s: %w", st.side(side), target, err)
 	}
 	if err := dst.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", target, err)
@@ -248,7 +247,7 @@ func (b *Backend) drainSide(st store, s *step, side string, q *quarantine.Writer
 	if rest := ost.Size - s.Offset - n; rest > 0 {
 		frag := make([]byte, rest)
 		if _, err := old.ReadAt(frag, s.Offset+n); err != nil {
-			return fmt.Errorf("read %s: %w", side, err)
+			return fmt.Errorf("read %s: %w", st.side(side), err)
 		}
 		qe := quarantine.Entry{Source: st.side(s.Name), Offset: s.Offset + n, Reason: "torn write left on the replaced file"}
 		if err := q.Add(qe, frag); err != nil {
@@ -268,22 +267,20 @@ func (b *Backend) resolveAnchor(st store, rec *runRecord) error {
 	}
 	var errs []error
 	for _, name := range []string{fsutil.SideName(st.base, rec.Token, "anchor"), fsutil.SideName(st.base, rec.Token, "unanchor")} {
-		p := st.side(name)
-		var sst unix.Stat_t
-		if unix.Lstat(p, &sst) != nil {
+		sst, err := st.d.Lstat(name)
+		if err != nil {
 			continue
 		}
 		if idOf(&sst) == *rec.Anchor && sst.Size == 0 {
-			errs = append(errs, removeFile(p))
+			errs = append(errs, removeFile(st, name))
 			continue
 		}
-		if err := fsutil.RenameNoReplace(p, st.side(rec.Top)); err != nil {
+		if err := st.d.RenameNoReplace(name, rec.Top); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s holds a file of %s that is not the run's anchor and %s is taken; move it back to a free segment name by hand: %w",
-				backends.ErrUnsafe, p, st.base, rec.Top, err))
+				backends.ErrUnsafe, st.side(name), st.base, rec.Top, err))
 		}
 	}
-	var sst unix.Stat_t
-	if unix.Lstat(st.side(rec.Top), &sst) == nil && idOf(&sst) == *rec.Anchor && sst.Size == 0 {
+	if sst, err := st.d.Lstat(rec.Top); err == nil && idOf(&sst) == *rec.Anchor && sst.Size == 0 {
 		errs = append(errs, removeVerified(st, rec.Top, fsutil.SideName(st.base, rec.Token, "unanchor"), *rec.Anchor, 0))
 	}
 	return errors.Join(errs...)
@@ -295,29 +292,30 @@ func (b *Backend) resolveAnchor(st store, rec *runRecord) error {
 // file that is not ours is moved back. A plain unlink by name could remove
 // a segment the writer has just renamed there.
 func removeVerified(st store, name, side string, id fileID, size int64) error {
-	from, to := st.side(name), st.side(side)
-	if err := fsutil.RenameNoReplace(from, to); err != nil {
+	if err := st.d.RenameNoReplace(name, side); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%s: %w (%s vanished before it was removed)", st.path(0), backends.ErrChanged, from)
+			return fmt.Errorf("%s: %w (%s vanished before it was removed)", st.path(0), backends.ErrChanged, st.side(name))
 		}
 		return err
 	}
-	var sst unix.Stat_t
-	if err := unix.Lstat(to, &sst); err != nil {
-		return fmt.Errorf("stat %s: %w", to, err)
+	sst, err := st.d.Lstat(side)
+	if err != nil {
+		return err
 	}
 	if idOf(&sst) == id && sst.Size == size {
-		return removeFile(to)
+		return removeFile(st, side)
 	}
-	if err := fsutil.RenameNoReplace(to, from); err != nil {
-		return fmt.Errorf("%w: %s held another file than planned and could not be put back: it is at %s: %w", backends.ErrUnsafe, from, to, err)
+	if err := st.d.RenameNoReplace(side, name); err != nil {
+		return fmt.Errorf("%w: %s held another file than planned and could not be put back: it is at %s: %w", backends.ErrUnsafe, st.side(name), st.side(side), err)
 	}
-	return fmt.Errorf("%s: %w (%s was replaced by the writer before it was removed)", st.path(0), backends.ErrChanged, from)
+	return fmt.Errorf("%s: %w (%s was replaced by the writer before it was removed)", st.path(0), backends.ErrChanged, st.side(name))
 }
 
-func removeFile(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", p, err)
+// removeFile unlinks name in the store's directory (a missing one is
+// fine).
+func removeFile(st store, name string) error {
+	if err := st.d.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

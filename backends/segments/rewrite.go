@@ -16,7 +16,6 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
 	"github.com/papyra-compact/papyra-compact/internal/failpoint"
-	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // reasonTornRotated is the quarantine reason of a last line without a
@@ -186,24 +185,24 @@ func (r *run) rotateActive(ctx context.Context, a *seg, deferred []*step) (bool,
 	if err != nil {
 		return false, err
 	}
-	one := r.st.path(1)
+	one := r.st.name(1)
 	id1, has1 := l.ids[1]
 	var empty fileID
 	switch {
 	case !has1:
 		side := r.sideName(stepSlot)
-		if empty, err = r.createEmpty(r.st.side(side)); err != nil {
+		if empty, err = r.createEmpty(side); err != nil {
 			return false, err
 		}
 		r.rec.Steps = append(r.rec.Steps, &step{Kind: stepSlot, Name: r.st.name(1), Side: side, New: empty})
 		if err := r.b.writeRecord(r.st, &r.rec); err != nil {
 			return false, err
 		}
-		if err := fsutil.RenameNoReplace(r.st.side(side), one); err != nil {
+		if err := r.st.d.RenameNoReplace(side, one); err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				return false, removeFile(r.st.side(side))
+				return false, removeFile(r.st, side)
 			}
-			return false, errors.Join(err, removeFile(r.st.side(side)))
+			return false, errors.Join(err, removeFile(r.st, side))
 		}
 	case r.anchor != nil && id1 == *r.anchor:
 		empty = id1
@@ -212,44 +211,43 @@ func (r *run) rotateActive(ctx context.Context, a *seg, deferred []*step) (bool,
 		if st == nil || r.dropped[st] {
 			return false, nil
 		}
-		if empty, err = r.createEmpty(r.st.side(st.Side)); err != nil {
+		if empty, err = r.createEmpty(st.Side); err != nil {
 			return false, err
 		}
 		st.New = empty
 		if err := r.b.writeRecord(r.st, &r.rec); err != nil {
 			return false, err
 		}
-		if err := r.swapVerified(r.st.side(st.Side), one, st.Old, st.OldSize); err != nil {
+		if err := r.swapVerified(st.Side, one, st.Old, st.OldSize); err != nil {
 			return false, err
 		}
 		r.dropped[st] = true
-		if err := removeFile(r.st.side(st.Side)); err != nil {
+		if err := removeFile(r.st, st.Side); err != nil {
 			return false, err
 		}
 	}
-	if err := fsutil.SyncDir(r.st.dir); err != nil {
+	if err := r.st.d.Sync(); err != nil {
 		return false, err
 	}
 	if err := failpoint.Inject("rotating-slot"); err != nil {
 		return false, err
 	}
-	if err := r.swapVerified(one, r.st.path(0), a.id, -1); err != nil {
+	if err := r.swapVerified(one, r.st.name(0), a.id, -1); err != nil {
 		return false, err
 	}
 	// The writer must now append to our empty file, not to whatever else
 	// slot 1 might have held.
-	var got unix.Stat_t
-	if err := unix.Lstat(r.st.path(0), &got); err != nil || idOf(&got) != empty {
-		if err := fsutil.Exchange(one, r.st.path(0)); err != nil {
-			return false, fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, one, err)
+	if got, err := r.st.d.Lstat(r.st.name(0)); err != nil || idOf(&got) != empty {
+		if err := r.st.exchange(one, r.st.name(0)); err != nil {
+			return false, fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, r.st.side(one), err)
 		}
-		return false, fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, one)
+		return false, fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, r.st.side(one))
 	}
 	if r.anchor != nil && *r.anchor == empty {
 		r.anchor = nil // it is the active file now
 	}
 	r.cur[a] = 1
-	if err := fsutil.SyncDir(r.st.dir); err != nil {
+	if err := r.st.d.Sync(); err != nil {
 		return false, err
 	}
 	if err := failpoint.Inject("rotating-self-rotated"); err != nil {
@@ -311,33 +309,31 @@ func (r *run) swapLive(a *seg, f *os.File, st *step) error {
 	if err := r.exchange(a, st, f); err != nil {
 		return err
 	}
-	if err := fsutil.SyncDir(r.st.dir); err != nil {
+	if err := r.st.d.Sync(); err != nil {
 		return err
 	}
 	return failpoint.Inject("rotating-active-swapped")
 }
 
-// swapVerified exchanges names x and y and checks that x now holds the
-// inode want, of size wantSize unless that is negative (what y was
-// supposed to hold); otherwise it exchanges back and reports the change.
+// swapVerified exchanges names x and y (in the store's directory) and
+// checks that x now holds the inode want, of size wantSize unless that is
+// negative (what y was supposed to hold); otherwise it exchanges back and
+// reports the change.
 func (r *run) swapVerified(x, y string, want fileID, wantSize int64) error {
-	if err := fsutil.Exchange(x, y); err != nil {
-		if errors.Is(err, fsutil.ErrNoRenameat2) {
-			return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
-		}
+	if err := r.st.exchange(x, y); err != nil {
 		return err
 	}
-	var got unix.Stat_t
-	if err := unix.Lstat(x, &got); err != nil {
-		return fmt.Errorf("stat %s: %w", x, err)
+	got, err := r.st.d.Lstat(x)
+	if err != nil {
+		return err
 	}
 	if idOf(&got) == want && (wantSize < 0 || got.Size == wantSize) {
 		return nil
 	}
-	if err := fsutil.Exchange(x, y); err != nil {
-		return fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, y, err)
+	if err := r.st.exchange(x, y); err != nil {
+		return fmt.Errorf("%w: %s held another file than planned and the exchange could not be undone: %w", backends.ErrUnsafe, r.st.side(y), err)
 	}
-	return fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, y)
+	return fmt.Errorf("%s: %w (%s held another file than planned)", r.st.path(0), backends.ErrChanged, r.st.side(y))
 }
 
 func findDrop(steps []*step, id fileID) *step {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -168,6 +169,41 @@ func (s store) name(i int) string {
 func (s store) path(i int) string { return filepath.Join(s.dir, s.name(i)) }
 
 func (s store) side(name string) string { return filepath.Join(s.dir, name) }
+
+// exchange swaps names a and b of the store's directory atomically; a
+// file system without renameat2 is refused (ErrUnsafe) rather than served
+// with a check-then-rename race.
+func (s store) exchange(a, b string) error {
+	err := s.d.Exchange(a, b)
+	if errors.Is(err, safepath.ErrNoRenameat2) {
+		return fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
+	}
+	return err
+}
+
+// openRegular opens name in the store's directory without following a
+// link or blocking, and refuses what is not a regular file the owner rule
+// allows.
+func (s store) openRegular(name string, flag int, perm os.FileMode) (*os.File, unix.Stat_t, error) {
+	var st unix.Stat_t
+	f, err := s.d.Open(name, flag|unix.O_NONBLOCK, perm)
+	if err != nil {
+		return nil, st, err
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, st, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, st, fmt.Errorf("%w: %s is %w", backends.ErrUnsafe, f.Name(), safepath.ErrNotRegular)
+	}
+	if err := s.d.CheckFile(name, &st); err != nil {
+		f.Close()
+		return nil, st, fmt.Errorf("%w: %w", backends.ErrUnsafe, err)
+	}
+	return f, st, nil
+}
 
 // index parses a segment file name: 0 for the active file, i for base.i
 // with i a positive decimal without leading zeros (what Papyra writes).

@@ -229,6 +229,20 @@ func CheckSpace(dir string, need int64) error {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("statfs %s: %w", dir, err)
 	}
+	return checkSpace(&st, dir, need)
+}
+
+// CheckSpaceAt is CheckSpace for the directory held by fd (an O_PATH
+// descriptor will do); dir names it in the error.
+func CheckSpaceAt(fd int, dir string, need int64) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return checkSpace(&st, dir, need)
+}
+
+func checkSpace(st *unix.Statfs_t, dir string, need int64) error {
 	avail := st.Bavail
 	if os.Geteuid() == 0 {
 		avail = st.Bfree
