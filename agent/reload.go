@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -101,9 +103,10 @@ type Reloader struct {
 	cur    atomic.Pointer[Snapshot]
 	status atomic.Pointer[ReloadStatus]
 
-	mu      sync.Mutex // serializes reloads
-	gen     uint64
-	lastRaw []byte // content of the latest attempt, to skip no-op events
+	mu          sync.Mutex // serializes reloads
+	gen         uint64
+	lastRaw     []byte // content of the latest attempt, to skip no-op events
+	lastReadErr string // why the latest attempt could not read the file, "" when it could
 
 	wg sync.WaitGroup
 }
@@ -150,22 +153,10 @@ func (r *Reloader) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", r.path, err)
 	}
-	// Watch the directory of the path as given and, when the path is a
-	// symlink, the directory of its target too: a config kept elsewhere
-	// and linked into /etc changes there.
-	names := map[string]bool{r.path: true}
-	dirs := []string{filepath.Dir(r.path)}
-	if real, err := filepath.EvalSymlinks(r.path); err == nil && real != r.path {
-		names[real] = true
-		if d := filepath.Dir(real); d != dirs[0] {
-			dirs = append(dirs, d)
-		}
-	}
-	for _, d := range dirs {
-		if err := w.Add(d); err != nil {
-			w.Close()
-			return fmt.Errorf("watch directory %s: %w", d, err)
-		}
+	watched := map[string]bool{}
+	if err := r.arm(w, watched); err != nil {
+		w.Close()
+		return err
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -175,7 +166,7 @@ func (r *Reloader) Start(ctx context.Context) error {
 		defer r.wg.Done()
 		defer w.Close()
 		defer signal.Stop(hup)
-		r.watch(ctx, w, hup, names)
+		r.watch(ctx, w, hup, watched)
 	}()
 	return nil
 }
@@ -183,7 +174,86 @@ func (r *Reloader) Start(ctx context.Context) error {
 // Wait waits until the goroutine Start began has stopped.
 func (r *Reloader) Wait() { r.wg.Wait() }
 
-func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, names map[string]bool) {
+// watchDirs lists the directories whose entries decide what path reads
+// now: the directory of the path as given and of every symlink it goes
+// through (a config kept elsewhere and linked into /etc changes there; a
+// Kubernetes ConfigMap swaps a "..data" symlink next to the file), each
+// as its real directory, and for a directory that does not exist (deleted
+// to be recreated) its nearest existing ancestor, whose events say when
+// it is back.
+func watchDirs(path string) []string {
+	var dirs []string
+	add := func(d string) {
+		for {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				break
+			}
+			parent := filepath.Dir(d)
+			if parent == d {
+				break
+			}
+			d = parent
+		}
+		if real, err := filepath.EvalSymlinks(d); err == nil {
+			d = real
+		}
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	p := path
+	for range 40 { // as many hops as the kernel follows
+		dir := filepath.Dir(p)
+		add(dir)
+		// A symlinked directory on the way (..data) is swapped in the
+		// directory that holds it.
+		if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			add(filepath.Dir(dir))
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(dir, target)
+		}
+		p = target
+	}
+	return dirs
+}
+
+// arm makes the watch cover watchDirs now: watches what the path
+// resolves to after a swap, and re-arms a directory deleted and
+// recreated (the kernel drops a watch with its directory). It changes
+// watched to match.
+func (r *Reloader) arm(w *fsnotify.Watcher, watched map[string]bool) error {
+	want := watchDirs(r.path)
+	var errs []error
+	for _, d := range want {
+		// Added again even when watched: a directory recreated under
+		// the same name is a new inode the old watch does not see.
+		if err := w.Add(d); err != nil {
+			errs = append(errs, fmt.Errorf("watch directory %s: %w", d, err))
+			continue
+		}
+		watched[d] = true
+	}
+	for d := range watched {
+		if !slices.Contains(want, d) {
+			_ = w.Remove(d)
+			delete(watched, d)
+		}
+	}
+	if len(watched) == 0 {
+		return errors.Join(errs...)
+	}
+	for _, err := range errs {
+		r.log.Warn("watching the configuration", "err", err)
+	}
+	return nil
+}
+
+func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher, hup <-chan os.Signal, watched map[string]bool) {
 	debounce := time.NewTimer(0)
 	if !debounce.Stop() {
 		<-debounce.C
@@ -199,13 +269,15 @@ func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher, hup <-chan os
 			if !ok {
 				return
 			}
-			// Chmod alone changes nothing we read; everything else on
-			// the file's name (a create by rename, a write, a removal)
-			// may have.
-			if !names[filepath.Clean(ev.Name)] || ev.Op == fsnotify.Chmod {
+			// Chmod alone changes nothing we read. Any other change in a
+			// watched directory may change what the path resolves to or
+			// reads (a rename over it, a symlink swapped, the directory
+			// itself removed or created): the reload compares contents,
+			// so an unrelated file costs a read.
+			if ev.Op == fsnotify.Chmod {
 				continue
 			}
-			r.log.Debug("config file changed", "event", ev.Op.String(), "file", ev.Name)
+			r.log.Debug("config directory changed", "event", ev.Op.String(), "file", ev.Name)
 			debounce.Reset(r.opts.Debounce)
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -216,6 +288,9 @@ func (r *Reloader) watch(ctx context.Context, w *fsnotify.Watcher, hup <-chan os
 			r.log.Warn("watching the config directory", "err", err)
 			debounce.Reset(r.opts.Debounce)
 		case <-debounce.C:
+			if err := r.arm(w, watched); err != nil {
+				r.log.Warn("watching the configuration", "err", err)
+			}
 			_ = r.load("file change", loadIfChanged)
 		}
 	}
@@ -247,6 +322,16 @@ func (r *Reloader) load(trigger string, mode loadMode) error {
 		r.log.Debug("config file unchanged; not reloading", "file", r.path)
 		return nil
 	}
+	// A file still unreadable for the same reason (its directory gone,
+	// while events come from the parent's other entries) is no news.
+	readErr := ""
+	if err != nil {
+		readErr = err.Error()
+		if mode == loadIfChanged && readErr == r.lastReadErr {
+			return err
+		}
+	}
+	r.lastReadErr = readErr
 	// After a failed read, any content counts as a change.
 	r.lastRaw = raw
 	if mode != loadInitial {

@@ -340,3 +340,105 @@ func TestReloader_UnchangedContentIsNoReload(t *testing.T) {
 		t.Errorf("Gen: got %v, want 2 (the identical rewrite skipped)", got)
 	}
 }
+
+// startReloaderAt starts a reloader on path, which the test laid out.
+func startReloaderAt(t *testing.T, path string) *agent.Reloader {
+	t.Helper()
+	r, err := agent.NewReloader(agent.ReloaderOptions{Path: path, Registry: memoryRegistry(), Debounce: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("NewReloader: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		r.Wait()
+	})
+	return r
+}
+
+// TestReloader_DirectoryRecreated: the configuration directory deleted
+// and created again (a configuration manager, a restore) does not leave
+// the watch deaf: every later edit is applied.
+func TestReloader_DirectoryRecreated(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "etc", "papyra")
+	must(t, os.MkdirAll(conf, 0o755))
+	path := filepath.Join(conf, "compact.yaml")
+	must(t, os.WriteFile(path, []byte(daemonYAML(dir, "a")), 0o644))
+	r := startReloaderAt(t, path)
+	for round, names := range [][]string{{"a", "b"}, {"a", "c"}, {"d"}} {
+		must(t, os.RemoveAll(conf))
+		eventually(t, 10*time.Second, "the missing file noticed", func() bool { return !r.Status().OK })
+		must(t, os.MkdirAll(conf, 0o755))
+		must(t, os.WriteFile(path, []byte(daemonYAML(dir, names...)), 0o644))
+		want := strings.Join(names, ",")
+		eventually(t, 10*time.Second, fmt.Sprintf("round %d: %s loaded", round, want), func() bool {
+			return targetNames(r.Current()) == want && r.Status().OK
+		})
+		// An edit in place in the recreated directory.
+		names = append(names, "z")
+		must(t, os.WriteFile(path, []byte(daemonYAML(dir, names...)), 0o644))
+		want = strings.Join(names, ",")
+		eventually(t, 10*time.Second, fmt.Sprintf("round %d: edit %s loaded", round, want), func() bool { return targetNames(r.Current()) == want })
+	}
+}
+
+// TestReloader_SymlinkSwaps: a configuration reached through symlinks
+// that are swapped, as Kubernetes ConfigMaps do (compact.yaml ->
+// ..data/compact.yaml, ..data -> a timestamped directory replaced by
+// renaming a new symlink over it, the old directory then removed) and as
+// configuration tools do with a symlink to a versioned file: every swap
+// is applied, not only the first.
+func TestReloader_SymlinkSwaps(t *testing.T) {
+	layouts := []struct {
+		name string
+		// lay creates version n with content and points the config at it.
+		lay func(t *testing.T, root string, n int, content string)
+	}{
+		{"ConfigMap", func(t *testing.T, root string, n int, content string) {
+			ts := fmt.Sprintf("..2026_12_04_00_00_%02d.%d", n, n)
+			must(t, os.MkdirAll(filepath.Join(root, ts), 0o755))
+			must(t, os.WriteFile(filepath.Join(root, ts, "compact.yaml"), []byte(content), 0o644))
+			old, _ := os.Readlink(filepath.Join(root, "..data"))
+			must(t, os.Symlink(ts, filepath.Join(root, "..data_tmp")))
+			must(t, os.Rename(filepath.Join(root, "..data_tmp"), filepath.Join(root, "..data")))
+			if n == 0 {
+				must(t, os.Symlink("..data/compact.yaml", filepath.Join(root, "compact.yaml")))
+			}
+			if old != "" {
+				must(t, os.RemoveAll(filepath.Join(root, old)))
+			}
+		}},
+		{"VersionedFileElsewhere", func(t *testing.T, root string, n int, content string) {
+			store := filepath.Join(filepath.Dir(root), "store")
+			must(t, os.MkdirAll(store, 0o755))
+			file := filepath.Join(store, fmt.Sprintf("compact-%d.yaml", n))
+			must(t, os.WriteFile(file, []byte(content), 0o644))
+			tmp := filepath.Join(root, ".compact.yaml.new")
+			must(t, os.Symlink(file, tmp))
+			must(t, os.Rename(tmp, filepath.Join(root, "compact.yaml")))
+		}},
+	}
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			dir := t.TempDir()
+			root := filepath.Join(dir, "conf")
+			must(t, os.MkdirAll(root, 0o755))
+			l.lay(t, root, 0, daemonYAML(dir, "a"))
+			r := startReloaderAt(t, filepath.Join(root, "compact.yaml"))
+			names := []string{"a"}
+			for n := 1; n <= 3; n++ {
+				names = append(names, fmt.Sprintf("t%d", n))
+				l.lay(t, root, n, daemonYAML(dir, names...))
+				want := strings.Join(names, ",")
+				eventually(t, 10*time.Second, fmt.Sprintf("swap %d: %s loaded", n, want), func() bool { return targetNames(r.Current()) == want })
+			}
+			if !r.Status().OK {
+				t.Errorf("status after the swaps: %+v", r.Status())
+			}
+		})
+	}
+}
