@@ -2,6 +2,7 @@ package config
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The agent runs as root or with CAP_DAC_OVERRIDE, CAP_CHOWN and
@@ -32,8 +35,9 @@ import (
 //     the entry looked up in it belongs to root (or the service user),
 //     since only an entry's owner may rename or delete it there.
 //
-// POSIX ACLs are not read: a named-user write entry on a file or directory
-// is not seen. Unprivileged, the process can do nothing its user cannot,
+// A POSIX ACL entry that lets a named user other than those, or a named
+// group other than root's, write (through the ACL's mask) counts as
+// that user or group being able to write. Unprivileged, the process can do nothing its user cannot,
 // so nothing is refused. A password_file readable by group or others is a
 // warning (the Redis backend refuses it when it reads it).
 
@@ -117,6 +121,9 @@ func (t trust) untrusted(path string, allowService bool) []string {
 		}
 		if st.Mode&0o002 != 0 && !sticky {
 			who = append(who, "every user")
+		}
+		if !sticky {
+			who = append(who, aclWriters(p, trusted)...)
 		}
 		if len(who) > 0 {
 			reasons = append(reasons, fmt.Sprintf("%s (mode %04o, owner %s) can be changed by %s",
@@ -210,4 +217,52 @@ func checkSecrets(c *Config, r *report, t trust) {
 					"is readable by others (mode %04o); the Redis backend refuses it: chmod 600 it and give it to the service user", uint32(fi.Mode().Perm()))})
 		}
 	}
+}
+
+// POSIX ACL xattr layout (linux/posix_acl_xattr.h): a version, then
+// entries of tag, permissions and id.
+const (
+	aclXattr   = "system.posix_acl_access"
+	aclVersion = 2
+	aclUser    = 0x02
+	aclGroup   = 0x08
+	aclMask    = 0x10
+	aclWrite   = 0x2
+)
+
+// aclWriters names who, besides the owner, owning group and others, may
+// write p through its access ACL: named users not trusted, and named
+// groups other than root's, whose entry and the mask grant write.
+func aclWriters(p string, trusted func(uint32) bool) []string {
+	buf := make([]byte, 4096)
+	n, err := unix.Lgetxattr(p, aclXattr, buf)
+	if err != nil || n < 4 || binary.LittleEndian.Uint32(buf) != aclVersion {
+		return nil // no ACL, or none this code knows
+	}
+	type entry struct {
+		tag, perm uint16
+		id        uint32
+	}
+	var entries []entry
+	mask := uint16(0x7)
+	for off := 4; off+8 <= n; off += 8 {
+		e := entry{binary.LittleEndian.Uint16(buf[off:]), binary.LittleEndian.Uint16(buf[off+2:]), binary.LittleEndian.Uint32(buf[off+4:])}
+		if e.tag == aclMask {
+			mask = e.perm
+		}
+		entries = append(entries, e)
+	}
+	var who []string
+	for _, e := range entries {
+		if e.perm&mask&aclWrite == 0 {
+			continue
+		}
+		switch {
+		case e.tag == aclUser && !trusted(e.id):
+			who = append(who, "user "+userName(e.id)+" (ACL)")
+		case e.tag == aclGroup && e.id != 0:
+			who = append(who, "group "+groupName(e.id)+" (ACL)")
+		}
+	}
+	return who
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -117,6 +118,24 @@ func TestReadFile_Trust(t *testing.T) {
 			return tr.P("etc/c.yaml")
 		}, true, []string{"etc (mode 0777, owner alice) can be changed by its owner alice and group alice and every user",
 			"c.yaml (mode 0600, owner alice) can be changed by its owner alice"}},
+		{"FileACLWritableByUser", func(tr *testutil.Tree) string {
+			tr.Dir("etc", "root", 0o755)
+			tr.File("etc/c.yaml", "root", yaml)
+			setfacl(t, "u:"+alice.Name+":rw", tr.P("etc/c.yaml"))
+			return tr.P("etc/c.yaml")
+		}, true, []string{"c.yaml (mode 0660, owner root) can be changed by user alice (ACL)"}},
+		{"DirectoryACLWritableByGroup", func(tr *testutil.Tree) string {
+			tr.Dir("etc", "root", 0o755)
+			tr.File("etc/c.yaml", "root", yaml)
+			setfacl(t, "g:"+alice.Name+":rwx", tr.P("etc"))
+			return tr.P("etc/c.yaml")
+		}, true, []string{"etc (mode 0775, owner root) can be changed by group alice (ACL)"}},
+		{"FileACLMaskedOrReadOnly", func(tr *testutil.Tree) string {
+			tr.Dir("etc", "root", 0o755)
+			tr.File("etc/c.yaml", "root", yaml)
+			setfacl(t, "u:"+alice.Name+":r,g:"+alice.Name+":rw,m::r", tr.P("etc/c.yaml"))
+			return tr.P("etc/c.yaml")
+		}, true, nil},
 		{"UnprivilegedRefusesNothing", func(tr *testutil.Tree) string {
 			tr.Dir("etc", "alice", 0o777)
 			tr.File("etc/c.yaml", "alice", yaml)
@@ -237,5 +256,17 @@ func TestProcessTrust(t *testing.T) {
 	}
 	if effectiveCaps() == 0 {
 		t.Errorf("root: CapEff is 0")
+	}
+}
+
+// setfacl sets an access ACL with the real tool (make deps installs it).
+func setfacl(t *testing.T, spec, path string) {
+	t.Helper()
+	bin, err := exec.LookPath("setfacl")
+	if err != nil {
+		testutil.SkipOrFail(t, "setfacl not installed (make deps installs acl): %v", err)
+	}
+	if out, err := exec.Command(bin, "-m", spec, path).CombinedOutput(); err != nil {
+		t.Fatalf("setfacl -m %s %s: %v\n%s", spec, path, err, out)
 	}
 }
