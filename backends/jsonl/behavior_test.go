@@ -72,10 +72,19 @@ func TestBackend_Lines(t *testing.T) {
 		{
 			name: "CorruptLinesQuarantined",
 			in:   lines(rec(1, fresh), "not json", "[1, 2]", `{"timestamp": "yesterday"}`, `{"a": 1,`+"\r"+` "b": 2}`, "\xff\xfe", rec(2, fresh)),
+			ret:  config.Retention{MaxAgeSeconds: ptr(60.0)}, // the string timestamp makes it raise
 			want: lines(rec(1, fresh), rec(2, fresh)),
 			// The raw CR splits `{"a": 1, "b": 2}` in two lines (universal
 			// newlines), each of them corrupt.
 			quarantined: 6,
+		},
+		{
+			// Only age retention compares the timestamp: without it, Papyra
+			// reads these records and counts them.
+			name: "StringTimestampIsARecordWithoutAgeRetention",
+			in:   lines(rec(1, fresh), `{"kind": "event", "timestamp": "yesterday"}`, `{"kind": "event", "timestamp": [1]}`, rec(2, fresh)),
+			ret:  config.Retention{MaxRecords: ptr[int64](2)},
+			want: lines(`{"kind": "event", "timestamp": [1]}`, rec(2, fresh)),
 		},
 		{
 			name: "LoneCRSeparatesRecords",

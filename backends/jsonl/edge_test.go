@@ -94,6 +94,15 @@ func TestBackend_DeepAndHugeLines(t *testing.T) {
 			before: 2, // the aged one is counted as removed by age
 		},
 		{
+			// Without age retention a string timestamp is never compared: a
+			// record to Papyra, if it reads the line at all.
+			name:   "Depth2000StringTimestampUncountedWithoutAge",
+			in:     []string{strings.Replace(deep(1, 2000, fresh), pyTS(fresh), `"now"`, 1), rec(2, fresh), rec(3, fresh)},
+			ret:    config.Retention{MaxRecords: ptr[int64](2)},
+			want:   []string{strings.Replace(deep(1, 2000, fresh), pyTS(fresh), `"now"`, 1), rec(2, fresh), rec(3, fresh)},
+			before: 2,
+		},
+		{
 			name:        "Depth2000InvalidQuarantined",
 			in:          []string{deep(1, 2000, fresh) + "}", rec(2, fresh)},
 			want:        []string{rec(2, fresh)},

@@ -82,6 +82,19 @@ func (b *Block) reset(seq int, start int64) {
 	*b = Block{seq: seq, Start: start, Entries: b.Entries[:0], MaxTS: math.Inf(-1), Oldest: math.Inf(1)}
 }
 
+// timestampNotCompared is the verdict on a record whose timestamp is a
+// string, array or object when there is no age retention: only age
+// retention compares the timestamp (and raises TypeError on it), so
+// without it Papyra reads the record like any other.
+func timestampNotCompared(l pyjson.Line) pyjson.Line {
+	l.Reason, l.TS, l.Value = pyjson.ReasonNone, pyjson.TSMissing, 0
+	l.Class = pyjson.Record
+	if l.Deep {
+		l.Class = pyjson.Unsure
+	}
+	return l
+}
+
 // UnsureNote is the summary's remark on n Unsure lines.
 func UnsureNote(n int64) string {
 	return fmt.Sprintf("%d lines nested deeper than %d levels (or too large to judge) left in place and not counted as records: "+
@@ -136,6 +149,9 @@ func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
 			}
 		} else {
 			line = w.cls.Classify(l.Body(), w.pol.WantSize)
+		}
+		if line.Reason == pyjson.ReasonBadTimestamp && !w.pol.HasAge {
+			line = timestampNotCompared(line)
 		}
 		var code byte
 		switch line.Class {

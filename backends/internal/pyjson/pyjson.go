@@ -102,6 +102,10 @@ type Line struct {
 	// ReprSize is len(repr(obj).encode("utf-8")) of the parsed dict. It is
 	// set only when asked for and the line parses to an object.
 	ReprSize int64
+	// Deep is set on an object nested deeper than the classifier's limit
+	// (Unsure, or Corrupt for its timestamp): whether Papyra reads it at
+	// all depends on its Python.
+	Deep bool
 }
 
 // DefaultMaxDepth is the deepest nesting whose verdict is certain, used

@@ -572,13 +572,14 @@ func (s *Stream) Line() Line {
 	case !s.topObj:
 		return corrupt(ReasonNotObject)
 	case s.tsBad:
-		return corrupt(ReasonBadTimestamp)
+		return Line{Class: Corrupt, Reason: ReasonBadTimestamp, Deep: s.deepest > s.maxDepth}
 	}
 	l := Line{Class: Record, TS: s.ts, Value: s.tsVal}
 	if s.ts == TSNumber && s.tsLong {
 		l.TS, l.Value = TSUnknown, 0
 	}
-	if s.deepest > s.maxDepth || l.TS == TSUnknown {
+	l.Deep = s.deepest > s.maxDepth
+	if l.Deep || l.TS == TSUnknown {
 		l.Class = Unsure
 	}
 	return l
