@@ -146,6 +146,16 @@ CONFIGURATION
     max_records, max_total_bytes: Papyra's RetentionPolicy), grace_period
     and interval. Every error names file, line and field.
 
+    A jsonl or rotating target is refused (exit 1, nothing touched) when
+    someone other than its owner could have aimed the agent at it: a
+    symlink on the store's path whose owner does not own what it points
+    to (root's links excepted), a store not owned by its directory's
+    owner (unless root owns the directory), or a store directory that
+    group or others may write without the sticky bit. In a shared
+    directory, name the store's user with owner: <user> on the target
+    (as logrotate's su): the store, its directory and every symlink must
+    then belong to that user or to root.
+
 SYSTEMD
     papyra-compact.timer starts papyra-compact.service ("run") hourly,
     with a randomized, per-host fixed delay. papyra-compact-daemon.service
