@@ -62,7 +62,10 @@ COMMANDS
               or SIGINT; see DAEMON. For continuous compaction, such as
               Redis-heavy systems; otherwise the timer runs "run" hourly.
     check     Validate the configuration and list the targets. Every
-              problem is reported, each with file, line and field. For
+              problem is reported, each with file, line and field,
+              including two targets on one store, a generated file on or
+              beside a store, and (run with privileges) a configuration
+              or password_file someone other than root can change. For
               the file the systemd units read (or any, with --units),
               also warns about paths the units may not write (see
               SYSTEMD) and prints the complete drop-in that allows them,
