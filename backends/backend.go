@@ -229,6 +229,10 @@ type StreamStats struct {
 	// trim by entry ID that was not counted entry by entry (Apply
 	// reports what the server actually removed).
 	Estimated bool
+	// RemovedCorrupt counts stream entries Papyra cannot read that
+	// retention removed without quarantining them (quarantine_corrupt:
+	// false). They are not records, so not part of Removed().
+	RemovedCorrupt int64
 }
 
 // HeldBack is what one consumer group kept in one stream.
@@ -236,6 +240,9 @@ type HeldBack struct {
 	Stream  string // the stream key
 	Group   string // the consumer group
 	Entries int64  // entries kept for it that retention would remove
+	// Estimated is true when Entries is an estimate: counting exactly
+	// would read every entry the group holds.
+	Estimated bool
 }
 
 // HeldBackTotal is the number of entries consumer groups kept, 0 when s

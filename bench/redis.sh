@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# bench/redis.sh: trim half of a Redis stream of ENTRIES (default 10 M)
-# Papyra records by age while another client runs XADD back to back, on a
-# throwaway redis-server. Prints the longest command the agent sent (the
-# server's SLOWLOG, threshold 0), the trim time, and the writer's XADD
-# p50/p99 during the trim next to the same without it. Targets: no
-# command over 10 ms, XADD p99 within 2x of the baseline.
-# Not a timed test: run it by hand and read the figures. 10 M entries
-# need about 3 GB of memory and a few minutes to write.
-# Other settings: TRIM_LIMIT=… DUTY_CYCLE=… bench/redis.sh
+# bench/redis.sh: trim Redis streams of three shapes by age while another
+# client runs XADD back to back, on a throwaway redis-server, and print
+# for each the longest commands the agent sent (the server's SLOWLOG,
+# threshold 0), the trim time, and the writer's XADD p50/p99 during the
+# trim next to the same without it:
+#   long       ENTRIES (default 10 M) Papyra records, half of them old;
+#   large      LARGE (default 60) old records of LARGE_MB (default 10) MB,
+#              then small fresh ones;
+#   consumers  200,000 old records, one group of CONSUMERS (default
+#              100,000) consumers with the newest 10,000 pending.
+# Targets: no command over 10 ms (for large, over what reading one large
+# entry costs: no command can touch less than one entry), XADD p99 within
+# 2x of the baseline. Each shape fails when it did not remove what it
+# should. Not a timed test: run it by hand and read the figures. 10 M
+# entries need about 3 GB of memory and a few minutes to write.
+# Other settings: SHAPES="long large" TRIM_LIMIT=… DUTY_CYCLE=… bench/redis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v redis-server >/dev/null || make deps
 export PAPYRA_BENCH_ENTRIES=${ENTRIES:-10000000}
+export PAPYRA_BENCH_LARGE=${LARGE:-60}
+export PAPYRA_BENCH_LARGE_MB=${LARGE_MB:-10}
+export PAPYRA_BENCH_CONSUMERS=${CONSUMERS:-100000}
 export PAPYRA_BENCH_TRIM_LIMIT=${TRIM_LIMIT:-}
 export PAPYRA_BENCH_DUTY_CYCLE=${DUTY_CYCLE:-}
-go test -count=1 -run '^$' -bench 'BenchmarkTrimUnderLoad' -benchtime 1x -timeout 60m ./backends/redisstream/
+go test -c -o /tmp/redisstream.bench.$$ ./backends/redisstream/
+trap 'rm -f /tmp/redisstream.bench.$$' EXIT
+for shape in ${SHAPES:-long large consumers}; do
+	echo "== shape $shape"
+	PAPYRA_BENCH_SHAPE=$shape /tmp/redisstream.bench.$$ -test.run '^$' -test.bench 'BenchmarkTrimUnderLoad' -test.benchtime 1x -test.timeout 60m
+done

@@ -176,7 +176,8 @@ type Target struct {
 	DutyCycle *float64 `yaml:"duty_cycle"`
 	// QuarantineCorrupt scans every entry and moves those Papyra cannot
 	// read (no data field, not JSON, not an object) to Papyra's
-	// quarantine stream. Default false.
+	// quarantine stream, every field kept. Default true; false removes
+	// them with retention, counted apart.
 	QuarantineCorrupt *bool `yaml:"quarantine_corrupt"`
 	// DeleteEmpty deletes a stream left with no entries and no consumer
 	// groups. Default false: empty streams are left in place.
@@ -187,6 +188,10 @@ type Target struct {
 	LeaseTTL *Duration `yaml:"lease_ttl"`
 	// Timeout bounds connecting and every command. Default 5s.
 	Timeout *Duration `yaml:"timeout"`
+	// RunTimeout bounds one run of the target; when it passes, the run
+	// stops between two commands, reports what it did, and the next run
+	// continues. Default 15m.
+	RunTimeout *Duration `yaml:"run_timeout"`
 }
 
 // RedisTLS configures TLS to Redis. Paths are absolute.

@@ -272,6 +272,17 @@ var kindFields = []kindField{
 			return "", nil
 		},
 	},
+	{
+		name:  "run_timeout",
+		kinds: redisOnly,
+		isSet: func(t *Target) bool { return t.RunTimeout != nil },
+		check: func(t *Target) (string, *problem) {
+			if time.Duration(*t.RunTimeout) < time.Second {
+				return t.RunTimeout.String(), newProblem(ErrInvalidValue, "must be at least 1s")
+			}
+			return "", nil
+		},
+	},
 }
 
 // redisOnly is the kinds list of every Redis row.

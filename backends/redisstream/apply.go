@@ -27,13 +27,16 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	if !ok || p.b != b {
 		return backends.Stats{}, errors.New("redisstream: Apply got a plan made by another backend")
 	}
+	ctx, cancel := context.WithDeadlineCause(ctx, p.deadline, errRunDeadline)
+	defer cancel()
 	prog := &progress{fn: p.policy.Progress, phase: "trim"}
 	for _, sp := range p.streams {
-		prog.total += sp.stats.Removed() + sp.stats.Quarantined
+		prog.total += sp.stats.Removed() + sp.stats.Quarantined + sp.unreadable
 	}
 	var (
-		total  = backends.Stats{Stream: &backends.StreamStats{}}
-		locked []error
+		total    = backends.Stats{Stream: &backends.StreamStats{}}
+		failures []error
+		stopped  bool
 	)
 	for i := 0; i < len(p.streams); {
 		sys := p.streams[i].system
@@ -43,32 +46,61 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		}
 		streams := p.streams[i:j]
 		i = j
-		l, lctx, err := b.acquire(ctx, sys)
-		if errors.Is(err, backends.ErrLocked) {
-			locked = append(locked, err)
+		if stopped {
 			for _, sp := range streams {
-				total.RecordsBefore += sp.stats.RecordsBefore
-				total.RecordsAfter += sp.stats.RecordsBefore
+				addStats(&total, b.untouched(ctx, sp))
 			}
 			continue
 		}
+		l, lctx, err := b.acquire(ctx, sys)
 		if err != nil {
-			return total, err
+			if !errors.Is(err, backends.ErrLocked) && !errors.Is(context.Cause(ctx), errRunDeadline) {
+				return total, err
+			}
+			if errors.Is(err, backends.ErrLocked) {
+				failures = append(failures, err)
+			} else {
+				stopped = true
+			}
+			for _, sp := range streams {
+				addStats(&total, b.untouched(ctx, sp))
+			}
+			continue
 		}
 		for _, sp := range streams {
+			if stopped {
+				addStats(&total, b.untouched(ctx, sp))
+				continue
+			}
 			st, err := b.applyStream(lctx, sp, prog)
 			addStats(&total, st)
+			if errors.Is(context.Cause(lctx), errRunDeadline) {
+				stopped = true
+				continue
+			}
 			if err != nil {
 				_ = l.release()
-				return total, err
+				heldBackNotes(&total)
+				return total, errors.Join(append(failures, err)...)
 			}
 		}
 		if err := l.release(); err != nil {
 			total.Notes = append(total.Notes, err.Error()+" (it expires by itself)")
 		}
 	}
+	if stopped {
+		total.Notes = append(total.Notes, fmt.Sprintf("stopped at the run deadline (run_timeout %s) with the work done so far; the next run continues", b.cfg.runTimeout))
+	}
 	heldBackNotes(&total)
-	return total, errors.Join(locked...)
+	return total, errors.Join(append(failures, p.skipped...)...)
+}
+
+// untouched is the stats of a stream the run did not get to, measured
+// now.
+func (b *Backend) untouched(ctx context.Context, sp *streamPlan) backends.Stats {
+	st := backends.Stats{RecordsBefore: sp.stats.RecordsBefore, RecordsAfter: sp.stats.RecordsBefore, BytesBefore: sp.stats.BytesBefore, BytesAfter: sp.stats.BytesBefore}
+	b.measure(ctx, sp, &st)
+	return st
 }
 
 // applyStream carries out one stream's plan and reports what the server
@@ -94,6 +126,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 				err = herr
 			}
 		}
+		b.measure(ctx, sp, &st)
 		return st, err
 	}
 	if len(sp.corrupt) > 0 {
@@ -114,6 +147,9 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		if err != nil {
 			return finish(err)
 		}
+	}
+	for _, c := range sp.unreadableLog {
+		b.log.Warn("removing an entry Papyra cannot read, without quarantine (quarantine_corrupt: false)", "stream", sp.key, "id", c.id.String(), "reason", c.reason)
 	}
 	pace := b.pacer(sp.key)
 	for start := 0; start < len(sp.del); start += int(b.cfg.batch) {
@@ -145,72 +181,126 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 			st.Notes = append(st.Notes, "deleted the empty stream "+sp.key)
 		}
 	}
-	if mem, err := b.client.MemoryUsage(ctx, sp.key).Result(); err == nil {
-		st.BytesAfter = mem
-	}
 	return finish(nil)
 }
 
+// measure replaces the figures of st that the server can tell with what
+// the master holds now, at the end of the run: the entries left (XLEN),
+// the memory (MEMORY USAGE) and the oldest entry kept, which is the
+// stream's first, a consumer group's held-back entries included. Counts
+// derived from what commands replied can be wrong after a failover (the
+// replies came from a master whose writes were lost) or when another
+// agent worked meanwhile; these cannot. It runs even when the run was
+// stopped or failed, with a context of its own.
+func (b *Backend) measure(ctx context.Context, sp *streamPlan, st *backends.Stats) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
+	defer cancel()
+	st.RecordsAfter = max(0, st.RecordsAfter)
+	n, err := b.client.XLen(mctx, sp.key).Result()
+	if err != nil {
+		st.Notes = append(st.Notes, fmt.Sprintf("%s: could not measure the stream after the run (%v); its figures are the commands' replies", sp.key, err))
+		return
+	}
+	st.RecordsAfter = max(0, n-sp.keptUnreadable)
+	if mem, err := b.client.MemoryUsage(mctx, sp.key).Result(); err == nil {
+		st.BytesAfter = mem
+	} else if n == 0 {
+		st.BytesAfter = 0
+	}
+	probe := &streamPlan{key: sp.key}
+	if err := b.oldestFrom(mctx, probe, minID); err == nil && probe.stats.HasOldest {
+		if !st.HasOldest || probe.stats.OldestKept < st.OldestKept {
+			st.OldestKept, st.HasOldest = probe.stats.OldestKept, true
+		}
+	}
+	if n == 0 {
+		st.OldestKept, st.HasOldest = 0, false
+	}
+}
+
 // trim runs trimScript in bounded steps until it removes nothing: whole
-// nodes with "~ … LIMIT trim_limit", then, unless approximate, exact
-// steps of at most exactStep entries for what is left. bound reports that
+// nodes with "~ … LIMIT", then, unless approximate, exact steps for what
+// is left. Every step is sized by bytes and by the time the previous one
+// took (sizer), down to one entry; trim_limit caps it. bound reports that
 // a consumer group's floor stopped the trim short of the threshold.
 func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold string, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
 	pace := b.pacer(sp.key)
-	step := func(threshold, approx string) (int64, bool, error) {
+	size := newSizer(b.cfg.trimLimit, &sp.largest)
+	step := func(threshold, approx string, limit int64) (int64, int64, bool, error) {
 		if err := pace.wait(ctx); err != nil {
-			return 0, false, err
+			return 0, 0, false, err
 		}
-		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, b.cfg.trimLimit).Slice()
-		pace.done()
+		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, limit, stepBytes).Slice()
+		took := pace.done()
 		if err != nil {
-			return 0, false, b.failCtx(ctx, fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
+			return 0, 0, false, b.failCtx(ctx, fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
 		}
 		n, _ := res[0].(int64)
 		used, _ := res[1].(string)
 		flag, _ := res[2].(string)
+		first, _ := res[3].(int64)
+		size.seen(first)
+		size.done(n, took)
 		switch flag {
 		case "missing":
 			st.Notes = append(st.Notes, sp.key+" was deleted during the run")
-			return n, false, errStop
+			return n, first, false, errStop
 		case "groups":
 			st.Notes = append(st.Notes, fmt.Sprintf("max_records not applied to %s: consumer groups appeared after planning; the next run applies it", sp.key))
-			return n, false, errStop
+			return n, first, false, errStop
 		}
 		removed += n
 		prog.add(n)
-		return n, mode == "minid" && used != threshold, nil
+		return n, first, mode == "minid" && used != threshold, nil
 	}
 	for {
-		n, floor, err := step(threshold, "1")
+		limit := size.next()
+		n, first, floor, err := step(threshold, "1", limit)
 		bound = bound || floor
 		if errors.Is(err, errStop) {
 			return removed, bound, nil
 		}
-		if err != nil || n == 0 && b.cfg.approximate {
+		if err != nil {
 			return removed, bound, err
 		}
-		if n == 0 {
+		if n > 0 {
+			continue
+		}
+		// Nothing removed: either nothing whole is left below the
+		// threshold, or the oldest node holds more entries than the
+		// limit (small ones: a node holds at most stream-node-max-bytes
+		// besides a single large entry). Grow the limit while the bytes
+		// allow it.
+		if first == 0 || limit >= b.cfg.trimLimit || first*2*limit > stepBytes {
 			break
 		}
+		size.n = min(b.cfg.trimLimit, 2*limit)
 	}
-	// Exact steps: read what is left below the threshold, at most
-	// exactStep+1 entries, and trim at most exactStep of them at a time.
+	if b.cfg.approximate {
+		return removed, bound, nil
+	}
+	// Exact steps: read what is left below the threshold, sized like a
+	// read, and trim it up to the last entry read.
+	read := newSizer(exactStep, &sp.largest)
 	for {
 		var t string
 		if mode == "minid" {
-			msgs, err := b.client.XRangeN(ctx, sp.key, "-", "("+threshold, exactStep+1).Result()
+			count := read.next()
+			msgs, err := b.xrange(ctx, sp.key, "-", "("+threshold, count+1, false)
 			if err != nil {
-				return removed, bound, b.failCtx(ctx, "XRANGE", sp.key, err)
+				return removed, bound, err
 			}
 			if len(msgs) == 0 {
 				return removed, bound, nil
 			}
+			for _, m := range msgs {
+				read.seen(m.size())
+			}
 			t = threshold
-			if len(msgs) > exactStep {
-				last, err := parseID(msgs[exactStep-1].ID)
+			if int64(len(msgs)) > count {
+				last, err := parseID(msgs[count-1].id)
 				if err != nil {
-					return removed, bound, b.failCtx(ctx, "XRANGE", sp.key, err)
+					return removed, bound, b.fail("XRANGE", sp.key, err)
 				}
 				t = last.next().String()
 			}
@@ -222,10 +312,11 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 			if n <= sp.maxlen {
 				return removed, bound, nil
 			}
-			t = strconv.FormatInt(max(sp.maxlen, n-exactStep), 10)
+			t = strconv.FormatInt(max(sp.maxlen, n-read.next()), 10)
 		}
-		n, floor, err := step(t, "0")
+		n, _, floor, err := step(t, "0", 0)
 		bound = bound || floor
+		read.done(n, pace.last)
 		if errors.Is(err, errStop) {
 			return removed, bound, nil
 		}
@@ -244,6 +335,7 @@ var errStop = errors.New("stop")
 // for the rule that trimmed last. Corrupt entries trimmed with the prefix
 // are not records.
 func (b *Backend) attribute(st *backends.Stats, planned backends.Stats, sp *streamPlan, trimmed, deleted int64) {
+	streamStats(st).RemovedCorrupt = min(trimmed, sp.unreadable)
 	records := max(0, trimmed-sp.unreadable)
 	prefixAge := max(0, planned.RemovedAge-int64(len(sp.del)))
 	st.RemovedAge = min(records, prefixAge)
@@ -267,15 +359,37 @@ func (b *Backend) attribute(st *backends.Stats, planned backends.Stats, sp *stre
 // liveHeldBack reports what each group held back, from the groups as
 // they are after the run: their floors may have moved since planning.
 func (b *Backend) liveHeldBack(ctx context.Context, sp *streamPlan, st *backends.Stats) error {
-	groups, err := b.floors(ctx, sp.key)
+	groups, err := b.floors(context.WithoutCancel(ctx), sp.key)
 	if err != nil {
 		return err
 	}
-	held, _, exact, err := b.heldBack(ctx, sp, groups)
-	if err != nil {
-		return err
+	live, _ := sp.heldBack(groups)
+	// A group whose floor has not moved holds what the plan counted (the
+	// plan saw the stream whole; the trimmed stream no longer tells).
+	planned := map[string]groupFloor{}
+	for _, g := range sp.groups {
+		planned[g.name] = g
+	}
+	was := map[string]backends.HeldBack{}
+	if sp.stats.Stream != nil {
+		for _, h := range sp.stats.Stream.HeldBack {
+			was[h.Group] = h
+		}
 	}
 	ss := streamStats(st)
-	ss.HeldBack, ss.Estimated = held, ss.Estimated || !exact
+	ss.HeldBack = ss.HeldBack[:0]
+	for _, g := range groups {
+		if p, ok := planned[g.name]; ok && p.floor == g.floor {
+			if h, ok := was[g.name]; ok {
+				ss.HeldBack = append(ss.HeldBack, h)
+			}
+			continue
+		}
+		for _, h := range live {
+			if h.Group == g.name {
+				ss.HeldBack = append(ss.HeldBack, h)
+			}
+		}
+	}
 	return nil
 }

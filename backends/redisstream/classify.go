@@ -27,15 +27,13 @@ type classifier struct {
 
 func newClassifier() *classifier { return &classifier{c: pyjson.NewClassifier(pyjson.DefaultMaxDepth)} }
 
-// entry judges an entry's fields.
-func (k *classifier) entry(values map[string]any, wantSize bool) verdict {
-	raw, ok := values["data"]
+// entry judges an entry's fields as Papyra's reader does: it takes the
+// "data" value of the entry's dict (the last one, if the field is there
+// twice).
+func (k *classifier) entry(e entry, wantSize bool) verdict {
+	data, ok := e.get("data")
 	if !ok {
 		return verdict{corrupt: true, reason: "no data field"}
-	}
-	data, ok := raw.(string)
-	if !ok {
-		return verdict{corrupt: true, reason: "data is not a string"}
 	}
 	return k.data(data, wantSize)
 }

@@ -48,46 +48,58 @@
 //
 // # Never blocking Redis
 //
-// No command works on more than a bounded number of entries: reads are
-// XRANGE/XREVRANGE with COUNT batch_size (1,000 by default, about a
-// millisecond), trims are XTRIM … ~ … LIMIT trim_limit (5,000 by
-// default, well under a millisecond when the server is not starved of
-// CPU), repeated until nothing is left
-// below the boundary, then, with approximate: false, exact trims of at
-// most 1,000 entries for the remainder of the first node. KEYS, FLUSH*
+// Redis runs one command at a time, so what one command costs is what a
+// Papyra XADD may wait behind it, and that cost grows with bytes, not
+// entries. Every read (XRANGE/XREVRANGE … COUNT) and every trim step
+// (XTRIM … ~ … LIMIT) is sized by bytes (about 1 MiB), by the time the
+// previous step took, and capped by batch_size and trim_limit, down to
+// one entry (entries.go: sizer): a command that must touch one entry of
+// 10 MB costs what that entry costs, and nothing less is possible. Each
+// loop starts at one entry and grows; the largest entry seen in the
+// stream bounds every loop from then on. Entries are read only where the
+// run needs their contents (the age guard, walks for count and bytes,
+// scans for quarantine or age_by timestamp, and, without quarantine, the
+// entries it removes, to count the unreadable ones); the plan keeps no
+// contents, so the agent's memory is bounded by one step. KEYS, FLUSH*
 // and unbounded XRANGE are never used; system_id "*" discovers systems
 // with SCAN … TYPE stream on every master. Cancelling the context stops
 // the run between two commands; the next run resumes from what is left.
 //
 // Bounded commands can still queue Papyra's XADDs behind them when sent
 // back to back, so every loop is paced: after a command that took d, the
-// next waits d × (1/duty_cycle - 1) (duty_cycle 0.1 by default). Measured
-// with bench/redis.sh on a 2-core VM shared with other jobs (redis-server
-// 7.0.15): trimming 5 M of 10 M Papyra entries by age, while a writer ran
-// XADD back to back, took 8.3 s (0.46 s of it inside Redis, 1,019
-// commands); the longest command took 8.6 ms of wall time, and a trim step
-// alone on such a stream takes 0.7 ms (p50) to 1.5 ms (p99); the
-// writer's XADD p99 was 0.44 ms against 0.24 ms without the trim. Papyra's
-// own compaction removes at most about 10,000 entries per run.
+// next waits d × (1/duty_cycle - 1) (duty_cycle 0.1 by default), at most
+// 250 ms, so that a server stall is not multiplied into minutes. A run
+// stops cleanly at run_timeout (15 minutes by default) with what it did.
+// bench/redis.sh measures the slowest agent command and the writer's
+// XADD p99 for a long stream, large entries and many consumers.
 //
 // # Consumer groups
 //
-// A group needs every entry from the lower of its oldest pending ID
-// (XPENDING) and the ID after its last-delivered-id. Every trim and
-// delete runs in a Lua script that reads that floor and applies the
-// command in one atomic step, lowering MINID to the floor and refusing
-// MAXLEN and XDEL at or above it, so an entry a group has not
-// acknowledged or not yet received is never removed, even by a group
-// created after planning. The stats report how many entries each group
-// held back (Stats.Stream.HeldBack).
+// A group needs every entry from the lower of its oldest pending ID and
+// the ID after its last-delivered-id. The oldest pending ID comes from
+// XPENDING's extended form with COUNT 1, which reads one PEL entry (the
+// summary form walks every consumer: 175 ms per step at 100,000
+// consumers). Every trim and delete runs in a Lua script that reads that
+// floor and applies the command in one atomic step, lowering MINID to the
+// floor and refusing MAXLEN and XDEL at or above it, so an entry a group
+// has not acknowledged or not yet received is never removed, even by a
+// group created after planning. The stats report how many entries each
+// group held back (Stats.Stream.HeldBack), at a cost bounded by the number of
+// groups: exact when the stream was read whole or XINFO GROUPS knows the
+// group's lag, otherwise estimated from the IDs and marked Estimated
+// ("about" in the summary).
 //
 // # Corrupt entries
 //
-// With quarantine_corrupt, Plan reads every entry and Apply moves those
-// Papyra cannot read (no data field, data not JSON, not an object, or a
-// timestamp that would crash Papyra's age retention) to Papyra's
-// quarantine stream; see quarantine.go for why a crash between copying
-// and deleting loses and duplicates nothing.
+// By default (quarantine_corrupt), Plan reads every entry and Apply moves
+// those Papyra cannot read (no data field, data not JSON, not an object,
+// or a timestamp that would crash Papyra's age retention) to Papyra's
+// quarantine stream: Papyra's fields, then the source ID, the reason and
+// every field/value pair of the entry, copied and verified before the
+// original is removed; see quarantine.go for why a crash anywhere loses
+// and duplicates nothing. With quarantine_corrupt: false they are removed
+// with retention, counted apart (Stats.Stream.RemovedCorrupt) and named in the
+// log.
 //
 // # Several hosts, one Redis
 //
@@ -96,12 +108,19 @@
 //
 // # Failures
 //
-// Any Redis error (down, timeout, authentication, failover, a key of the
-// wrong type) fails the target with an error naming the server, the
-// command and the key. Plan writes nothing; each trim is atomic and
+// Any Redis error (down, timeout, authentication, failover) fails the
+// target with an error naming the server, the command and the key. With
+// tls set, a server that does not speak TLS is named as such within the
+// timeout. Before changing anything, Plan asks the server (ACL DRYRUN,
+// Redis 7.0+) whether the ACL user may run every command the run needs,
+// scripts' commands included, and refuses naming the command and the
+// user; a refusal at run time is reported the same way. A Papyra key
+// that is not a stream is skipped and reported: the rest is compacted
+// and the run fails. Plan writes nothing; each trim is atomic and
 // bounded by the plan, so a run that fails part way has removed only
 // entries retention removes, and the next run finishes the work. The
-// figures (Stats) of a plan are estimates where the plan did not read the
+// figures of a plan are estimates where the plan did not read the
 // entries it removes (Stats.Stream.Estimated); Apply reports what the server
-// removed.
+// removed, and measures at the end, on the master, the entries left and
+// the oldest entry kept (a group's held-back entries included).
 package redisstream

@@ -160,3 +160,86 @@ func TestFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestFailures_TLSAgainstPlain: a target with tls against a server that
+// does not speak it fails saying TLS, not "context deadline exceeded"
+// after go-redis's retries.
+func TestFailures_TLSAgainstPlain(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	b := newBackend(t, target([]string{srv.Addr}, func(t *config.Target) {
+		t.TLS = &config.RedisTLS{}
+		t.Timeout = ptr(config.Duration(time.Second))
+	}))
+	start := time.Now()
+	_, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](1)}, Now: time.Now()})
+	wantFailure(t, err, srv.Addr, "TLS")
+	t.Logf("failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// TestFailures_WrongTypeSkipped: under system_id "*", one Papyra key
+// that is not a stream is skipped and reported; every healthy stream,
+// of that system too, is compacted, and the run fails (exit 1).
+func TestFailures_WrongTypeSkipped(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	now := oldStream(t, c, "papyra:w:audits", 100)
+	oldStream(t, c, "papyra:ok:events", 100)
+	must(t, c.HSet(ctx, "papyra:w:events", "f", "v").Err())
+	b := newBackend(t, target([]string{srv.Addr}, system("*"), exact))
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now})
+	wantFailure(t, err, srv.Addr, "papyra:w:events", "hash", "not a stream")
+	for _, key := range []string{"papyra:w:audits", "papyra:ok:events"} {
+		if n := xlen(t, c, key); n != 0 {
+			t.Errorf("%s: %d entries left, want 0 (compacted despite the stray key)", key, n)
+		}
+	}
+	if st.Removed() != 200 {
+		t.Errorf("removed %d, want 200", st.Removed())
+	}
+	if c.HGet(ctx, "papyra:w:events", "f").Val() != "v" {
+		t.Errorf("the hash was touched")
+	}
+}
+
+// TestRunDeadline: when run_timeout passes, the run stops between two
+// commands and ends cleanly, reporting what it did, and the next run
+// continues.
+func TestRunDeadline(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const key = "papyra:local:events"
+	now := oldStream(t, c, key, 20000)
+	b := newBackend(t, target([]string{srv.Addr}, slowTrim, exact, func(t *config.Target) {
+		t.RunTimeout = ptr(config.Duration(time.Second))
+	}))
+	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
+	pol.Progress = func(s backends.Step) {
+		if s.Phase == "trim" {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	st, err := compact(t, b, pol)
+	if err != nil {
+		t.Fatalf("got %v, want a clean stop", err)
+	}
+	n := xlen(t, c, key)
+	if n == 0 || st.Removed() == 0 || st.Removed()+n != 20000 || st.RecordsAfter != n {
+		t.Errorf("stopped with %d left, removed %d, records after %d: want some of each, adding up", n, st.Removed(), st.RecordsAfter)
+	}
+	var noted bool
+	for _, note := range st.Notes {
+		noted = noted || strings.Contains(note, "run_timeout")
+	}
+	if !noted {
+		t.Errorf("notes %q: want one saying the run stopped at run_timeout", st.Notes)
+	}
+	pol.Progress = nil
+	b = newBackend(t, target([]string{srv.Addr}, exact))
+	if _, err := compact(t, b, pol); err != nil {
+		t.Fatal(err)
+	}
+	if n := xlen(t, c, key); n != 0 {
+		t.Errorf("after the next run: %d left, want 0", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,44 @@ func testGroups(t *testing.T, addrs []string) {
 			}
 		})
 	}
+
+	// Without quarantine a plan by ID reads nothing it does not need: a
+	// group with nothing pending is counted exactly from its lag (XINFO
+	// GROUPS), one with pending entries is estimated from the IDs
+	// (evenly spaced here, so right), marked as an estimate.
+	t.Run("CountedWithoutReading", func(t *testing.T) {
+		key := "papyra:groups-noscan:events"
+		write(t, c, key, series(start, 1000, time.Second))
+		must(t, c.XGroupCreate(ctx, key, "readers", "0").Err())
+		must(t, c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "readers", Consumer: "c1", Streams: []string{key, ">"}, Count: 300}).Err())
+		// "late" starts at an arbitrary ID: Redis does not know its
+		// lag, so it is estimated too; "fresh" starts at 0 and has read
+		// nothing: its lag is the whole stream, exactly.
+		must(t, c.XGroupCreate(ctx, key, "late", id(499)).Err())
+		must(t, c.XGroupCreate(ctx, key, "fresh", "0").Err())
+		b := newBackend(t, target(addrs, system("groups-noscan"), exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
+		st, err := compact(t, b, removeAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []backends.HeldBack{{Stream: key, Group: "fresh", Entries: 1000}, {Stream: key, Group: "late", Entries: 500, Estimated: true},
+			{Stream: key, Group: "readers", Entries: 1000, Estimated: true}}
+		held := st.Stream.HeldBack
+		if len(held) != 3 || held[0] != want[0] || held[2] != want[2] ||
+			held[1].Group != "late" || !held[1].Estimated || held[1].Entries < 495 || held[1].Entries > 505 {
+			t.Errorf("HeldBack: got %v, want %v (late within 1%%)", held, want)
+		}
+		if n := xlen(t, c, key); n != 1000 {
+			t.Errorf("entries: got %d, want 1000 (readers has 0.. pending)", n)
+		}
+		var marked bool
+		for _, n := range st.Notes {
+			marked = marked || strings.Contains(n, "about 1000 entries of "+key) && strings.Contains(n, "readers")
+		}
+		if !marked {
+			t.Errorf("notes %q: want the estimate marked \"about\"", st.Notes)
+		}
+	})
 
 	t.Run("NewGroupAtZeroKeepsEverything", func(t *testing.T) {
 		key := "papyra:fresh-group:events"

@@ -2,11 +2,13 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,23 +22,32 @@ type plan struct {
 	policy  backends.Policy
 	streams []*streamPlan
 	stats   backends.Stats
+	// skipped are keys of the wrong type, reported by Apply.
+	skipped []error
+	// deadline ends the run (run_timeout from the start of Plan).
+	deadline time.Time
 }
 
 func (p *plan) Stats() backends.Stats { return p.stats }
 func (p *plan) Close() error          { return nil }
 
-// groupFloor is the lowest ID one consumer group still needs.
+// groupFloor is the lowest ID one consumer group still needs, with what
+// XINFO GROUPS knows about it.
 type groupFloor struct {
 	name  string
 	floor streamID
+	// pending is the size of its PEL; lag the entries after its
+	// last-delivered-id (-1 when Redis cannot tell, or before 7.0).
+	pending, lag int64
 }
 
-// corruptEntry is an entry Papyra cannot read, to be quarantined.
+// corruptEntry is an entry Papyra cannot read, to be quarantined. Only
+// its ID is kept: Apply reads it again when it moves it, so that a plan
+// never holds entries' contents (they may be megabytes each).
 type corruptEntry struct {
-	id      streamID
-	data    string // the raw "data" field, "" when missing (as Papyra writes it)
-	hasData bool
-	reason  string
+	id     streamID
+	size   int64
+	reason string
 }
 
 // streamPlan is what retention decided for one stream.
@@ -45,11 +56,14 @@ type streamPlan struct {
 	length      int64 // XLEN when planned
 	first, last streamID
 	groups      []groupFloor
+	// largest is the largest entry seen in the stream, in bytes: it
+	// sizes every read and trim step (see sizer).
+	largest int64
 
 	// boundary: entries below it go (XTRIM MINID); zero when none do.
 	boundary streamID
-	// maxlen > 0 trims to that many entries with XTRIM MAXLEN instead of
-	// a boundary found by walking (only planned when there are no groups).
+	// maxlen > 0 trims the oldest entries until that many are left,
+	// instead of a boundary found by walking.
 	maxlen int64
 	// del are records to delete one by one (age_by timestamp), corrupt
 	// are entries to quarantine; both below the group floor.
@@ -61,6 +75,15 @@ type streamPlan struct {
 	// unreadable counts corrupt entries below the boundary that are
 	// trimmed with it (not quarantined): they are not records.
 	unreadable int64
+	// keptUnreadable counts unreadable entries the run leaves in place
+	// (above the boundary without quarantine, or held by a group).
+	keptUnreadable int64
+	// unreadableLog names the first maxLogged of them, for the log.
+	unreadableLog []corruptEntry
+
+	// walked is the number of entries a walk found at or above the
+	// boundary; -1 when no walk reached it.
+	walked int64
 
 	// scanned holds every entry when the stream was read whole, for
 	// exact counts (held-back entries); nil otherwise.
@@ -79,20 +102,32 @@ func (sp *streamPlan) floor() (f streamID, ok bool) {
 	return f, len(sp.groups) > 0
 }
 
-// Plan implements backends.Backend: it reads, and writes nothing.
+// Plan implements backends.Backend: it reads, and writes nothing. A key
+// that is not a stream is skipped and reported (Apply fails the run with
+// it once the other streams are done), so that one stray key does not
+// stop the compaction of every healthy system.
 func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan, error) {
-	if err := b.client.Ping(ctx).Err(); err != nil {
-		return nil, b.fail("PING", "", err)
+	deadline := time.Now().Add(b.cfg.runTimeout)
+	ctx, cancel := context.WithDeadlineCause(ctx, deadline, errRunDeadline)
+	defer cancel()
+	if err := b.ping(ctx); err != nil {
+		return nil, err
 	}
 	systems, err := b.systems(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{b: b, policy: pol}
+	p := &plan{b: b, policy: pol, deadline: deadline}
 	prog := &progress{fn: pol.Progress, phase: "scan"}
 	for _, sys := range systems {
 		for _, kind := range kinds {
 			sp, err := b.planStream(ctx, sys, b.streamKey(sys, kind), pol, prog)
+			var wt *wrongTypeError
+			if errors.As(err, &wt) {
+				p.skipped = append(p.skipped, err)
+				p.stats.Notes = append(p.stats.Notes, "skipped "+wt.key+": "+wt.reason())
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -102,9 +137,15 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 		}
 	}
 	if len(p.streams) == 0 {
+		if len(p.skipped) > 0 {
+			return nil, errors.Join(p.skipped...)
+		}
 		return nil, fmt.Errorf("redis %s: no stream %s: %w", b.endpoint, b.streamKey(b.cfg.systemID, "{events,audits,dead_letters}"), backends.ErrNothingToDo)
 	}
 	p.stats.Stream = &backends.StreamStats{}
+	if err := b.checkPermissions(ctx, p); err != nil {
+		return nil, err
+	}
 	for _, sp := range p.streams {
 		addStats(&p.stats, sp.stats)
 	}
@@ -112,13 +153,37 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	return p, nil
 }
 
-// heldBackNotes says in the summary what consumer groups kept.
+// wrongTypeError is a Papyra stream key that holds something else.
+type wrongTypeError struct {
+	endpoint, key, typ string
+}
+
+func (e *wrongTypeError) reason() string {
+	return fmt.Sprintf("the key holds a %s, not a stream; check prefix and system_id", e.typ)
+}
+
+func (e *wrongTypeError) Error() string {
+	return fmt.Sprintf("redis %s: check %s: %s", e.endpoint, e.key, e.reason())
+}
+
+// heldBackNotes says in the summary what consumer groups kept, and
+// whether the figure is an estimate.
 func heldBackNotes(s *backends.Stats) {
 	if s.Stream == nil {
 		return
 	}
 	for _, h := range s.Stream.HeldBack {
-		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s kept for consumer group %s", h.Entries, h.Stream, h.Group))
+		about := ""
+		if h.Estimated {
+			about = "about "
+		}
+		s.Notes = append(s.Notes, fmt.Sprintf("%s%d entries of %s kept for consumer group %s", about, h.Entries, h.Stream, h.Group))
+	}
+	for _, h := range s.Stream.HeldBack {
+		if h.Estimated {
+			s.Notes = append(s.Notes, "held-back counts marked \"about\" are estimates from the stream's IDs and XINFO GROUPS (counting them exactly would read every held entry)")
+			break
+		}
 	}
 }
 
@@ -202,20 +267,22 @@ func globEscape(s string) string {
 func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.Policy, prog *progress) (*streamPlan, error) {
 	typ, err := b.client.Type(ctx, key).Result()
 	if err != nil {
-		return nil, b.fail("TYPE", key, err)
+		return nil, b.failCtx(ctx, "TYPE", key, err)
 	}
 	switch typ {
 	case "none":
 		return nil, nil
 	case "stream":
 	default:
-		return nil, b.fail("check", key, fmt.Errorf("the key holds a %s, not a stream; check prefix and system_id", typ))
+		return nil, &wrongTypeError{endpoint: b.endpoint, key: key, typ: typ}
 	}
+	// XINFO STREAM returns the first and last entries whole: two entries'
+	// cost, and their sizes start the step sizing.
 	info, err := b.client.XInfoStream(ctx, key).Result()
 	if err != nil {
-		return nil, b.fail("XINFO STREAM", key, err)
+		return nil, b.failCtx(ctx, "XINFO STREAM", key, err)
 	}
-	sp := &streamPlan{system: sys, key: key, length: info.Length}
+	sp := &streamPlan{system: sys, key: key, length: info.Length, walked: -1}
 	if info.Length > 0 {
 		if sp.first, err = parseID(info.FirstEntry.ID); err == nil {
 			sp.last, err = parseID(info.LastEntry.ID)
@@ -223,6 +290,7 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		if err != nil {
 			return nil, b.fail("XINFO STREAM", key, err)
 		}
+		sp.largest = max(messageSize(info.FirstEntry), messageSize(info.LastEntry))
 	}
 	if sp.groups, err = b.floors(ctx, key); err != nil {
 		return nil, err
@@ -248,20 +316,37 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		}
 	}
 	s := &sp.stats
-	s.RecordsAfter = s.RecordsBefore - s.Removed()
+	s.RecordsAfter = max(0, s.RecordsBefore-s.Removed())
 	if sp.length > 0 {
-		s.BytesAfter = int64(float64(s.BytesBefore) * float64(sp.length-s.Removed()-int64(len(sp.corrupt))-sp.unreadable) / float64(sp.length))
+		kept := max(0, sp.length-s.Removed()-int64(len(sp.corrupt))-sp.unreadable)
+		s.BytesAfter = int64(float64(s.BytesBefore) * float64(kept) / float64(sp.length))
 	}
 	sp.scanned = nil // only needed for the counts above
 	return sp, nil
 }
 
+// messageSize is the bytes of an entry go-redis decoded (XINFO STREAM).
+func messageSize(m redis.XMessage) int64 {
+	n := int64(len(m.ID))
+	for k, v := range m.Values {
+		n += int64(len(k))
+		if s, ok := v.(string); ok {
+			n += int64(len(s))
+		}
+	}
+	return n
+}
+
 // floors reads every consumer group's floor: the lower of its oldest
-// pending ID (XPENDING) and the ID right after its last-delivered-id.
+// pending ID and the ID right after its last-delivered-id. The oldest
+// pending ID comes from the extended XPENDING with COUNT 1, which reads
+// one PEL entry; the summary form walks every consumer, and a group may
+// have hundreds of thousands. So the cost is one command per group,
+// whatever the number of consumers or pending entries.
 func (b *Backend) floors(ctx context.Context, key string) ([]groupFloor, error) {
 	groups, err := b.client.XInfoGroups(ctx, key).Result()
 	if err != nil {
-		return nil, b.fail("XINFO GROUPS", key, err)
+		return nil, b.failCtx(ctx, "XINFO GROUPS", key, err)
 	}
 	out := make([]groupFloor, 0, len(groups))
 	for _, g := range groups {
@@ -271,17 +356,19 @@ func (b *Backend) floors(ctx context.Context, key string) ([]groupFloor, error) 
 		}
 		f := last.next()
 		if g.Pending > 0 {
-			pe, err := b.client.XPending(ctx, key, g.Name).Result()
+			pe, err := b.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Start: "-", End: "+", Count: 1}).Result()
 			if err != nil {
-				return nil, b.fail("XPENDING", key+" "+g.Name, err)
+				return nil, b.failCtx(ctx, "XPENDING", key+" "+g.Name+" - + 1", err)
 			}
-			lower, err := parseID(pe.Lower)
-			if err != nil {
-				return nil, b.fail("XPENDING", key+" "+g.Name, err)
+			if len(pe) == 1 {
+				lower, err := parseID(pe[0].ID)
+				if err != nil {
+					return nil, b.fail("XPENDING", key+" "+g.Name, err)
+				}
+				f = minIDOf(f, lower)
 			}
-			f = minIDOf(f, lower)
 		}
-		out = append(out, groupFloor{name: g.Name, floor: f})
+		out = append(out, groupFloor{name: g.Name, floor: f, pending: g.Pending, lag: g.Lag})
 	}
 	return out, nil
 }
@@ -316,21 +403,25 @@ func (b *Backend) holdBack(ctx context.Context, sp *streamPlan) error {
 	if n := len(sp.corrupt) - len(corrupt); n > 0 {
 		s.Quarantined -= int64(n)
 		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s left in place: a consumer group still needs them", n, sp.key))
+		sp.keptUnreadable += int64(n)
 	}
 	sp.corrupt = corrupt
 
-	held, prefix, exact, err := b.heldBack(ctx, sp, sp.groups)
-	if err != nil {
-		return err
-	}
-	ss := streamStats(s)
-	ss.HeldBack, ss.Estimated = held, ss.Estimated || !exact
+	held, prefix := sp.heldBack(sp.groups)
+	streamStats(s).HeldBack = held
 	// The held-back part of the prefix is its newest: take it from the
 	// rule that removes the newest first.
 	for _, r := range []*int64{&s.RemovedBytes, &s.RemovedCount, &s.RemovedAge} {
 		d := min(prefix, *r)
 		*r -= d
 		prefix -= d
+	}
+	// The oldest entry kept is the oldest a group holds back, if that
+	// is older than retention's oldest survivor.
+	if !sp.boundary.isZero() && f.less(sp.boundary) {
+		if err := b.oldestFrom(ctx, sp, f); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -339,24 +430,37 @@ func (b *Backend) holdBack(ctx context.Context, sp *streamPlan) error {
 // group still needs: those of the trimmed prefix at or above its floor,
 // and the records to delete at or above it. prefix is the count for the
 // lowest floor, the part of the prefix no group lets go.
-func (b *Backend) heldBack(ctx context.Context, sp *streamPlan, groups []groupFloor) (held []backends.HeldBack, prefix int64, exact bool, err error) {
-	exact = true
+//
+// It reads nothing: its cost is bounded by the number of groups. Counts
+// are exact when the stream was read whole, or when the group has
+// nothing pending and XINFO GROUPS knows its lag (the entries after its
+// last-delivered-id); otherwise they are estimated from the IDs and
+// marked Estimated.
+func (sp *streamPlan) heldBack(groups []groupFloor) (held []backends.HeldBack, prefix int64) {
 	var lowest streamID
 	for i, g := range groups {
 		if i == 0 || g.floor.less(lowest) {
 			lowest = g.floor
 		}
 	}
+	keptAbove, keptExact := sp.keptAbove()
 	for _, g := range groups {
 		var n int64
+		exact := true
 		if !sp.boundary.isZero() && g.floor.less(sp.boundary) {
-			c, ex, err := b.countRange(ctx, sp, g.floor, sp.boundary)
-			if err != nil {
-				return nil, 0, false, err
+			var from int64 // entries at or above the floor
+			switch {
+			case sp.scanned != nil:
+				from = int64(len(sp.scanned) - sp.index(g.floor))
+			case g.pending == 0 && g.lag >= 0 && keptExact:
+				from = g.lag
+			default:
+				from, exact = sp.length-sp.estimateBelow(g.floor), false
 			}
-			n, exact = c, exact && ex
+			exact = exact && keptExact
+			n = max(0, from-keptAbove)
 			if g.floor == lowest {
-				prefix = c
+				prefix = n
 			}
 		}
 		for _, ids := range [][]streamID{sp.del, sp.heldDel} {
@@ -367,41 +471,24 @@ func (b *Backend) heldBack(ctx context.Context, sp *streamPlan, groups []groupFl
 			}
 		}
 		if n > 0 {
-			held = append(held, backends.HeldBack{Stream: sp.key, Group: g.name, Entries: n})
+			held = append(held, backends.HeldBack{Stream: sp.key, Group: g.name, Entries: n, Estimated: !exact})
 		}
 	}
-	return held, prefix, exact, nil
+	return held, prefix
 }
 
-// countRange counts the entries in [lo, hi): exactly from a scanned
-// stream, else by reading at most rangeCap entries, beyond which it
-// estimates from the IDs (exact is then false).
-func (b *Backend) countRange(ctx context.Context, sp *streamPlan, lo, hi streamID) (n int64, exact bool, err error) {
+// keptAbove is the number of entries at or above the boundary, and
+// whether it is exact (counted by a scan or a walk, not estimated).
+func (sp *streamPlan) keptAbove() (int64, bool) {
 	if sp.scanned != nil {
-		return int64(sp.index(hi) - sp.index(lo)), true, nil
+		return int64(len(sp.scanned) - sp.index(sp.boundary)), true
 	}
-	cursor := lo.String()
-	pace := b.pacer(sp.key)
-	for n < rangeCap {
-		if err := pace.wait(ctx); err != nil {
-			return 0, false, err
-		}
-		msgs, err := b.client.XRangeN(ctx, sp.key, cursor, "("+hi.String(), b.cfg.batch).Result()
-		pace.done()
-		if err != nil {
-			return 0, false, b.fail("XRANGE", sp.key, err)
-		}
-		n += int64(len(msgs))
-		if int64(len(msgs)) < b.cfg.batch {
-			return n, true, nil
-		}
-		cursor = "(" + msgs[len(msgs)-1].ID
+	if sp.walked >= 0 {
+		return sp.walked, true
 	}
-	return max(n, sp.estimateBelow(hi)-sp.estimateBelow(lo)), false, nil
+	exact := !sp.first.less(sp.boundary) || sp.last.less(sp.boundary) // estimateBelow is exact at both ends
+	return sp.length - sp.estimateBelow(sp.boundary), exact
 }
-
-// rangeCap bounds the entries countRange reads before estimating.
-const rangeCap = 100_000
 
 // estimateBelow estimates how many entries have an ID below id by
 // interpolating over the stream's ID times, since Redis cannot count a
@@ -436,6 +523,7 @@ func addStats(t *backends.Stats, s backends.Stats) {
 		ts := streamStats(t)
 		ts.HeldBack = append(ts.HeldBack, s.Stream.HeldBack...)
 		ts.Estimated = ts.Estimated || s.Stream.Estimated
+		ts.RemovedCorrupt += s.Stream.RemovedCorrupt
 	}
 }
 

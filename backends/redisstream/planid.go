@@ -14,7 +14,7 @@ const (
 	// XTRIM MAXLEN instead, reading nothing.
 	walkCap = 100_000
 	// guardBatch, guardWindow and guardMax shape the age-boundary check:
-	// entries just below the ID boundary are read guardBatch at a time,
+	// entries just below the ID boundary are read at most guardBatch at a time,
 	// and the check ends after guardWindow entries in a row that Papyra
 	// would drop, or after guardMax entries in all.
 	guardBatch  = 100
@@ -67,7 +67,10 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 			sp.maxlen = n
 			s.RemovedCount = sp.length - estAge - n
 		}
-		return b.oldestFrom(ctx, sp, age)
+		if err := b.oldestFrom(ctx, sp, age); err != nil {
+			return err
+		}
+		return b.countUnreadable(ctx, sp)
 	}
 
 	w, err := b.walk(ctx, sp, age, n, ret.MaxTotalBytes)
@@ -76,6 +79,9 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 	}
 	removed := sp.length - w.kept
 	sp.boundary = w.boundary
+	if w.stop != stopEnd {
+		sp.walked = w.kept
+	}
 	switch w.stop {
 	case stopEnd:
 		// Everything fits and nothing is below the age boundary.
@@ -90,6 +96,71 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 		s.RemovedBytes = rest - s.RemovedCount
 	}
 	s.OldestKept, s.HasOldest = w.oldest, w.hasOldest
+	return b.countUnreadable(ctx, sp)
+}
+
+// countUnreadable reads the entries retention removes (below the
+// boundary, and with maxlen the oldest beyond it), in sized steps, to
+// tell the unreadable ones apart: without quarantine they are removed
+// too, but counted as such (Stats.Stream.RemovedCorrupt) and named in the log,
+// not counted as records. It reads only what the run removes.
+func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
+	s := &sp.stats
+	todo := s.Removed()
+	if todo <= 0 || sp.boundary.isZero() && sp.maxlen == 0 {
+		return nil
+	}
+	end := "+"
+	if !sp.boundary.isZero() && sp.maxlen == 0 {
+		end = "(" + sp.boundary.String()
+	}
+	k := newClassifier()
+	cursor := "-"
+	pace := b.pacer(sp.key)
+	size := newSizer(b.cfg.batch, &sp.largest)
+	var read int64
+	for read < todo {
+		if err := pace.wait(ctx); err != nil {
+			return err
+		}
+		count := min(size.next(), todo-read)
+		if end == "+" {
+			count = min(size.next(), max(todo-read, 1))
+		}
+		msgs, err := b.xrange(ctx, sp.key, cursor, end, count, false)
+		took := pace.done()
+		if err != nil {
+			return err
+		}
+		size.done(int64(len(msgs)), took)
+		for _, m := range msgs {
+			size.seen(m.size())
+			if v := k.entry(m, false); v.corrupt {
+				sp.unreadable++
+				if len(sp.unreadableLog) < maxLogged {
+					id, err := parseID(m.id)
+					if err != nil {
+						return b.fail("XRANGE", sp.key, err)
+					}
+					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+				}
+			}
+		}
+		read += int64(len(msgs))
+		if int64(len(msgs)) < count {
+			break
+		}
+		cursor = "(" + msgs[len(msgs)-1].id
+	}
+	// They are not records: take them from the rules, oldest first.
+	streamStats(s).RemovedCorrupt = sp.unreadable
+	s.RecordsBefore -= sp.unreadable
+	left := sp.unreadable
+	for _, r := range []*int64{&s.RemovedAge, &s.RemovedCount, &s.RemovedBytes} {
+		d := min(left, *r)
+		*r -= d
+		left -= d
+	}
 	return nil
 }
 
@@ -109,10 +180,10 @@ type walkResult struct {
 	hasOldest bool
 }
 
-// walk reads the stream newest first, batch by batch, from the newest
-// entry at planning time (entries added since are never counted), until
-// the age boundary, the n-th entry, or the first record that does not fit
-// budget (Papyra's newest-first run of repr sizes, §4.2).
+// walk reads the stream newest first, in steps sized by sizer, from the
+// newest entry at planning time (entries added since are never counted),
+// until the age boundary, the n-th entry, or the first record that does
+// not fit budget (Papyra's newest-first run of repr sizes, §4.2).
 func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int64, budget *int64) (walkResult, error) {
 	var (
 		w        walkResult
@@ -121,18 +192,22 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 		lastKept streamID
 		cursor   = sp.last.String()
 		pace     = b.pacer(sp.key)
+		size     = newSizer(b.cfg.batch, &sp.largest)
 	)
 	for {
 		if err := pace.wait(ctx); err != nil {
 			return w, err
 		}
-		msgs, err := b.client.XRevRangeN(ctx, sp.key, cursor, "-", b.cfg.batch).Result()
-		pace.done()
+		count := size.next()
+		msgs, err := b.xrange(ctx, sp.key, cursor, "-", count, true)
+		took := pace.done()
 		if err != nil {
-			return w, b.fail("XREVRANGE", sp.key, err)
+			return w, err
 		}
+		size.done(int64(len(msgs)), took)
 		for _, m := range msgs {
-			id, err := parseID(m.ID)
+			size.seen(m.size())
+			id, err := parseID(m.id)
 			if err != nil {
 				return w, b.fail("XREVRANGE", sp.key, err)
 			}
@@ -144,7 +219,7 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 				w.stop, w.boundary = stopCount, lastKept
 				return w, nil
 			}
-			v := k.entry(m.Values, budget != nil)
+			v := k.entry(m, budget != nil)
 			if budget != nil && !v.corrupt {
 				if total+v.size > *budget {
 					w.stop, w.boundary = stopBytes, lastKept
@@ -161,29 +236,39 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 			w.kept++
 			lastKept = id
 		}
-		if int64(len(msgs)) < b.cfg.batch {
+		if int64(len(msgs)) < count {
 			return w, nil // stopEnd
 		}
-		cursor = "(" + msgs[len(msgs)-1].ID
+		cursor = "(" + msgs[len(msgs)-1].id
 	}
 }
 
-// oldestFrom records the timestamp of the first entry at or after id as
-// the oldest kept (by position: Papyra's timestamps are not sorted, but
-// the first kept entry is the oldest in all but the rarest cases).
+// oldestScan bounds how many entries oldestFrom reads past unreadable
+// ones before it gives up.
+const oldestScan = 10
+
+// oldestFrom lowers the oldest kept timestamp to that of the first record
+// at or after id, reading one entry at a time (by position: Papyra's
+// timestamps are not sorted, but the first kept entry is the oldest in
+// all but the rarest cases).
 func (b *Backend) oldestFrom(ctx context.Context, sp *streamPlan, id streamID) error {
 	start := "-"
 	if !id.isZero() {
 		start = id.String()
 	}
-	msgs, err := b.client.XRangeN(ctx, sp.key, start, "+", 1).Result()
-	if err != nil {
-		return b.fail("XRANGE", sp.key, err)
-	}
-	if len(msgs) == 1 {
-		if v := newClassifier().entry(msgs[0].Values, false); v.hasTS && !v.corrupt {
-			sp.stats.OldestKept, sp.stats.HasOldest = v.ts, true
+	k := newClassifier()
+	for range oldestScan {
+		msgs, err := b.xrange(ctx, sp.key, start, "+", 1, false)
+		if err != nil || len(msgs) == 0 {
+			return err
 		}
+		if v := k.entry(msgs[0], false); v.hasTS && !v.corrupt {
+			if !sp.stats.HasOldest || v.ts < sp.stats.OldestKept {
+				sp.stats.OldestKept, sp.stats.HasOldest = v.ts, true
+			}
+			return nil
+		}
+		start = "(" + msgs[0].id
 	}
 	return nil
 }
@@ -244,27 +329,31 @@ func (b *Backend) runGuard(ctx context.Context, sp *streamPlan, g *guard) error 
 	k := newClassifier()
 	cursor := "(" + g.age.String()
 	pace := b.pacer(sp.key)
+	size := newSizer(guardBatch, &sp.largest)
 	for {
 		if err := pace.wait(ctx); err != nil {
 			return err
 		}
-		msgs, err := b.client.XRevRangeN(ctx, sp.key, cursor, "-", guardBatch).Result()
-		pace.done()
+		count := size.next()
+		msgs, err := b.xrange(ctx, sp.key, cursor, "-", count, true)
+		took := pace.done()
 		if err != nil {
-			return b.fail("XREVRANGE", sp.key, err)
+			return err
 		}
+		size.done(int64(len(msgs)), took)
 		for _, m := range msgs {
-			id, err := parseID(m.ID)
+			size.seen(m.size())
+			id, err := parseID(m.id)
 			if err != nil {
 				return b.fail("XREVRANGE", sp.key, err)
 			}
-			if g.feed(id, k.entry(m.Values, false).keptByAge(g.cutoff)) {
+			if g.feed(id, k.entry(m, false).keptByAge(g.cutoff)) {
 				return nil
 			}
 		}
-		if len(msgs) < guardBatch {
+		if int64(len(msgs)) < count {
 			return nil
 		}
-		cursor = "(" + msgs[len(msgs)-1].ID
+		cursor = "(" + msgs[len(msgs)-1].id
 	}
 }

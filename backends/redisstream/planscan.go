@@ -39,21 +39,25 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
 	cursor, end := "-", sp.last.String()
 	pace := b.pacer(sp.key)
+	size := newSizer(b.cfg.batch, &sp.largest)
 	for {
 		if err := pace.wait(ctx); err != nil {
 			return err
 		}
-		msgs, err := b.client.XRangeN(ctx, sp.key, cursor, end, b.cfg.batch).Result()
-		pace.done()
+		count := size.next()
+		msgs, err := b.xrange(ctx, sp.key, cursor, end, count, false)
+		took := pace.done()
 		if err != nil {
-			return b.fail("XRANGE", sp.key, err)
+			return err
 		}
+		size.done(int64(len(msgs)), took)
 		for _, m := range msgs {
-			id, err := parseID(m.ID)
+			size.seen(m.size())
+			id, err := parseID(m.id)
 			if err != nil {
 				return b.fail("XRANGE", sp.key, err)
 			}
-			v := k.entry(m.Values, wantSize)
+			v := k.entry(m, wantSize)
 			e := scanned{id: id, ts: v.ts, size: uint32(min(v.size, math.MaxUint32))}
 			if v.hasTS {
 				e.flags |= flagTS
@@ -61,20 +65,25 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 			if v.corrupt {
 				e.flags |= flagCorrupt
 				if b.cfg.quarantine {
-					data, ok := m.Values["data"].(string)
-					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, data: data, hasData: ok, reason: v.reason})
+					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: m.size(), reason: v.reason})
+				} else if len(sp.unreadableLog) < maxLogged {
+					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
 				}
 			}
 			sp.scanned = append(sp.scanned, e)
 		}
 		prog.add(int64(len(msgs)))
-		if int64(len(msgs)) < b.cfg.batch {
+		if int64(len(msgs)) < count {
 			break
 		}
-		cursor = "(" + msgs[len(msgs)-1].ID
+		cursor = "(" + msgs[len(msgs)-1].id
 	}
 	return b.retainScanned(sp, pol)
 }
+
+// maxLogged bounds the unreadable entries a run names in its log when it
+// removes them without quarantine.
+const maxLogged = 100
 
 // retainScanned applies Papyra's apply_retention to the scanned records
 // (§4.2): age, then the last max_records, then the newest-first run that
@@ -172,11 +181,26 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 		}
 	}
 	if !b.cfg.quarantine {
-		for i := range sp.index(boundary) {
+		cut := sp.index(boundary)
+		for i := range cut {
 			if !es[i].record() {
 				sp.unreadable++
 			}
 		}
+		streamStats(s).RemovedCorrupt = sp.unreadable
+		for i := cut; i < len(es); i++ {
+			if !es[i].record() {
+				sp.keptUnreadable++
+			}
+		}
+		// Log only those retention removes.
+		logged := sp.unreadableLog[:0]
+		for _, c := range sp.unreadableLog {
+			if c.id.less(boundary) {
+				logged = append(logged, c)
+			}
+		}
+		sp.unreadableLog = logged
 	}
 	return nil
 }

@@ -30,6 +30,10 @@ const (
 	defaultLeaseTTL  = 30 * time.Second
 	defaultTimeout   = 5 * time.Second
 	defaultDuty      = 0.1
+	// defaultRunTimeout bounds one run (Plan and Apply) of a target: long
+	// enough for tens of millions of entries at the default duty cycle,
+	// short enough that an hourly timer's runs never pile up.
+	defaultRunTimeout = 15 * time.Minute
 	// allSystems is the system_id that discovers every system.
 	allSystems = "*"
 )
@@ -48,6 +52,7 @@ type settings struct {
 	quarantine       bool
 	deleteEmpty      bool
 	leaseTTL         time.Duration
+	runTimeout       time.Duration
 }
 
 // Backend compacts the Papyra streams of one Redis target.
@@ -57,6 +62,13 @@ type Backend struct {
 	client   redis.UniversalClient
 	endpoint string // names the server in every message: host:port, cluster:…, sentinel:…
 	log      *slog.Logger
+	// timeout bounds connecting and each command; username is the ACL
+	// user (for messages and ACL DRYRUN); tls and seeds serve the TLS
+	// check before the first command.
+	timeout  time.Duration
+	username string
+	tls      *tls.Config
+	seeds    []string
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -74,10 +86,14 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 		ageByTimestamp: t.AgeBy == "timestamp",
 		trimLimit:      defaultTrimLimit,
 		batch:          defaultBatch,
-		quarantine:     t.QuarantineCorrupt != nil && *t.QuarantineCorrupt,
+		quarantine:     t.QuarantineCorrupt == nil || *t.QuarantineCorrupt,
 		deleteEmpty:    t.DeleteEmpty != nil && *t.DeleteEmpty,
 		leaseTTL:       defaultLeaseTTL,
 		duty:           defaultDuty,
+		runTimeout:     defaultRunTimeout,
+	}
+	if t.RunTimeout != nil {
+		cfg.runTimeout = time.Duration(*t.RunTimeout)
 	}
 	if t.DutyCycle != nil {
 		cfg.duty = *t.DutyCycle
@@ -91,11 +107,12 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if t.LeaseTTL != nil {
 		cfg.leaseTTL = time.Duration(*t.LeaseTTL)
 	}
-	client, endpoint, err := newClient(t)
+	c, err := newClient(t)
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
-	return &Backend{name: t.Name, cfg: cfg, client: client, endpoint: endpoint, log: env.Logger}, nil
+	return &Backend{name: t.Name, cfg: cfg, client: c.client, endpoint: c.endpoint, log: env.Logger,
+		timeout: c.timeout, username: c.username, tls: c.tls, seeds: c.seeds}, nil
 }
 
 // LockKey names the server, database, prefix and system of target t
@@ -138,9 +155,19 @@ func endpointOf(t config.Target) (string, int, error) {
 	return addrs[0], db, nil
 }
 
+// conn is what newClient builds.
+type conn struct {
+	client   redis.UniversalClient
+	endpoint string
+	timeout  time.Duration
+	username string
+	tls      *tls.Config
+	seeds    []string
+}
+
 // newClient builds a go-redis UniversalClient: one code path for a single
 // server, Sentinel and Cluster.
-func newClient(t config.Target) (redis.UniversalClient, string, error) {
+func newClient(t config.Target) (conn, error) {
 	timeout := defaultTimeout
 	if t.Timeout != nil {
 		timeout = time.Duration(*t.Timeout)
@@ -149,23 +176,23 @@ func newClient(t config.Target) (redis.UniversalClient, string, error) {
 	if t.PasswordFile != "" {
 		p, err := readPasswordFile(t.PasswordFile)
 		if err != nil {
-			return nil, "", err
+			return conn{}, err
 		}
 		password = p
 	}
 	tlsConfig, err := tlsConfig(t.TLS)
 	if err != nil {
-		return nil, "", err
+		return conn{}, err
 	}
 	endpoint, db, err := endpointOf(t)
 	if err != nil {
-		return nil, "", err
+		return conn{}, err
 	}
 
 	if t.URL != "" {
 		opts, err := redis.ParseURL(t.URL)
 		if err != nil {
-			return nil, "", fmt.Errorf("url: %w", err)
+			return conn{}, fmt.Errorf("url: %w", err)
 		}
 		if password != "" {
 			opts.Password = password
@@ -181,7 +208,12 @@ func newClient(t config.Target) (redis.UniversalClient, string, error) {
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
 		opts.ClientName, opts.DisableIdentity = "papyra-compact", true
-		return redis.NewClient(opts), endpoint, nil
+		var seeds []string
+		if opts.Network != "unix" {
+			seeds = []string{opts.Addr}
+		}
+		return conn{client: redis.NewClient(opts), endpoint: endpoint, timeout: timeout,
+			username: opts.Username, tls: opts.TLSConfig, seeds: seeds}, nil
 	}
 
 	addrs := t.Addrs
@@ -203,7 +235,8 @@ func newClient(t config.Target) (redis.UniversalClient, string, error) {
 		ClientName:      "papyra-compact",
 		DisableIdentity: true,
 	}
-	return redis.NewUniversalClient(opts), endpoint, nil
+	return conn{client: redis.NewUniversalClient(opts), endpoint: endpoint, timeout: timeout,
+		username: t.Username, tls: tlsConfig, seeds: addrs}, nil
 }
 
 // readPasswordFile reads a one-line secret and refuses a file that group
@@ -286,8 +319,12 @@ func (b *Backend) fail(op, key string, err error) error {
 // with a cause (the lease could not be renewed, say, because the master
 // died), the cause says more than "context canceled".
 func (b *Backend) failCtx(ctx context.Context, op, key string, err error) error {
-	if cause := context.Cause(ctx); cause != nil && errors.Is(err, context.Canceled) && !errors.Is(cause, context.Canceled) {
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(cause, ctx.Err()) {
 		err = cause
+	}
+	if isPermissionError(err) {
+		return b.fail(op, key, fmt.Errorf("ACL user %s is not allowed to run it: %w", b.aclUser(), err))
 	}
 	return b.fail(op, key, err)
 }
@@ -307,9 +344,13 @@ func (b *Backend) ctxErr(ctx context.Context, key string) error {
 
 // pacer spaces one loop's commands so that the agent keeps Redis busy at
 // most duty_cycle of the time: after a command that took d, the next one
-// waits d × (1/duty_cycle - 1). Redis runs one command at a time, so a
-// Papyra XADD that arrives while a trim runs waits for it; pauses make
-// that rare, whatever the server's speed, without a fixed rate to tune.
+// waits d × (1/duty_cycle - 1), at most maxPause. Redis runs one command
+// at a time, so a Papyra XADD that arrives while a trim runs waits for
+// it; pauses make that rare, whatever the server's speed, without a
+// fixed rate to tune. d is the agent's own command, timed around the one
+// call; the cap keeps a server stall (a fork, a slow disk, a failover,
+// go-redis retrying meanwhile) from being multiplied into minutes of
+// sleeping: the stall was not the agent's load on Redis.
 type pacer struct {
 	b     *Backend
 	key   string
@@ -317,12 +358,20 @@ type pacer struct {
 	last  time.Duration
 }
 
+// maxPause caps one pause of the pacer.
+const maxPause = 250 * time.Millisecond
+
 func (b *Backend) pacer(key string) *pacer { return &pacer{b: b, key: key} }
+
+// pause is how long to wait after a command that took d.
+func (p *pacer) pause(d time.Duration) time.Duration {
+	return min(maxPause, time.Duration(float64(d)*(1/p.b.cfg.duty-1)))
+}
 
 // wait pauses after the previous command, returns the context's error if
 // the run is being stopped, and starts timing the next command.
 func (p *pacer) wait(ctx context.Context) error {
-	if pause := time.Duration(float64(p.last) * (1/p.b.cfg.duty - 1)); pause > 0 {
+	if pause := p.pause(p.last); pause > 0 {
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -337,5 +386,8 @@ func (p *pacer) wait(ctx context.Context) error {
 	return nil
 }
 
-// done records how long the command since wait took.
-func (p *pacer) done() { p.last = time.Since(p.start) }
+// done records how long the command since wait took, and returns it.
+func (p *pacer) done() time.Duration {
+	p.last = time.Since(p.start)
+	return p.last
+}

@@ -53,8 +53,10 @@ local function floor(key)
     end
     local need = idnext(last)
     if pending > 0 then
-      local p = redis.call('XPENDING', key, name)
-      if p[2] and idlt(p[2], need) then need = p[2] end
+      -- The extended form with COUNT 1 reads the oldest PEL entry; the
+      -- summary form walks every consumer of the group.
+      local p = redis.call('XPENDING', key, name, '-', '+', 1)
+      if p[1] and idlt(p[1][1], need) then need = p[1][1] end
     end
     if not f or idlt(need, f) then f = need end
   end
@@ -65,32 +67,57 @@ end
 // trimScript trims KEYS[1] once.
 //
 //	ARGV[1] "minid" or "maxlen"; ARGV[2] the threshold;
-//	ARGV[3] "1" approximate (~ with LIMIT ARGV[4]) or "0" exact.
+//	ARGV[3] "1" approximate (~ with LIMIT ARGV[4]) or "0" exact;
+//	ARGV[5] the step's byte budget.
 //
 // MINID is lowered to the consumer-group floor. MAXLEN is refused when
 // the stream has groups, since it cannot be bounded by the floor: it
-// returns {0, "", "groups"}. The reply is {removed, threshold used, floor
-// or ""}, or {0, "", "missing"} when the stream is gone.
+// returns {0, "", "groups"}. An approximate step of more than one entry
+// first reads the oldest entry (one entry's cost, and next to nothing
+// for Papyra's small records): an entry larger than the budget lives
+// alone in its node, and the step then frees that node only. The caller
+// learns its size and asks for one entry at a time from then on, so the
+// probe is paid once, not at every step. The reply is
+// {removed, threshold used, floor or "", size of the oldest entry
+// still to trim when nothing was removed, else 0}, or {0, "", "missing", 0} when the stream is gone.
 var trimScript = redis.NewScript(luaIDs + `
 local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then return {0, '', 'missing'} end
+if redis.call('EXISTS', key) == 0 then return {0, '', 'missing', 0} end
+-- firstSize is the size of the oldest entry, 0 when there is none or it
+-- is at or above below (an ID; false: any).
+local function firstSize(below)
+  local e = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+  if not e or (below and not idlt(e[1], below)) then return 0 end
+  local n = #e[1]
+  for _, v in ipairs(e[2]) do n = n + #v end
+  return n
+end
+local limit = tonumber(ARGV[4])
+if ARGV[3] == '1' and limit > 1 then
+  local s = firstSize(false)
+  if s > 0 then limit = math.max(1, math.min(limit, math.floor(tonumber(ARGV[5]) / s))) end
+end
 local f = floor(key)
+local n
 if ARGV[1] == 'maxlen' then
-  if f then return {0, '', 'groups'} end
+  if f then return {0, '', 'groups', 0} end
   if ARGV[3] == '1' then
-    return {redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2], 'LIMIT', ARGV[4]), ARGV[2], ''}
+    n = redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2], 'LIMIT', limit)
+  else
+    n = redis.call('XTRIM', key, 'MAXLEN', '=', ARGV[2])
   end
-  return {redis.call('XTRIM', key, 'MAXLEN', '=', ARGV[2]), ARGV[2], ''}
+  local left = 0
+  if n == 0 and redis.call('XLEN', key) > tonumber(ARGV[2]) then left = firstSize(false) end
+  return {n, ARGV[2], '', left}
 end
 local b = ARGV[2]
 if f and idlt(f, b) then b = f end
-local n
 if ARGV[3] == '1' then
-  n = redis.call('XTRIM', key, 'MINID', '~', b, 'LIMIT', ARGV[4])
+  n = redis.call('XTRIM', key, 'MINID', '~', b, 'LIMIT', limit)
 else
   n = redis.call('XTRIM', key, 'MINID', '=', b)
 end
-return {n, b, f or ''}
+return {n, b, f or '', n == 0 and firstSize(b) or 0}
 `)
 
 // delScript deletes the IDs in ARGV from KEYS[1], except those at or above
