@@ -314,6 +314,11 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		if err := b.holdBack(ctx, sp); err != nil {
 			return nil, err
 		}
+		if !b.cfg.quarantine && !b.cfg.ageByTimestamp {
+			if err := b.countUnreadable(ctx, sp); err != nil {
+				return nil, err
+			}
+		}
 	}
 	s := &sp.stats
 	s.RecordsAfter = max(0, s.RecordsBefore-s.Removed())

@@ -67,10 +67,7 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 			sp.maxlen = n
 			s.RemovedCount = sp.length - estAge - n
 		}
-		if err := b.oldestFrom(ctx, sp, age); err != nil {
-			return err
-		}
-		return b.countUnreadable(ctx, sp)
+		return b.oldestFrom(ctx, sp, age)
 	}
 
 	w, err := b.walk(ctx, sp, age, n, ret.MaxTotalBytes)
@@ -96,11 +93,12 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 		s.RemovedBytes = rest - s.RemovedCount
 	}
 	s.OldestKept, s.HasOldest = w.oldest, w.hasOldest
-	return b.countUnreadable(ctx, sp)
+	return nil
 }
 
 // countUnreadable reads the entries retention removes (below the
-// boundary, and with maxlen the oldest beyond it), in sized steps, to
+// boundary and the groups' floor, and with maxlen the oldest beyond
+// it), in sized steps, to
 // tell the unreadable ones apart: without quarantine they are removed
 // too, but counted as such (Stats.Stream.RemovedCorrupt) and named in the log,
 // not counted as records. It reads only what the run removes.
@@ -112,7 +110,11 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 	}
 	end := "+"
 	if !sp.boundary.isZero() && sp.maxlen == 0 {
-		end = "(" + sp.boundary.String()
+		bound := sp.boundary
+		if f, ok := sp.floor(); ok && f.less(bound) {
+			bound = f
+		}
+		end = "(" + bound.String()
 	}
 	k := newClassifier()
 	cursor := "-"

@@ -297,3 +297,25 @@ func waitGone(t *testing.T, c redis.UniversalClient, key string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestQuarantine_VerifiesCopy: the original is removed only after its
+// copy was read back and found equal. A move index that points at an
+// entry of the quarantine stream holding something else (left by a
+// damaged run, or edited by hand) makes the move fail and the original
+// stay.
+func TestQuarantine_VerifiesCopy(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const key, qkey = "papyra:local:events", "papyra:local:quarantine:papyra_local_events"
+	write(t, c, key, []rec{{ms: time.Now().Add(-time.Minute).UnixMilli(), fields: []any{"payload", "lost without its copy"}}})
+	id := readRaw(t, c, key)[0][0]
+	other, err := c.XAdd(ctx, &redis.XAddArgs{Stream: qkey, Values: []any{"source", "elsewhere", "data", "x", "timestamp", "1.0"}}).Result()
+	must(t, err)
+	must(t, c.HSet(ctx, "papyra-compact:moves:{"+qkey+"}", key+" "+id, other).Err())
+	_, err = compact(t, newBackend(t, target([]string{srv.Addr})), backends.Policy{Now: time.Now()})
+	wantFailure(t, err, qkey, "does not match")
+	if got := readRaw(t, c, key); len(got) != 1 || got[0][2] != "lost without its copy" {
+		t.Errorf("source: got %q, want the entry left in place", got)
+	}
+}
