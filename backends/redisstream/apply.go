@@ -274,7 +274,9 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 		if first == 0 || limit >= b.cfg.trimLimit || first*2*limit > stepBytes {
 			break
 		}
-		size.n = min(b.cfg.trimLimit, 2*limit)
+		// A node of small entries holds up to stream-node-max-entries
+		// (100 by default): jump there, then keep growing.
+		size.n = min(b.cfg.trimLimit, max(4*limit, 128), max(1, stepBytes/first))
 	}
 	if b.cfg.approximate {
 		return removed, bound, nil

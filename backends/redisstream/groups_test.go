@@ -237,7 +237,7 @@ func TestGroups_HeldBackCostBoundedByGroups(t *testing.T) {
 	if len(cmds) > 3*groups+30 {
 		t.Errorf("planning took %d commands for %d groups, want at most %d", len(cmds), groups, 3*groups+30)
 	}
-	held := p.Stats().HeldBack
+	held := p.Stats().Stream.HeldBack
 	if len(held) != groups || held[0].Entries != 10_000 || held[0].Estimated {
 		t.Errorf("HeldBack: got %d groups, first %+v; want %d, each 10000 exactly (from the lag)", len(held), held[0], groups)
 	}

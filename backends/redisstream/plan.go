@@ -548,6 +548,9 @@ type progress struct {
 }
 
 func (p *progress) add(n int64) {
+	if n == 0 {
+		return
+	}
 	p.done += n
 	if p.fn != nil {
 		p.fn(backends.Step{Phase: p.phase, Unit: backends.Entries, Done: p.done, Total: p.total})
