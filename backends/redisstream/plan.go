@@ -172,6 +172,9 @@ func heldBackNotes(s *backends.Stats) {
 	if s.Stream == nil {
 		return
 	}
+	if n := s.Stream.RemovedCorrupt; n > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries removed without quarantine (quarantine_corrupt: false; the log names them)", n))
+	}
 	for _, h := range s.Stream.HeldBack {
 		about := ""
 		if h.Estimated {
