@@ -109,6 +109,13 @@ func (b *Backend) Recover(ctx context.Context) error {
 		return err
 	}
 	real, d, base := st.Path, st.Dir, st.Name
+	// Temp files of a record write a kill interrupted: the record itself
+	// is whole (written by rename), the temp file is garbage.
+	if n, err := b.record(real).Sweep(); err != nil {
+		return err
+	} else if n > 0 {
+		b.log.Info("removed temp files of the recovery record left by an interrupted run", "count", n)
+	}
 	var accounted string
 	var rec recoveryRecord
 	if found, err := b.record(real).Read(&rec); err != nil {

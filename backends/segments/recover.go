@@ -71,6 +71,13 @@ func (b *Backend) Recover(ctx context.Context) error {
 		}
 		return err
 	}
+	// Temp files of a record write a kill interrupted: the record itself
+	// is whole (written by rename), the temp file is garbage.
+	if n, err := b.record(st).Sweep(); err != nil {
+		return err
+	} else if n > 0 {
+		b.log.Info("removed temp files of the run record left by an interrupted run", "count", n)
+	}
 	rec := &runRecord{}
 	found, err := b.record(st).Read(rec)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -135,13 +137,15 @@ func MatchOwner(f *os.File, st *unix.Stat_t) error {
 
 // WriteFileAtomic replaces path with data: temp file in the same
 // directory, fsync, rename, directory fsync. A reader sees the old or the
-// new content, never a part.
+// new content, never a part. The temp file is named tempPattern(base): a
+// kill before the rename leaves it, and SweepTemps(path), called by the
+// next writer of path under its lock, removes it.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	f, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -170,6 +174,63 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	}
 	ok = true
 	return SyncDir(dir)
+}
+
+// tempPattern is the os.CreateTemp pattern of WriteFileAtomic's temp
+// files for base: hidden, starting with Prefix (so that tests and people
+// know it is ours), and specific to base.
+func tempPattern(base string) string { return Prefix + base + ".*.tmp" }
+
+// SweepTemps removes the temp files a killed WriteFileAtomic(path, …)
+// left next to path, and returns how many it removed. Only path's own
+// temp files match, so it is safe while other files of the directory are
+// written; the caller must hold whatever serializes writers of path (the
+// store's lock for a recovery record), or it could remove a temp file a
+// live writer is about to rename.
+func SweepTemps(path string) (int, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	matches, err := filepath.Glob(filepath.Join(dir, globEscape(Prefix+base)+".*.tmp"))
+	if err != nil {
+		return 0, fmt.Errorf("sweep %s: %w", dir, err)
+	}
+	n := 0
+	var errs []error
+	for _, m := range matches {
+		rest := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), Prefix+base+"."), ".tmp")
+		if !isDigits(rest) { // os.CreateTemp's random part
+			continue
+		}
+		if err := os.Remove(m); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", m, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// globEscape escapes the glob metacharacters of s.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Resolve returns the real path of a store: symlinks in the path and in
@@ -205,7 +266,7 @@ func Scratch(dir string) (*os.File, error) {
 	if err == nil {
 		return f, nil
 	}
-	f, err = os.CreateTemp(dir, ".papyra-compact-scratch-*")
+	f, err = os.CreateTemp(dir, Prefix+"scratch-*")
 	if err != nil {
 		return nil, fmt.Errorf("create scratch file in %s: %w", dir, err)
 	}
@@ -255,4 +316,23 @@ func checkSpace(st *unix.Statfs_t, dir string, need int64) error {
 	}
 	return fmt.Errorf("the rewrite needs %s in %s and should leave %s for Papyra's appends, but only %s is free: %w",
 		bytesize.IEC(need), dir, bytesize.IEC(reserve), bytesize.IEC(free), unix.ENOSPC)
+}
+
+// CreateUnnamed creates a file in dir that has no name yet (O_TMPFILE),
+// for writing: a kill before LinkUnnamed leaves nothing behind. It fails
+// where the file system does not support O_TMPFILE; callers then fall
+// back to a named file.
+func CreateUnnamed(dir string, perm fs.FileMode) (*os.File, error) {
+	return os.OpenFile(dir, os.O_WRONLY|unix.O_TMPFILE|unix.O_CLOEXEC, perm)
+}
+
+// LinkUnnamed gives a file from CreateUnnamed its name, path, failing if
+// path exists. It links through /proc/self/fd, which needs no privilege
+// (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+func LinkUnnamed(f *os.File, path string) error {
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(f.Fd())), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", path, err)
+	}
+	return nil
 }

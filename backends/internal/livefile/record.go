@@ -64,6 +64,11 @@ func (r Record) Read(v any) (found bool, err error) {
 	return true, nil
 }
 
+// Sweep removes the temp files of a Write a kill interrupted (the record
+// itself, old or new, is intact: Write renames). It must run under the
+// store's lock, like every Write, and returns how many it removed.
+func (r Record) Sweep() (int, error) { return fsutil.SweepTemps(r.Path()) }
+
 // Remove deletes the record once everything it names is settled.
 func (r Record) Remove() error {
 	if err := os.Remove(r.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {

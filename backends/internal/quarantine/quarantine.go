@@ -45,6 +45,7 @@ type Writer struct {
 	dir, base string
 	now       time.Time
 	path      string
+	linked    bool // the file has its name (see open)
 	f         *os.File
 	w         *bufio.Writer
 	n         int64
@@ -70,11 +71,17 @@ func (w *Writer) open() error {
 		return fmt.Errorf("create quarantine directory %s: %w", w.dir, err)
 	}
 	name := fmt.Sprintf("%s.%s.%s.jsonl", w.base, w.now.UTC().Format("20060102T150405Z"), fsutil.RandomToken()[:8])
-	f, err := fsutil.CreateExclusive(filepath.Join(w.dir, name), 0o640)
+	path := filepath.Join(w.dir, name)
+	// Unnamed until the first Commit: a run killed before it leaves no
+	// quarantine file of lines that are still in the store.
+	f, err := fsutil.CreateUnnamed(w.dir, 0o640)
 	if err != nil {
-		return fmt.Errorf("create quarantine file: %w", err)
+		if f, err = fsutil.CreateExclusive(path, 0o640); err != nil {
+			return fmt.Errorf("create quarantine file: %w", err)
+		}
+		w.linked = true
 	}
-	w.f, w.w, w.path = f, bufio.NewWriterSize(f, 64<<10), f.Name()
+	w.f, w.w, w.path = f, bufio.NewWriterSize(f, 64<<10), path
 	return nil
 }
 
@@ -94,7 +101,7 @@ func (w *Writer) Add(e Entry, raw []byte) error {
 	}
 	b = append(b, '\n')
 	if _, err := w.w.Write(b); err != nil {
-		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write quarantine file %s: %w", w.path, err)
 	}
 	w.n++
 	return nil
@@ -112,17 +119,17 @@ func (w *Writer) AddStream(e Entry, r io.Reader) error {
 	}
 	// Splice "raw_base64" in as the last member: drop the closing brace.
 	if _, err := fmt.Fprintf(w.w, `%s,"raw_base64":"`, head[:len(head)-1]); err != nil {
-		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write quarantine file %s: %w", w.path, err)
 	}
 	enc := base64.NewEncoder(base64.StdEncoding, w.w)
 	if _, err := io.Copy(enc, r); err != nil {
 		return fmt.Errorf("quarantine line %d: %w", e.Line, err)
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write quarantine file %s: %w", w.path, err)
 	}
 	if _, err := w.w.WriteString("\"}\n"); err != nil {
-		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write quarantine file %s: %w", w.path, err)
 	}
 	w.n++
 	return nil
@@ -136,10 +143,16 @@ func (w *Writer) Commit() error {
 		return nil
 	}
 	if err := w.w.Flush(); err != nil {
-		return fmt.Errorf("write quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("write quarantine file %s: %w", w.path, err)
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("fsync quarantine file %s: %w", w.f.Name(), err)
+		return fmt.Errorf("fsync quarantine file %s: %w", w.path, err)
+	}
+	if !w.linked {
+		if err := fsutil.LinkUnnamed(w.f, w.path); err != nil {
+			return fmt.Errorf("name quarantine file: %w", err)
+		}
+		w.linked = true
 	}
 	return fsutil.SyncDir(w.dir)
 }
@@ -159,8 +172,9 @@ func (w *Writer) Discard() {
 	if w.f == nil {
 		return
 	}
-	name := w.f.Name()
 	_ = w.f.Close()
-	_ = os.Remove(name)
-	w.f, w.path, w.n = nil, "", 0
+	if w.linked {
+		_ = os.Remove(w.path)
+	}
+	w.f, w.path, w.n, w.linked = nil, "", 0, false
 }

@@ -1,0 +1,46 @@
+package quarantine_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+)
+
+// TestWriter_UnnamedUntilCommit: entries added but not committed (a run
+// killed before its swap) leave no file in the quarantine directory; the
+// first Commit names the file; Discard before it leaves nothing either.
+func TestWriter_UnnamedUntilCommit(t *testing.T) {
+	dir := t.TempDir()
+	w := quarantine.NewWriter(dir, "s.jsonl", time.Unix(1795000000, 0))
+	if err := w.Add(quarantine.Entry{Source: "/s.jsonl", Line: 1, Reason: "not valid JSON"}, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("quarantine directory holds %d files before the commit, want 0", len(ents))
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(w.Path())
+	if err != nil || len(b) == 0 {
+		t.Fatalf("after the commit: %q, %v", b, err)
+	}
+	if err := w.Add(quarantine.Entry{Source: "/s.jsonl", Line: 2, Reason: "not valid JSON"}, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatalf("second commit: %v", err)
+	}
+	w.Close()
+
+	d := quarantine.NewWriter(dir, "t.jsonl", time.Unix(1795000000, 0))
+	if err := d.Add(quarantine.Entry{Source: "/t.jsonl", Line: 1}, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	d.Discard()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("quarantine directory holds %d files, want 1 (the committed one)", len(ents))
+	}
+}
