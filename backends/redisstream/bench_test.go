@@ -132,7 +132,8 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 	debug.FreeOSMemory()
 
 	// The writer: Papyra's XADD, back to back, on its own connection.
-	w := redis.NewClient(&redis.Options{Addr: srv.Addr, ClientName: "papyra-writer", DisableIdentity: true})
+	// A long ReadTimeout: a slow reply is a figure to report, not an error.
+	w := redis.NewClient(&redis.Options{Addr: srv.Addr, ClientName: "papyra-writer", DisableIdentity: true, ReadTimeout: time.Minute})
 	defer w.Close()
 	var (
 		mu      sync.Mutex
@@ -195,7 +196,11 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		b.Fatalf("the trim did not do the work it times: removed %d of %d entries (want %d), %d left (+%d written meanwhile)", st.Removed(), before, want, after, written.Load())
 	}
 
-	cmds := agentCommands(b, c)
+	// SLOWLOG holds every command of the run, the writer's too: a long
+	// reply, read with a long timeout.
+	slow := redis.NewClient(&redis.Options{Addr: srv.Addr, DisableIdentity: true, ReadTimeout: time.Minute})
+	defer slow.Close()
+	cmds := agentCommands(b, slow)
 	var server time.Duration
 	for _, l := range cmds {
 		server += l.Duration

@@ -115,6 +115,7 @@ func serverCost(tb testing.TB, c redis.UniversalClient, n int, args ...any) time
 	defer conn.Close()
 	must(tb, conn.Do(ctx, "CLIENT", "SETNAME", name).Err())
 	must(tb, c.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err())
+	must(tb, c.Do(ctx, "SLOWLOG", "RESET").Err())
 	for range n {
 		must(tb, conn.Do(ctx, args...).Err())
 	}
