@@ -394,3 +394,20 @@ func TestRecorder_OptionalValuesByReport(t *testing.T) {
 		t.Errorf("textfile exports optional values for a kind that does not report them:\n%s", got)
 	}
 }
+
+// TestSummary_OptionalGroups: the summary says what a backend reported
+// beyond the common counts, and nothing for groups it did not report.
+func TestSummary_OptionalGroups(t *testing.T) {
+	r := okResult("audit", config.KindRotating, t0())
+	if s := agent.Summary(r); strings.Contains(s, "segments") || strings.Contains(s, "estimated") {
+		t.Errorf("no optional group reported, got %q", s)
+	}
+	r.Stats.Segments = &backends.SegmentStats{Dropped: 3, Rewritten: 1, Untouched: 4, BytesRead: 900}
+	r.Stats.Stream = &backends.StreamStats{Estimated: true}
+	s := agent.Summary(r)
+	for _, want := range []string{"segments dropped 3, rewritten 1, untouched 4 (read 900 bytes)", "removal counts estimated"} {
+		if strings.Count(s, want) != 1 {
+			t.Errorf("summary %q: want %q once", s, want)
+		}
+	}
+}

@@ -496,9 +496,8 @@ func (p *plan) counts() (dropped, rewritten, untouched int64) {
 
 // notes adds the human remarks of the plan.
 func (p *plan) notes(unread, unreadBytes int64) {
+	// The segment counts are Stats.Segments, which the summary prints.
 	s := &p.stats
-	d, r, u := p.counts()
-	s.Notes = append(s.Notes, fmt.Sprintf("segments: %d dropped, %d rewritten, %d untouched", d, r, u))
 	var unsure int64
 	for _, g := range p.segs {
 		unsure += g.unsure
