@@ -98,6 +98,70 @@ func (c call) strs() []string {
 
 func unquoteC(s string) (string, error) { return strconv.Unquote(`"` + s + `"`) }
 
+// paths returns the file names c acts on, each joined to the directory
+// descriptor it is relative to (strace -y prints it as 3</dir>): the
+// file backends work relative to the store's directory descriptor
+// (renameat2(3</s>, "a", 3</s>, "b", …)), so a bare name means nothing.
+func (c call) paths() []string {
+	args := splitArgs(c.args)
+	var dirfds, names []int // positions of the arguments
+	switch c.name {
+	case "rename":
+		names = []int{0, 1}
+	case "unlink":
+		names = []int{0}
+	case "renameat", "renameat2", "linkat":
+		dirfds, names = []int{0, 2}, []int{1, 3}
+	case "unlinkat":
+		dirfds, names = []int{0}, []int{1}
+	}
+	var out []string
+	for i, pos := range names {
+		if pos >= len(args) {
+			return out
+		}
+		q := quoted.FindStringSubmatch(args[pos])
+		if q == nil {
+			return out
+		}
+		name := q[1]
+		if u, err := unquoteC(name); err == nil {
+			name = u
+		}
+		if !filepath.IsAbs(name) && i < len(dirfds) && dirfds[i] < len(args) {
+			if m := fdPath.FindStringSubmatch(args[dirfds[i]]); m != nil {
+				name = filepath.Join(m[1], name)
+			}
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// splitArgs splits a call's arguments at the commas outside quotes,
+// brackets and fd paths.
+func splitArgs(s string) []string {
+	var out []string
+	depth, start, inQuote := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case inQuote && ch == '\\':
+			i++
+		case ch == '"':
+			inQuote = !inQuote
+		case inQuote:
+		case ch == '<' || ch == '[' || ch == '{' || ch == '(':
+			depth++
+		case ch == '>' || ch == ']' || ch == '}' || ch == ')':
+			depth--
+		case ch == ',' && depth == 0:
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
+}
+
 // sideName reports whether a file name is one the agent uses while it
 // works (its side files, the temp files of an atomic write), not a name a
 // reader looks for.
@@ -185,7 +249,7 @@ func durabilityErrors(calls []call, r rules) (errs []string, swaps []swap) {
 				delete(pendingDir, strings.TrimSuffix(fd[0], "/"))
 			}
 		case "rename", "renameat", "renameat2":
-			s := c.strs()
+			s := c.paths()
 			if len(s) < 2 {
 				bad(c, "cannot read the paths of %s", c.args)
 				continue
@@ -217,7 +281,7 @@ func durabilityErrors(calls []call, r rules) (errs []string, swaps []swap) {
 			move(dirty, from, to, exchange)
 			swaps = append(swaps, swap{c, from, to})
 		case "unlink", "unlinkat":
-			s := c.strs()
+			s := c.paths()
 			if len(s) < 1 || sideName(s[0]) {
 				continue
 			}
