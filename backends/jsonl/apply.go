@@ -360,8 +360,13 @@ func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 		return err
 	}
 	frag, err := livefile.WaitFragment(s.p.f, func() int64 { return rec.Offset }, once)
-	if err != nil || frag == 0 {
+	if err != nil {
 		return err
+	}
+	// Whatever arrived since the last look goes to quarantine too: the old
+	// name is removed next, and nothing drains this inode again.
+	if frag = max(frag, livefile.Size(s.p.f)-rec.Offset); frag <= 0 {
+		return nil
 	}
 	buf := make([]byte, frag)
 	if _, err := s.p.f.ReadAt(buf, rec.Offset); err != nil {

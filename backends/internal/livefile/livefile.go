@@ -137,32 +137,35 @@ func Drain(ctx context.Context, grace time.Duration, once func() error) error {
 
 // WaitFragment gives a last line of f without a newline, past offset()
 // (the bytes already drained), up to FragmentWait to complete; whenever
-// complete lines are there it calls once to drain them. It returns how
-// many bytes are still past offset() when it is done: a fragment that
-// stayed (or lines that arrived after the last look), which the caller
-// quarantines, because appended to the replacement a fragment would
-// poison the next record Papyra writes; quarantined, nothing is lost.
+// complete lines are there it calls once to drain them. It returns 0 when
+// nothing is left past offset(): lines that arrive later are the next
+// drain's (a rotating store drains the old inode once more before it
+// goes). Otherwise it returns the length of the fragment that stayed,
+// which the caller quarantines, because appended to the replacement it
+// would poison the next record Papyra writes. A writer that keeps
+// appending complete lines cannot hold it for more than four times
+// FragmentWait: what is past offset() then is returned, to be
+// quarantined, never dropped.
 func WaitFragment(f *os.File, offset func() int64, once func() error) (int64, error) {
-	for waited := time.Duration(0); waited < FragmentWait; waited += FragmentPoll {
+	for waited := time.Duration(0); ; waited += FragmentPoll {
 		size := Size(f)
 		end, err := lines.LastLineEnd(f, offset(), size)
 		if err != nil {
 			return 0, fmt.Errorf("read %s: %w", f.Name(), err)
 		}
-		if end == size {
-			break
-		}
-		if end > offset() {
+		switch {
+		case end == size && size <= offset():
+			return 0, nil
+		case waited >= 4*FragmentWait:
+			return max(0, size-offset()), nil
+		case end > offset():
 			if err := once(); err != nil {
 				return 0, err
 			}
 			continue
+		case waited >= FragmentWait:
+			return max(0, size-offset()), nil
 		}
 		time.Sleep(FragmentPoll)
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", f.Name(), err)
-	}
-	return max(0, st.Size-offset()), nil
 }
