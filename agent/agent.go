@@ -244,15 +244,17 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 }
 
 func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log *slog.Logger) (backends.Stats, error) {
-	b, err := a.reg.New(t, envFor(a.cfg, t, log))
-	if err != nil {
-		return backends.Stats{}, err
-	}
-	defer b.Close()
 	key, err := a.reg.LockKey(t)
 	if err != nil {
 		return backends.Stats{}, err
 	}
+	env := envFor(a.cfg, t, log)
+	env.LockKey = key
+	b, err := a.reg.New(t, env)
+	if err != nil {
+		return backends.Stats{}, err
+	}
+	defer b.Close()
 	if key != "" {
 		lock, err := TryLock(a.cfg.LockDir, key, t.Name)
 		if err != nil {

@@ -285,6 +285,12 @@ type Env struct {
 	ScratchDir string
 	// GracePeriod is how long to keep draining a replaced file.
 	GracePeriod time.Duration
+	// LockKey is the key (the kind's LockKey) the run holds the lock on,
+	// "" when unknown. A file backend resolves its store again when it
+	// starts and refuses (ErrChanged) a store that resolves elsewhere by
+	// then, so that the lock, the recovery records and the files it
+	// changes always name one store.
+	LockKey string
 }
 
 // Factory builds a backend for one target.

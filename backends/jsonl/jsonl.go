@@ -99,6 +99,10 @@ func (b *Backend) resolve() (*safepath.Store, error) {
 	if err != nil {
 		return nil, refusal(err)
 	}
+	if k := b.env.LockKey; k != "" && k != s.Path {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w (it resolves to %s now, but the run locked %s; the next run retries)", b.path, backends.ErrChanged, s.Path, k)
+	}
 	b.store = s
 	return s, nil
 }

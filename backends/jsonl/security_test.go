@@ -3,6 +3,7 @@ package jsonl_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -203,4 +204,41 @@ func TestBackend_ActsOnlyForTheStoresOwner(t *testing.T) {
 			t.Errorf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
+}
+
+// TestBackend_StoreMovedAfterLocking: the lock is taken on the real path
+// the target resolved to; if the path resolves elsewhere by the time the
+// backend starts (a link re-aimed in between), the run fails with
+// ErrChanged and touches neither file, so the lock, the recovery record
+// and the files changed always name one store.
+func TestBackend_StoreMovedAfterLocking(t *testing.T) {
+	tr := testutil.NewTree(t, nil)
+	tr.Dir("a", "root", 0o755)
+	tr.File("a/one", "root", records(5))
+	tr.File("a/two", "root", records(5))
+	tr.Link("a/store", "one", "root")
+	tgt := config.Target{Name: "a", Kind: config.KindJSONL, Path: tr.P("a/store")}
+	key, err := jsonl.LockKey(tgt)
+	if err != nil || key != tr.P("a/one") {
+		t.Fatalf("lock key: got %q, %v; want %s", key, err, tr.P("a/one"))
+	}
+	if err := os.Remove(tr.P("a/store")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Link("a/store", "two", "root")
+	before := testutil.Snapshot(t, tr.Root)
+	e := env(t.TempDir())
+	e.LockKey = key
+	b, err := jsonl.New(tgt, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = compact(t, b, config.Retention{MaxRecords: ptr[int64](1)})
+	if !errors.Is(err, backends.ErrChanged) || !strings.Contains(err.Error(), tr.P("a/two")) {
+		t.Errorf("got %v, want ErrChanged naming %s", err, tr.P("a/two"))
+	}
+	if after := testutil.Snapshot(t, tr.Root); after != before {
+		t.Errorf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
 }

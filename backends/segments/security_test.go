@@ -171,3 +171,36 @@ func TestBackend_ActsOnlyForTheStoresOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestBackend_StoreMovedAfterLocking: the lock is taken on the store's
+// real directory as resolved; if the path resolves to another directory
+// by the time the backend starts, the run fails with ErrChanged and
+// touches neither family.
+func TestBackend_StoreMovedAfterLocking(t *testing.T) {
+	tr := testutil.NewTree(t, nil)
+	tr.Dir("one", "root", 0o755)
+	tr.Dir("two", "root", 0o755)
+	family(tr, "one", "root")
+	family(tr, "two", "root")
+	tr.Link("data", "one", "root")
+	maxBytes, maxFiles := int64(1<<20), int64(5)
+	tgt := config.Target{Name: "a", Kind: config.KindRotating, Path: tr.P("data/store.log"), MaxBytes: &maxBytes, MaxFiles: &maxFiles}
+	key, err := segments.LockKey(tgt)
+	if err != nil || key != tr.P("one/store.log") {
+		t.Fatalf("lock key: got %q, %v; want %s", key, err, tr.P("one/store.log"))
+	}
+	if err := os.Remove(tr.P("data")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Link("data", "two", "root")
+	before := testutil.Snapshot(t, tr.Root)
+	e := env(t.TempDir())
+	e.LockKey = key
+	_, err = compact(t, newBackendIn(t, tgt.Path, maxBytes, maxFiles, e), config.Retention{MaxRecords: ptr[int64](1)})
+	if !errors.Is(err, backends.ErrChanged) || !strings.Contains(err.Error(), tr.P("two/store.log")) {
+		t.Errorf("got %v, want ErrChanged naming %s", err, tr.P("two/store.log"))
+	}
+	if after := testutil.Snapshot(t, tr.Root); after != before {
+		t.Errorf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

@@ -135,6 +135,10 @@ func (b *Backend) openDir() (*safepath.Dir, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k, got := b.env.LockKey, filepath.Join(d.Path(), filepath.Base(b.path)); k != "" && k != got {
+		d.Close()
+		return nil, fmt.Errorf("%s: %w (it resolves to %s now, but the run locked %s; the next run retries)", b.path, backends.ErrChanged, got, k)
+	}
 	b.dir = d
 	return d, nil
 }
