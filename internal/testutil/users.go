@@ -91,8 +91,8 @@ func StartFlipper(t testing.TB, dir, a, b string) *Flipper {
 		for {
 			select {
 			case <-f.stop:
-				if f.flips%2 == 1 { // put the names back as they were
-					if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil {
+				if f.flips%2 == 1 { // put the names back as they were, if both are still there
+					if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil && err != unix.ENOENT {
 						f.err = err
 					}
 					f.flips++
@@ -100,18 +100,24 @@ func StartFlipper(t testing.TB, dir, a, b string) *Flipper {
 				return
 			default:
 			}
-			if err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err != nil {
+			switch err := unix.Renameat2(fd, a, fd, b, unix.RENAME_EXCHANGE); err {
+			case nil:
+				f.flips++
+			case unix.ENOENT:
+				// The run under attack moved one of the names away for a
+				// moment (a segment it drops or rotates): keep trying.
+			default:
 				f.err = err
 				return
 			}
-			f.flips++
 		}
 	}()
 	return f
 }
 
 // Stop stops the flipper, leaving the names as they were before it
-// started, and returns how many exchanges it made.
+// started (unless one of them is gone by then), and returns how many
+// exchanges it made.
 func (f *Flipper) Stop(t testing.TB) int {
 	t.Helper()
 	close(f.stop)
