@@ -150,15 +150,16 @@ func (d *daemonHooks) checkConfig(rec *Recorder, cfg *config.Config) {
 		return
 	}
 	note := d.check(cfg)
-	if note == d.src.StatusNote() {
-		return
+	if prev := d.src.StatusNote(); note != prev {
+		d.src.note.Store(&note)
+		if note != "" {
+			d.log.Warn(note)
+		} else {
+			d.log.Info("the configuration in use needs no restart any more")
+		}
 	}
-	d.src.note.Store(&note)
-	if note != "" {
-		d.log.Warn(note)
-	} else {
-		d.log.Info("the configuration in use needs no restart any more")
-	}
+	// Always recorded (a no-op when the state already says so): a new
+	// process must clear what the one before it recorded.
 	if err := rec.RestartNeeded(note); err != nil {
 		d.log.Error("cannot record the configuration check in the state directory", "err", err)
 	}

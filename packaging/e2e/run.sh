@@ -324,14 +324,14 @@ jfield() { # jfield TARGET FIELD: FIELD of TARGET's run-finished entries, one a 
         MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^$2=//p"
 }
 expect_eq "journal, orders: backend, outcome, records removed" "jsonl success 1500" \
-    S 'echo $(journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^PAPYRA_\(BACKEND\|OUTCOME\|RECORDS_REMOVED\)=//p")'
+    S 'echo $(for f in BACKEND OUTCOME RECORDS_REMOVED; do journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^PAPYRA_$f=//p"; done)'
 expect_eq "journal, events: backend, outcome" "redis success" \
-    S 'echo $(journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=events MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^PAPYRA_\(BACKEND\|OUTCOME\)=//p")'
+    S 'echo $(for f in BACKEND OUTCOME; do journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=events MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^PAPYRA_$f=//p"; done)'
 E papyra-compact status --json >"$WORK/status.json"
 expect_eq "journal, events: records removed as status reports them" \
     "$(jq -r '.targets[] | select(.target=="events") | .removed' "$WORK/status.json")" jfield events PAPYRA_RECORDS_REMOVED
 expect_eq "journal: the unit and transport of the entries" "papyra-compact.service journal" \
-    S 'journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^_SYSTEMD_UNIT=//p; s/^_TRANSPORT=//p" | xargs'
+    S 'echo $(for f in _SYSTEMD_UNIT _TRANSPORT; do journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^$f=//p"; done)'
 expect_eq "no node_exporter, and yet no run failed to record its metrics" "0" \
     S 'journalctl --no-pager -u papyra-compact.service | grep -c "cannot record\|cannot write the metrics" || true'
 prom=/proc/$LEADER/root/var/lib/prometheus/node-exporter/papyra_compact.prom
@@ -373,7 +373,7 @@ expect "systemctl start papyra-compact.service fails when the pass fails" S '! s
 expect_eq "the unit failed with the pass's exit status" "failed exit-code 1" \
     S 'echo $(systemctl show -P ActiveState papyra-compact.service) $(systemctl show -P Result papyra-compact.service) $(systemctl show -P ExecMainStatus papyra-compact.service)'
 expect "status exits 1 and names the error, with the full mode string" \
-    S 'papyra-compact status >/tmp/status; test $? = 1 && grep -q "^broken .*not a regular file.*(drwx" /tmp/status'
+    S 'rc=0; papyra-compact status >/tmp/status || rc=$?; test $rc = 1 && grep -q "^broken .*not a regular file.*(drwx" /tmp/status'
 S 'cp /root/compact.yaml.good /etc/papyra/compact.yaml; rmdir /var/lib/papyra/notafile; systemctl reset-failed papyra-compact.service'
 
 say "a store outside the sandbox, added by following check's advice"
@@ -407,7 +407,7 @@ E systemctl disable --now papyra-compact.timer 2>/dev/null
 E systemctl start papyra-compact-daemon.service
 wait_active papyra-compact-daemon.service
 expect "status warns and exits 1: the daemon would not come back after a reboot" \
-    S 'papyra-compact status >/tmp/status; test $? = 1 && grep -q "^WARNING: nothing compacts on schedule" /tmp/status'
+    S 'rc=0; papyra-compact status >/tmp/status || rc=$?; test $rc = 1 && grep -q "^WARNING: nothing compacts on schedule" /tmp/status'
 say "systemctl enable papyra-compact-daemon (README: enable --now), then a reboot"
 E systemctl enable papyra-compact-daemon.service 2>/dev/null
 expect "status: no warning once enabled" S 'papyra-compact status >/tmp/status && ! grep -q WARNING /tmp/status'
@@ -428,7 +428,7 @@ expect_eq "the daemon runs on" "active" E systemctl is-active papyra-compact-dae
 expect "its journal says why (ExecReload's papyra-compact reload)" \
     S 'journalctl --no-pager -u papyra-compact-daemon.service | grep -q "rejected the new configuration"'
 expect "status exits 1 and shows the rejected reload" \
-    S 'papyra-compact status >/tmp/status; test $? = 1 && grep -q "^WARNING: the last configuration reload .* was rejected.*max_agee" /tmp/status'
+    S 'rc=0; papyra-compact status >/tmp/status || rc=$?; test $rc = 1 && grep -q "^WARNING: the last configuration reload .* was rejected.*max_agee" /tmp/status'
 S 'cp /root/compact.yaml.good /etc/papyra/compact.yaml'
 expect "systemctl reload of the fixed file succeeds" E systemctl reload papyra-compact-daemon.service
 expect "status exits 0 again" S 'papyra-compact status >/tmp/status && ! grep -q WARNING /tmp/status'
@@ -441,7 +441,7 @@ E systemctl reload papyra-compact-daemon.service
 for i in $(seq 100); do prop papyra-compact-daemon.service StatusText | grep -q "restart needed" && break; sleep 0.1; done
 expect "STATUS= says restart needed" S 'systemctl show -P StatusText papyra-compact-daemon.service | grep -q "restart needed: /srv/b"'
 expect "the journal says restart needed" S 'journalctl --no-pager -u papyra-compact-daemon.service | grep -q "restart needed: /srv/b"'
-expect "status exits 1 and says restart needed" S 'papyra-compact status >/tmp/status; test $? = 1 && grep -q "^WARNING: restart needed: /srv/b" /tmp/status'
+expect "status exits 1 and says restart needed" S 'rc=0; papyra-compact status >/tmp/status || rc=$?; test $rc = 1 && grep -q "^WARNING: restart needed: /srv/b" /tmp/status'
 expect "check prints the complete drop-in: both stores" S 'papyra-compact check | grep -q "ReadWritePaths=-/srv/a -/srv/b$"'
 E papyra-compact check --write-dropin >/dev/null
 expect "the drop-in now has both stores (following the advice did not drop the first)" \
