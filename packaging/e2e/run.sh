@@ -226,6 +226,7 @@ boot() {
 
 E() { nsenter --target "$LEADER" --all "$@"; }
 S() { E /bin/sh -ec "$1"; }
+B() { E /bin/bash -ec "$1"; } # bash, for /dev/tcp
 ok() { say "ok: $*"; }
 # expect DESCRIPTION COMMAND…: the command must succeed.
 expect() {
@@ -477,7 +478,7 @@ wait_active prometheus-node-exporter.service
 scrape() { E bash -c 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>/dev/null; }
 for i in $(seq 100); do scrape | grep -q '^papyra_compact_target_success' && break; sleep 0.1; done
 expect "node_exporter exports papyra_compact_target_success for orders and events" \
-    S 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3 >/tmp/metrics &&
+    B 'exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3 >/tmp/metrics &&
        grep -Eq "^papyra_compact_target_success\{.*target=\"orders\".*\} 1$" /tmp/metrics &&
        grep -Eq "^papyra_compact_target_success\{.*target=\"events\".*\} 1$" /tmp/metrics &&
        grep -q "^node_textfile_scrape_error 0$" /tmp/metrics'
@@ -494,7 +495,7 @@ expect "binary, units, sysusers and tmpfiles entries gone" S '! test -e /usr/bin
     done && ! test -e /usr/lib/sysusers.d/papyra-compact.conf && ! test -e /usr/lib/tmpfiles.d/papyra-compact.conf'
 expect "the textfile is gone with the package (no stale series)" S '! test -e /var/lib/prometheus/node-exporter/papyra_compact.prom'
 for i in $(seq 100); do scrape | grep -q '^papyra_compact_' || break; sleep 0.1; done
-expect "node_exporter exports no papyra_compact series any more" S '! { exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3; } | grep -q "^papyra_compact_"'
+expect "node_exporter exports no papyra_compact series any more" B '! { exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3; } | grep -q "^papyra_compact_"'
 expect "config kept" S 'grep -q "name: orders" /etc/papyra/compact.yaml'
 expect "state and user kept" S 'test -d /var/lib/papyra-compact && getent passwd papyra-compact >/dev/null'
 expect_eq "dpkg: config-files" "deinstall ok config-files" E dpkg-query -W -f='${Status}' papyra-compact
