@@ -33,6 +33,10 @@ const (
 	// nobody, but counted apart so that a run that never gets to finish
 	// shows.
 	OutcomeInterrupted
+	// OutcomeRefused is a run the safety valve (max_remove_fraction)
+	// stopped before it changed anything: it needs a person, so it exits
+	// 1 like a failure, but is counted apart.
+	OutcomeRefused
 	OutcomeFailed
 )
 
@@ -48,6 +52,8 @@ func (o Outcome) String() string {
 		return "skipped_locked"
 	case OutcomeInterrupted:
 		return "interrupted"
+	case OutcomeRefused:
+		return "refused"
 	default:
 		return "failure"
 	}
@@ -84,7 +90,14 @@ type Options struct {
 	// a kill at any moment is safe (Backend.Apply's contract). Targets
 	// not started by then are reported interrupted.
 	StopGrace time.Duration
+	// Force lets this pass remove more than a target's
+	// max_remove_fraction (`run --force`): it confirms once, for the
+	// targets of this pass only.
+	Force bool
 }
+
+// ErrRefused is the error of a run the safety valve refused.
+var ErrRefused = errors.New("refused by max_remove_fraction")
 
 // ErrNotStarted is the error of a target a stopping pass did not start.
 var ErrNotStarted = errors.New("not started: stopping")
@@ -229,6 +242,8 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 		res.Outcome, res.Err = OutcomeNothingToDo, nil
 	case errors.Is(res.Err, backends.ErrLocked):
 		res.Outcome = OutcomeLocked
+	case errors.Is(res.Err, ErrRefused):
+		res.Outcome = OutcomeRefused
 	case ctx.Err() != nil:
 		res.Outcome = OutcomeInterrupted
 	default:
@@ -280,8 +295,19 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 		return backends.Stats{}, err
 	}
 	defer plan.Close()
+	valve := checkValve(t, plan.Stats())
 	if opts.DryRun {
-		return plan.Stats(), nil
+		st := plan.Stats()
+		if valve != nil {
+			st.Notes = append(st.Notes, fmt.Sprintf("a run without --force would be refused: %v", valve))
+		}
+		return st, nil
+	}
+	if valve != nil {
+		if !opts.Force {
+			return plan.Stats(), valve
+		}
+		log.Warn("safety valve overridden by --force", "err", valve)
 	}
 	return b.Apply(ctx, plan)
 }

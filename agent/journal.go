@@ -399,7 +399,7 @@ func LogResult(ctx context.Context, log *slog.Logger, r Result) {
 	}
 	level, msg := slog.LevelInfo, MsgRunFinished
 	switch r.Outcome {
-	case OutcomeFailed:
+	case OutcomeFailed, OutcomeRefused:
 		level, msg = slog.LevelError, MsgRunFailed
 		attrs = append(attrs, slog.Any("err", r.Err))
 	case OutcomeLocked:

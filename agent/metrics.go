@@ -30,6 +30,7 @@ const (
 	resultSkippedLocked = "skipped_locked"
 	resultDryRun        = "dry_run"
 	resultInterrupted   = "interrupted"
+	resultRefused       = "refused"
 )
 
 // RecorderOptions configure a Recorder.
@@ -313,7 +314,7 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 	return &collector{
 		version: version, goVersion: goVersion, kinds: kinds,
 		runs: d("", "runs_total",
-			"Runs of the target by result: success (compacted, or the store does not exist yet), failure, skipped_locked (another run held the store's lock), dry_run or interrupted (stopped by SIGTERM or SIGINT, not a failure). Cumulative across processes: persisted in the state directory.", "result"),
+			"Runs of the target by result: success (compacted, or the store does not exist yet), failure, skipped_locked (another run held the store's lock), dry_run, interrupted (stopped by SIGTERM or SIGINT, not a failure) or refused (the max_remove_fraction safety valve stopped it; nothing changed). Cumulative across processes: persisted in the state directory.", "result"),
 		scanned: d("records", "scanned_total",
 			"Valid records read from the store by successful compactions (kept plus removed); corrupt lines are counted in papyra_compact_records_quarantined_total."),
 		kept: d("records", "kept_total",
@@ -432,6 +433,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	counter(c.runs, n.RunsSkippedLocked, resultSkippedLocked)
 	counter(c.runs, n.RunsDryRun, resultDryRun)
 	counter(c.runs, n.RunsInterrupted, resultInterrupted)
+	counter(c.runs, n.RunsRefused, resultRefused)
 	counter(c.scanned, n.RecordsScanned)
 	counter(c.kept, n.RecordsKept)
 	counter(c.removed, n.RemovedAge, "age")

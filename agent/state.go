@@ -131,6 +131,7 @@ type Counters struct {
 	RunsSkippedLocked uint64 `json:"runs_skipped_locked"`
 	RunsDryRun        uint64 `json:"runs_dry_run"`
 	RunsInterrupted   uint64 `json:"runs_interrupted"`
+	RunsRefused       uint64 `json:"runs_refused"`
 
 	RecordsScanned     uint64 `json:"records_scanned"`
 	RecordsKept        uint64 `json:"records_kept"`
@@ -177,6 +178,14 @@ func (s *TargetState) Apply(r Result) {
 		// Neither a success nor a failure of the store: the last real
 		// run's verdict stands, and nobody is paged for a stop.
 		c.RunsInterrupted++
+	case OutcomeRefused:
+		// The safety valve stopped the run and nothing changed; the
+		// store is not being compacted until someone confirms with
+		// --force or fixes the config, so it counts as failing (pages).
+		c.RunsRefused++
+		s.LastFailure = r.Started
+		s.LastError = errString(r.Err)
+		s.Failed = true
 	case OutcomeFailed:
 		c.RunsFailure++
 		s.LastFailure = r.Started

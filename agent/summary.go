@@ -17,6 +17,9 @@ func Summary(r Result) string {
 	case OutcomeFailed:
 		fmt.Fprintf(&b, "FAILED after %s: %v", round(r.Duration), r.Err)
 		return b.String()
+	case OutcomeRefused:
+		fmt.Fprintf(&b, "REFUSED, nothing changed: %v", r.Err)
+		return b.String()
 	case OutcomeLocked:
 		fmt.Fprintf(&b, "skipped: %v", r.Err)
 		return b.String()

@@ -103,6 +103,12 @@ type Target struct {
 	// from the start of one daemon run of it to the start of the next.
 	Interval *Duration `yaml:"interval"`
 
+	// MaxRemoveFraction is the safety valve: a run that would remove more
+	// than this share of the store's records (retention removals; lines
+	// quarantined as corrupt do not count) refuses before changing
+	// anything, unless `run --force` confirms it. Unset: no limit.
+	MaxRemoveFraction *Fraction `yaml:"max_remove_fraction"`
+
 	// Path is the store file (jsonl) or the active segment (rotating).
 	Path string `yaml:"path"`
 	// Owner names the user the store belongs to (a user name or a numeric

@@ -284,6 +284,30 @@ func target(lines ...string) string {
 	return "targets:\n  - " + strings.Join(lines, "\n    ") + "\n"
 }
 
+func TestParse_MaxRemoveFraction(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  float64
+	}{{"0.5", 0.5}, {"1", 1}, {"0.001", 0.001}, {"50%", 0.5}, {`"97.5%"`, 0.975}, {"100%", 1}, {"'5 %'", 0.05}, {"1e-3", 0.001}} {
+		t.Run(tt.value, func(t *testing.T) {
+			c, err := config.Parse(file, []byte(target("name: a", "kind: memory", "max_remove_fraction: "+tt.value)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Targets[0].MaxRemoveFraction; got == nil || float64(*got) != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	c, err := config.Parse(file, []byte(target("name: a", "kind: memory")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Targets[0].MaxRemoveFraction; got != nil {
+		t.Errorf("unset: got %v, want nil (off by default)", *got)
+	}
+}
+
 func TestParse_Owner(t *testing.T) {
 	for _, owner := range []string{"papyra", "_svc-1", "www-data", "machine$", "1000", "0"} {
 		t.Run(owner, func(t *testing.T) {
@@ -515,6 +539,30 @@ func TestParse_Errors(t *testing.T) {
 			[]problem{{invalid, "compact.yaml:7: targets[0].owner: must be a user name (^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|[0-9]{1,10})$) or a numeric uid (got \"papyra app\")"}}},
 		{"OwnerOnRedis", target("name: a", "kind: redis", "owner: papyra"),
 			[]problem{{invalid, "compact.yaml:4: targets[0].owner: not valid for kind redis, only for jsonl, rotating"}}},
+		// max_remove_fraction: a number in (0, 1] or a percentage, on
+		// any kind; every bad value names its line.
+		{"MaxRemoveFractionZero", target("name: a", "kind: memory", "max_remove_fraction: 0"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].max_remove_fraction: must be > 0 and <= 1 (or > 0% and <= 100%) (got 0)"}}},
+		{"MaxRemoveFractionOverOne", target("name: a", "kind: jsonl", "path: /s", "max_remove_fraction: 1.5"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].max_remove_fraction: must be > 0 and <= 1 (or > 0% and <= 100%) (got 1.5)"}}},
+		{"MaxRemoveFractionNegative", target("name: a", "kind: redis", "max_remove_fraction: -0.1"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].max_remove_fraction: must be > 0 and <= 1 (or > 0% and <= 100%) (got -0.1)"}}},
+		{"MaxRemoveFractionPercentOver", target("name: a", "kind: memory", "max_remove_fraction: 150%"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].max_remove_fraction: must be > 0 and <= 1 (or > 0% and <= 100%) (got 150%)"}}},
+		{"MaxRemoveFractionPercentZero", target("name: a", "kind: memory", `max_remove_fraction: "0%"`),
+			[]problem{{invalid, `compact.yaml:4: targets[0].max_remove_fraction: must be > 0 and <= 1 (or > 0% and <= 100%) (got "0%")`}}},
+		{"MaxRemoveFractionWord", target("name: a", "kind: memory", "max_remove_fraction: half"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].max_remove_fraction: must be a number in (0, 1] such as 0.5, or a percentage such as "50%" (got half)`}}},
+		{"MaxRemoveFractionNaN", target("name: a", "kind: memory", "max_remove_fraction: .nan"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].max_remove_fraction: must be a number in (0, 1] such as 0.5, or a percentage such as "50%" (got .nan)`}}},
+		{"MaxRemoveFractionInf", target("name: a", "kind: memory", "max_remove_fraction: .inf"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].max_remove_fraction: must be a number in (0, 1] such as 0.5, or a percentage such as "50%" (got .inf)`}}},
+		{"MaxRemoveFractionBool", target("name: a", "kind: memory", "max_remove_fraction: true"),
+			[]problem{{wrongType, `compact.yaml:4: targets[0].max_remove_fraction: must be a number such as 0.5 or a percentage such as "50%" (got true)`}}},
+		{"MaxRemoveFractionMapping", target("name: a", "kind: memory", "max_remove_fraction: {a: 1}"),
+			[]problem{{wrongType, `compact.yaml:4: targets[0].max_remove_fraction: must be a number such as 0.5 or a percentage such as "50%", not a mapping`}}},
+		{"MaxRemoveFractionInDefaults", "defaults:\n  max_remove_fraction: 0.5\n",
+			[]problem{{unknown, "compact.yaml:2: defaults.max_remove_fraction: unknown field"}}},
 		// A value that failed to decode is reported once, not again as
 		// missing.
 		{"DecodeErrorNotRepeated", target("name: a", "kind: {x: 1}"),

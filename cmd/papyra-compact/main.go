@@ -46,7 +46,7 @@ func passResult(o agent.Outcome) error {
 // document.
 func exitStatus(o agent.Outcome) int {
 	switch o {
-	case agent.OutcomeFailed:
+	case agent.OutcomeFailed, agent.OutcomeRefused:
 		return 1
 	case agent.OutcomeLocked:
 		return 75 // EX_TEMPFAIL: systemd treats it as success (SuccessExitStatus=75)

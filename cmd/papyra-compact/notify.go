@@ -53,7 +53,7 @@ func runNotify(ctx context.Context, log *slog.Logger, a *agent.Agent, opts *agen
 	return func(results []agent.Result) {
 		failed := 0
 		for _, r := range results {
-			if r.Outcome == agent.OutcomeFailed {
+			if r.Outcome == agent.OutcomeFailed || r.Outcome == agent.OutcomeRefused {
 				failed++
 			}
 		}

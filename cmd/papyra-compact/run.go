@@ -33,6 +33,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	noProgress := fs.Bool("no-progress", false, "never draw a progress bar")
 	stopGrace := fs.Duration("stop-grace", 30*time.Second,
 		"on SIGTERM or SIGINT, how long the compaction in flight may take to finish before it is abandoned")
+	force := fs.Bool("force", false, "confirm a run that removes more than a target's max_remove_fraction (this run's targets only)")
 	fs.Var(&targets, "target", "compact only this target `NAME` (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: run: %v", errUsage, err)
@@ -47,7 +48,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *stopGrace < 0 {
 		return fmt.Errorf("%w: run: --stop-grace must be >= 0", errUsage)
 	}
-	opts := agent.Options{Targets: targets, DryRun: *dryRun, StopGrace: *stopGrace}
+	opts := agent.Options{Targets: targets, DryRun: *dryRun, StopGrace: *stopGrace, Force: *force}
 	if *nowFlag != "" {
 		if opts.Now, err = parseNow(*nowFlag, time.Now()); err != nil {
 			return err

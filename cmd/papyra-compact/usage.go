@@ -19,6 +19,7 @@ const manual = `NAME
 SYNOPSIS
     papyra-compact run [--config FILE] [--target NAME]... [--dry-run] [--now UNIX]
                        [--log-level LEVEL] [--no-progress] [--stop-grace DURATION]
+                       [--force]
     papyra-compact daemon [--config FILE] [--log-level LEVEL] [--stop-grace DURATION]
                           [--concurrency N]
     papyra-compact check [--config FILE] [--units] [--write-dropin]
@@ -96,6 +97,12 @@ OPTIONS
                       when more than a day ahead of the clock, which would
                       age out records retention keeps, or before 2001.
     --log-level LVL   debug, info (default), warn or error.
+    --force           run: confirm a run that would remove more than a
+                      target's max_remove_fraction of its records (the
+                      safety valve), for the targets of this run only.
+                      Without it such a run changes nothing, is recorded
+                      as "refused" and exits 1, saying how much it would
+                      have removed. A dry run says when a run would be.
     --units           check: compare the file's paths with the units'
                       sandbox even though they do not read this file.
     --write-dropin    check: write the drop-in every path outside the
@@ -231,7 +238,8 @@ METRICS
 
 EXIT STATUS
     0    every target succeeded or had nothing to do
-    1    at least one target failed (the others still ran)
+    1    at least one target failed, or was refused by its
+         max_remove_fraction (the others still ran)
     2    usage error or invalid configuration
     75   no target failed, but at least one was skipped because another
          run held its lock (EX_TEMPFAIL; the unit treats it as success)
