@@ -274,7 +274,7 @@ func (s *swap) commit(ctx context.Context) error {
 		s.abort()
 		return err
 	}
-	rec := &recoveryRecord{Store: p.real, Old: s.d.Join(s.oldName()), Offset: s.copied}
+	rec := &recoveryRecord{Store: p.real, Old: s.d.Join(s.oldName()), Progress: livefile.Progress{Offset: s.copied}}
 	var tst unix.Stat_t
 	if err := unix.Fstat(int(s.tmp.Fd()), &tst); err != nil {
 		s.undoLink(rec)
@@ -353,10 +353,18 @@ func (s *swap) undoLink(rec *recoveryRecord) {
 
 // drain appends to the new file what writers still append to the old
 // inode, in whole lines, until the grace period ends (or ctx is done: then
-// one last look). A last fragment that does not complete is quarantined.
+// one last look) and no writer holds the old inode any more
+// (livefile.AwaitWriters; when one still does after the bound, or ctx is
+// done first, the error keeps the old name and the record for the next
+// run). A last fragment that does not complete is quarantined.
 func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 	once := func() error { return s.drainOnce(rec) }
 	if err := livefile.Drain(ctx, s.b.env.GracePeriod, once); err != nil {
+		return err
+	}
+	// A writer that opened the store before the rename may still hold the
+	// old inode: wait for it to close (bounded), or keep the old name.
+	if err := livefile.AwaitWriters(ctx, s.p.f, livefile.WritersBound(s.b.env.GracePeriod), s.b.log, once); err != nil {
 		return err
 	}
 	frag, err := livefile.WaitFragment(s.p.f, func() int64 { return rec.Offset }, once)

@@ -1,11 +1,9 @@
 package jsonl
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
@@ -24,16 +22,13 @@ import (
 // recoveryRecord says, while a swap is in flight, which bytes of the old
 // inode the new file already holds.
 type recoveryRecord struct {
-	Store  string `json:"store"`  // the store's real path
-	Old    string `json:"old"`    // the old inode's second name
-	Offset int64  `json:"offset"` // bytes of the old inode present in the new file
-	// Pending bytes of the old inode, from Offset, are being appended to
-	// the new file, which was PendingAt bytes long just before: after a
-	// kill, Recover looks for them there before appending them again.
-	Pending   int64  `json:"pending,omitempty"`
-	PendingAt int64  `json:"pending_at,omitempty"`
-	NewDev    uint64 `json:"new_dev"`
-	NewIno    uint64 `json:"new_ino"`
+	Store string `json:"store"` // the store's real path
+	Old   string `json:"old"`   // the old inode's second name
+	// How much of the old inode the new file holds, and an append of
+	// drained lines in flight (see livefile.Progress).
+	livefile.Progress
+	NewDev uint64 `json:"new_dev"`
+	NewIno uint64 `json:"new_ino"`
 }
 
 // record is the recovery record of the store whose real path is real.
@@ -121,7 +116,7 @@ func (b *Backend) Recover(ctx context.Context) error {
 	if found, err := b.record(real).Read(&rec); err != nil {
 		return err
 	} else if found {
-		if err := b.recoverSwap(&rec); err != nil {
+		if err := b.recoverSwap(ctx, &rec); err != nil {
 			return err
 		}
 		accounted = filepath.Base(rec.Old)
@@ -169,7 +164,7 @@ func (b *Backend) Recover(ctx context.Context) error {
 }
 
 // recoverSwap finishes a swap from its record.
-func (b *Backend) recoverSwap(rec *recoveryRecord) error {
+func (b *Backend) recoverSwap(ctx context.Context, rec *recoveryRecord) error {
 	oldName, err := b.oldName(rec)
 	if err != nil {
 		return err
@@ -204,12 +199,19 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 	if err := b.settlePending(rec, old); err != nil {
 		return err
 	}
-	n, err := b.appendOnce(rec, old, dst)
+	// A writer of the killed run's time may still hold the old inode:
+	// drain until it has closed it (bounded; otherwise it stays).
+	var n int64
+	err = livefile.AwaitWriters(ctx, old, livefile.WritersBound(b.env.GracePeriod), b.log, func() error {
+		k, err := b.appendOnce(rec, old, dst)
+		n += k
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if ost.Size > rec.Offset {
-		frag := make([]byte, ost.Size-rec.Offset)
+	if size := livefile.Size(old); size > rec.Offset {
+		frag := make([]byte, size-rec.Offset)
 		if _, err := old.ReadAt(frag, rec.Offset); err != nil {
 			return fmt.Errorf("read %s: %w", rec.Old, err)
 		}
@@ -229,52 +231,16 @@ func (b *Backend) recoverSwap(rec *recoveryRecord) error {
 	return b.finishRecovery(rec)
 }
 
-// maxAppend bounds one append of drained lines: one write(2), so that the
-// lines land contiguously between Papyra's own appends.
-const maxAppend = 4 << 20
-
 // appendOnce appends the complete lines of old past rec.Offset to dst
-// (opened O_APPEND) so that a kill at any moment neither loses nor repeats
-// them: the record first says which bytes are about to go and how long dst
-// was, then one write appends them, then the record moves past them.
-// settlePending resolves a kill in between. It returns the bytes appended.
+// (opened O_APPEND), exactly once whatever moment a kill comes
+// (livefile.Progress.Append). It returns the bytes appended.
 func (b *Backend) appendOnce(rec *recoveryRecord, old, dst *os.File) (int64, error) {
-	var total int64
-	for {
-		size := livefile.Size(old)
-		end, err := lines.LastLineEnd(old, rec.Offset, min(size, rec.Offset+maxAppend))
-		if err != nil {
-			return total, fmt.Errorf("read %s: %w", old.Name(), err)
+	return rec.Append(old, dst, func() error { return b.writeRecord(rec) }, func() error {
+		if err := failpoint.Inject("drain-appended"); err != nil {
+			return fmt.Errorf("append to %s: %w", dst.Name(), err)
 		}
-		if end == rec.Offset { // no newline within maxAppend: a huge line
-			if end, err = lines.LastLineEnd(old, rec.Offset, size); err != nil {
-				return total, fmt.Errorf("read %s: %w", old.Name(), err)
-			}
-		}
-		if end == rec.Offset {
-			return total, nil
-		}
-		chunk := make([]byte, end-rec.Offset)
-		if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
-			return total, fmt.Errorf("read %s: %w", old.Name(), err)
-		}
-		rec.Pending, rec.PendingAt = int64(len(chunk)), livefile.Size(dst)
-		if err := b.writeRecord(rec); err != nil {
-			return total, err
-		}
-		if _, err := dst.Write(chunk); err != nil {
-			return total, fmt.Errorf("append to %s: %w", dst.Name(), err)
-		}
-		if err := dst.Sync(); err != nil {
-			return total, fmt.Errorf("fsync %s: %w", dst.Name(), err)
-		}
-		rec.Offset += rec.Pending
-		total += rec.Pending
-		rec.Pending, rec.PendingAt = 0, 0
-		if err := b.writeRecord(rec); err != nil {
-			return total, err
-		}
-	}
+		return nil
+	})
 }
 
 // settlePending finishes an append a kill interrupted: if the pending
@@ -284,25 +250,10 @@ func (b *Backend) settlePending(rec *recoveryRecord, old *os.File) error {
 	if rec.Pending == 0 {
 		return nil
 	}
-	chunk := make([]byte, rec.Pending)
-	if _, err := old.ReadAt(chunk, rec.Offset); err != nil {
-		return fmt.Errorf("read %s: %w", rec.Old, err)
-	}
 	store, err := b.openAt(b.store.Name, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	// Papyra may have appended before (and after) the pending write; the
-	// search covers what came after PendingAt, bounded.
-	size := livefile.Size(store)
-	region := make([]byte, max(0, min(size, rec.PendingAt+rec.Pending+1<<20)-rec.PendingAt))
-	if _, err := store.ReadAt(region, rec.PendingAt); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read %s: %w", rec.Store, err)
-	}
-	if bytes.Contains(region, chunk) {
-		rec.Offset += rec.Pending
-	}
-	rec.Pending, rec.PendingAt = 0, 0
-	return b.writeRecord(rec)
+	return rec.Settle(old, store, func() error { return b.writeRecord(rec) })
 }

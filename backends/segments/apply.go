@@ -73,7 +73,7 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 	}
 	err := r.execute(ctx)
 	if err != nil {
-		err = errors.Join(err, r.fail())
+		err = errors.Join(err, r.fail(ctx))
 		return r.stats, err
 	}
 	return r.stats, nil
@@ -241,7 +241,7 @@ func (r *run) prepare(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			r.rec.Steps = append(r.rec.Steps, &step{Kind: stepSwap, Name: r.st.name(r.cur[s]), Side: side, Old: s.id, New: id, Offset: n})
+			r.rec.Steps = append(r.rec.Steps, &step{Kind: stepSwap, Name: r.st.name(r.cur[s]), Side: side, Old: s.id, New: id, Progress: livefile.Progress{Offset: n}})
 		case s.act == actDrop && s.read && (s.corrupt > 0 || s.torn):
 			if err := r.copySurvivors(ctx, s, discard{}); err != nil {
 				return err
@@ -369,7 +369,7 @@ func (r *run) commit(ctx context.Context) error {
 	if err := failpoint.Inject("rotating-unfrozen"); err != nil {
 		return err
 	}
-	return r.finish()
+	return r.finish(ctx)
 }
 
 // dropEmptyRotated removes the replacement of an active file the run
@@ -457,8 +457,8 @@ func (r *run) unfreeze() error {
 
 // finish removes the old inodes' side names and the record, and fills in
 // the final stats.
-func (r *run) finish() error {
-	errs := []error{r.b.resolve(r.st, &r.rec, r.q)}
+func (r *run) finish(ctx context.Context) error {
+	errs := []error{r.b.resolve(ctx, r.st, &r.rec, r.q, livefile.WritersBound(r.b.env.GracePeriod))}
 	for _, sw := range r.swaps {
 		errs = append(errs, sw.repl.Close())
 	}
@@ -471,8 +471,10 @@ func (r *run) finish() error {
 
 // fail cleans up after an error: before the store changed, the
 // replacements and the quarantine file go; after, the record is resolved
-// as Recover would (nothing is removed that is not accounted for).
-func (r *run) fail() error {
+// as Recover would (nothing is removed that is not accounted for), except
+// that an old inode a writer still holds is not waited for: it keeps its
+// side name and the record, for the next run.
+func (r *run) fail(ctx context.Context) error {
 	for s, f := range r.temps {
 		// Never exchanged in: a copy under our own side name.
 		_ = f.Close()
@@ -488,7 +490,7 @@ func (r *run) fail() error {
 	} else {
 		_ = r.q.Close()
 	}
-	return r.b.resolve(r.st, &r.rec, nil)
+	return r.b.resolve(ctx, r.st, &r.rec, nil, 0)
 }
 
 func fileOf(f *os.File) (fileID, error) {

@@ -1,13 +1,20 @@
 package segments_test
 
 import (
+	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends/backendtest"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
 
 // TestBackend_DrainCarriesTheGracePeriod: Papyra opens the active file,
@@ -59,8 +66,9 @@ func TestBackend_DrainCarriesTheGracePeriod(t *testing.T) {
 					}
 				}
 				time.Sleep(700 * time.Millisecond)
+				// Then it closes, as Papyra does after each record.
 				_, err := held.WriteString(late)
-				wrote <- err
+				wrote <- errors.Join(err, held.Close())
 			}()
 			stats, err := compact(t, b, age)
 			close(stop)
@@ -101,4 +109,116 @@ func onSegmentName(active string, maxFiles int, ino uint64) bool {
 		}
 	}
 	return false
+}
+
+// TestBackend_DrainWaitsForAWriterPastTheGracePeriod: a Papyra writer
+// that opened the active file just before the compactor replaced it can
+// be descheduled between its open and its write for longer than the
+// grace period. The test holds such a descriptor and writes through it
+// only once the grace period is over (the run logs that the old inode is
+// still open for writing) — or once the run has ended, when nothing
+// waited for it — and closes it: the record must be in the store exactly
+// once. Both ways of rewriting the active file.
+func TestBackend_DrainWaitsForAWriterPastTheGracePeriod(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		layout layout
+	}{
+		{"SelfRotated", layout{2: rec(1, fresh), 0: rec(2, old) + rec(3, fresh)}},
+		{"InPlace", layout{1: rec(1, fresh), 0: rec(2, old) + rec(3, fresh)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			active := lay(t, tc.layout)
+			e := env(t.TempDir())
+			e.GracePeriod = 50 * time.Millisecond
+			var waiting <-chan struct{}
+			e.Logger, waiting = testutil.LogSignal("still open for writing")
+			b := newBackendIn(t, active, 1<<20, 4, e)
+			held, err := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			late := rotLine(`{"w": 7, "n": 1}`, fresh)
+			done := make(chan struct{})
+			wrote := make(chan error, 1)
+			go func() {
+				select {
+				case <-waiting:
+				case <-done:
+				}
+				_, err := held.WriteString(late)
+				wrote <- errors.Join(err, held.Close())
+			}()
+			_, err = compact(t, b, age)
+			close(done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			var all strings.Builder
+			for _, l := range readStore(t, active) {
+				all.WriteString(l + "\n")
+			}
+			if n := strings.Count(all.String(), late); n != 1 {
+				t.Errorf("the record written on the old active inode after the grace period is in the store %d times, want 1:\n%s", n, all.String())
+			}
+			testutil.AssertNoSideFiles(t, filepath.Dir(active))
+		})
+	}
+}
+
+// TestBackend_CancelledWhileAWriterHoldsTheOldInode: a run whose context
+// ends while a writer still holds the old active inode must not drop it:
+// the run fails, the old inode keeps its side name and the run record,
+// and the next Recover (once the writer has written and closed it)
+// carries the record over exactly once.
+func TestBackend_CancelledWhileAWriterHoldsTheOldInode(t *testing.T) {
+	active := lay(t, layout{1: rec(1, fresh), 0: rec(2, old) + rec(3, fresh)})
+	e := env(t.TempDir())
+	e.GracePeriod = 20 * time.Millisecond
+	var waiting <-chan struct{}
+	e.Logger, waiting = testutil.LogSignal("still open for writing")
+	b := newBackendIn(t, active, 1<<20, 4, e)
+	held, err := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-waiting
+		cancel()
+	}()
+	_, err = compactAt(ctx, b, age, backendtest.Now)
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, livefile.ErrWritersRemain) {
+		t.Fatalf("Apply cancelled while a writer holds the old active inode: %v, want context.Canceled and ErrWritersRemain", err)
+	}
+	if ents, _ := os.ReadDir(e.StateDir); len(ents) == 0 {
+		t.Fatal("the run record is gone: the next run could not finish the drain")
+	}
+	late := rotLine(`{"w": 7, "n": 1}`, fresh)
+	if _, err := held.WriteString(late); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, l := range readStore(t, active) {
+		all.WriteString(l + "\n")
+	}
+	if n := strings.Count(all.String(), late); n != 1 {
+		t.Errorf("the record written on the old active inode is in the store %d times after Recover, want 1:\n%s", n, all.String())
+	}
+	for _, r := range []string{rec(1, fresh), rec(3, fresh)} {
+		if n := strings.Count(all.String(), r); n != 1 {
+			t.Errorf("kept record %q is in the store %d times, want 1", r, n)
+		}
+	}
+	testutil.AssertNoSideFiles(t, filepath.Dir(active))
 }

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
-	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
@@ -35,9 +34,11 @@ type step struct {
 	Side    string `json:"side"` // our side file's name in the store directory
 	Old     fileID `json:"old"`  // the segment's inode
 	OldSize int64  `json:"old_size"`
-	New     fileID `json:"new"`    // the replacement, or the empty file
-	Offset  int64  `json:"offset"` // swap: bytes of Old the replacement holds
-	Live    bool   `json:"live"`   // swap: Old was the active file: drain it for the grace period
+	New     fileID `json:"new"` // the replacement, or the empty file
+	// swap: how much of Old the replacement holds, and an append of
+	// drained lines in flight (see livefile.Progress).
+	livefile.Progress
+	Live bool `json:"live"` // swap: Old was the active file: drain it for the grace period
 }
 
 // runRecord lives in the state directory while a run changes the store.
@@ -93,7 +94,7 @@ func (b *Backend) Recover(ctx context.Context) error {
 	}
 	var errs []error
 	if rec != nil {
-		if err := b.resolve(st, rec, nil); err != nil {
+		if err := b.resolve(ctx, st, rec, nil, livefile.WritersBound(b.env.GracePeriod)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -147,8 +148,10 @@ func (b *Backend) strays(st store, rec *runRecord) error {
 // resolve settles every step of rec from the inodes it finds, then the
 // anchor, and removes the record when nothing is left. It is what Recover
 // runs after a kill and what a failed Apply runs at once. q receives torn
-// fragments found while draining (nil: a writer of its own).
-func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error {
+// fragments found while draining (nil: a writer of its own). An old inode
+// is drained until no writer holds it, for at most bound
+// (livefile.AwaitWriters); one still held keeps its step.
+func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quarantine.Writer, bound time.Duration) error {
 	own := q == nil
 	if own {
 		q = quarantine.NewWriter(b.env.QuarantineDir, st.base, time.Now())
@@ -156,7 +159,7 @@ func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error 
 	var errs []error
 	unresolved := false
 	for _, s := range rec.Steps {
-		if err := b.resolveStep(st, rec, s, q); err != nil {
+		if err := b.resolveStep(ctx, st, rec, s, q, bound); err != nil {
 			errs = append(errs, err)
 			unresolved = true
 		}
@@ -178,7 +181,7 @@ func (b *Backend) resolve(st store, rec *runRecord, q *quarantine.Writer) error 
 // resolveStep makes one step final: a side file that holds a copy or an
 // accounted-for inode is removed, an old active inode is drained first,
 // and a file we cannot account for is put back or reported.
-func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.Writer) error {
+func (b *Backend) resolveStep(ctx context.Context, st store, rec *runRecord, s *step, q *quarantine.Writer, bound time.Duration) error {
 	side := s.Side // a name in the store's directory
 	sst, err := st.d.Lstat(side)
 	if err != nil {
@@ -197,7 +200,7 @@ func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.W
 		// Only the old active inode is expected to have grown; any inode
 		// that did is drained before it goes (several writers on one store,
 		// which Papyra does not support, would do that).
-		if err := b.drainSide(st, s, side, q); err != nil {
+		if err := b.drainSide(ctx, st, rec, s, side, q, bound); err != nil {
 			return err
 		}
 		return removeFile(st, side)
@@ -216,52 +219,98 @@ func (b *Backend) resolveStep(st store, rec *runRecord, s *step, q *quarantine.W
 }
 
 // drainSide appends to the replacement what writers appended to the old
-// active inode after the swap and the record's offset (lines appended
-// between the last drained write and its record update come twice:
-// duplicated, never lost). The replacement is found by inode wherever the
-// writer has rotated it to; if it is gone, the lines go to the active file.
-func (b *Backend) drainSide(st store, s *step, side string, q *quarantine.Writer) error {
+// active inode after the swap and the step's offset, exactly once: an
+// append a kill interrupted is looked for where it was going before
+// anything is appended again (livefile.Progress). The replacement is
+// found by inode wherever the writer has rotated it to; if it is gone,
+// the lines go to the active file.
+func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *step, side string, q *quarantine.Writer, bound time.Duration) error {
 	old, ost, err := st.openRegular(side, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer old.Close()
-	if ost.Size <= s.Offset {
+	save := func() error { return b.writeRecord(st, rec) }
+	if s.Pending > 0 {
+		l, err := st.list()
+		if err != nil {
+			return err
+		}
+		// The file the interrupted append went to, by inode: the
+		// replacement, wherever the writer has rotated it, or the active
+		// file of an earlier recovery. Gone, it took the bytes with it.
+		var dst *os.File
+		if i, ok := l.find(fileID{Dev: s.New.Dev, Ino: s.PendingIno}); ok {
+			if dst, _, err = st.openRegular(st.name(i), os.O_RDONLY, 0); err != nil {
+				return err
+			}
+			defer dst.Close()
+		}
+		if err := s.Settle(old, dst, save); err != nil {
+			return err
+		}
+	}
+	// The target is opened only when there is something to append to it.
+	var dst *os.File
+	defer func() {
+		if dst != nil {
+			_ = dst.Close()
+		}
+	}()
+	var n int64
+	drain := func() error {
+		if livefile.Size(old) <= s.Offset {
+			return nil
+		}
+		if dst == nil {
+			var err error
+			if dst, err = b.openDrainTarget(st, s, os.FileMode(ost.Mode&0o777), side); err != nil {
+				return err
+			}
+		}
+		k, err := s.Append(old, dst, save, nil)
+		n += k
+		if err != nil {
+			return fmt.Errorf("drain %s into %s: %w", st.side(side), dst.Name(), err)
+		}
 		return nil
 	}
+	// A writer of the killed run's time may still hold the old inode:
+	// drain until it has closed it (bounded; otherwise it stays).
+	if err := livefile.AwaitWriters(ctx, old, bound, b.log, drain); err != nil {
+		return err
+	}
+	if n > 0 {
+		b.log.Info("recovered records appended during an interrupted swap", "segment", dst.Name(), "bytes", n)
+	}
+	if rest := livefile.Size(old) - s.Offset; rest > 0 {
+		frag := make([]byte, rest)
+		if _, err := old.ReadAt(frag, s.Offset); err != nil {
+			return fmt.Errorf("read %s: %w", st.side(side), err)
+		}
+		qe := quarantine.Entry{Source: st.side(s.Name), Offset: s.Offset, Reason: "torn write left on the replaced file"}
+		if err := q.Add(qe, frag); err != nil {
+			return err
+		}
+	}
+	return q.Commit()
+}
+
+// openDrainTarget opens for appending the replacement of step s, found by
+// inode wherever the writer has rotated it to, or the active file if it
+// is gone.
+func (b *Backend) openDrainTarget(st store, s *step, mode os.FileMode, side string) (*os.File, error) {
 	targetName := st.name(0)
 	if l, err := st.list(); err == nil {
 		if i, ok := l.find(s.New); ok {
 			targetName = st.name(i)
 		}
 	}
-	target := st.side(targetName)
-	dst, _, err := st.openRegular(targetName, os.O_WRONLY|os.O_APPEND|os.O_CREATE, os.FileMode(ost.Mode&0o777))
+	dst, _, err := st.openRegular(targetName, os.O_WRONLY|os.O_APPEND|os.O_CREATE, mode)
 	if err != nil {
-		return fmt.Errorf("%w; %s still holds the records appended during an interrupted swap", err, st.side(side))
+		return nil, fmt.Errorf("%w; %s still holds the records appended during an interrupted swap", err, st.side(side))
 	}
-	defer dst.Close()
-	n, err := lines.AppendLines(dst, old, s.Offset, ost.Size)
-	if err != nil {
-		return fmt.Errorf("drain %s into %s: %w", st.side(side), target, err)
-	}
-	if err := dst.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", target, err)
-	}
-	if n > 0 {
-		b.log.Info("recovered records appended during an interrupted swap", "segment", target, "bytes", n)
-	}
-	if rest := ost.Size - s.Offset - n; rest > 0 {
-		frag := make([]byte, rest)
-		if _, err := old.ReadAt(frag, s.Offset+n); err != nil {
-			return fmt.Errorf("read %s: %w", st.side(side), err)
-		}
-		qe := quarantine.Entry{Source: st.side(s.Name), Offset: s.Offset + n, Reason: "torn write left on the replaced file"}
-		if err := q.Add(qe, frag); err != nil {
-			return err
-		}
-	}
-	return q.Commit()
+	return dst, nil
 }
 
 // resolveAnchor removes the empty file a run put at the top slot, if it is

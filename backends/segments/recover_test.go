@@ -24,7 +24,9 @@ import (
 // run record that says how much of it the replacement holds. Recover
 // must append exactly the missing records once, to the replacement
 // wherever it now is, quarantine a torn last fragment, remove the side
-// name and the record, and change nothing when run again.
+// name and the record, and change nothing when run again. A run killed
+// inside a drained append (the lines written to the replacement, the
+// record still saying they were about to go) must not append them twice.
 func TestRecover_KilledBetweenSwapAndDrain(t *testing.T) {
 	copied := rec(1, fresh) + rec(2, old) + rec(3, fresh)
 	survivors := rec(1, fresh) + rec(3, fresh)
@@ -34,12 +36,16 @@ func TestRecover_KilledBetweenSwapAndDrain(t *testing.T) {
 		name     string
 		oldTail  string
 		rotated  bool   // the writer rotated the replacement to slot 1 since
+		pending  bool   // killed inside an append of late: the replacement holds it already
 		want     layout // after Recover
 		quarantn string
 	}{
 		{name: "InPlace", want: layout{2: rec(0, fresh), 0: survivors + onNew + late}},
 		{name: "TornFragment", oldTail: `{"system_id": "lo`, want: layout{2: rec(0, fresh), 0: survivors + onNew + late}, quarantn: `{\"system_id\": \"lo`},
 		{name: "WriterRotatedSince", rotated: true, want: layout{2: rec(0, fresh), 1: survivors + onNew + late, 0: rec(7, fresh)}},
+		{name: "KilledInsideAnAppend", pending: true, want: layout{2: rec(0, fresh), 0: survivors + late + onNew}},
+		{name: "KilledInsideAnAppendRotatedSince", pending: true, rotated: true, want: layout{2: rec(0, fresh), 1: survivors + late + onNew, 0: rec(7, fresh)}},
+		{name: "KilledBeforeAnAppend", pending: true, want: layout{2: rec(0, fresh), 0: survivors + onNew + late}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			active := lay(t, layout{2: rec(0, fresh), 0: copied + late + tc.oldTail})
@@ -50,7 +56,14 @@ func TestRecover_KilledBetweenSwapAndDrain(t *testing.T) {
 			if err := os.Rename(active, filepath.Join(dir, side)); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(active, []byte(survivors+onNew), 0o644); err != nil {
+			// Killed inside an append: the drained lines went in (after the
+			// survivors), then Papyra appended to the replacement.
+			appendedLate := tc.pending && !strings.HasPrefix(tc.name, "KilledBefore")
+			newContent := survivors
+			if appendedLate {
+				newContent += late
+			}
+			if err := os.WriteFile(active, []byte(newContent+onNew), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			oldID, newID := fileIDOf(t, filepath.Join(dir, side)), fileIDOf(t, active)
@@ -63,12 +76,16 @@ func TestRecover_KilledBetweenSwapAndDrain(t *testing.T) {
 				}
 			}
 			e := env(t.TempDir())
+			sw := map[string]any{
+				"kind": "swap", "name": base, "side": side, "old": oldID, "new": newID,
+				"offset": len(copied), "live": true,
+			}
+			if tc.pending {
+				sw["pending"], sw["pending_at"], sw["pending_ino"] = len(late), len(survivors), newID["ino"]
+			}
 			writeRunRecordByHand(t, e.StateDir, filepath.Join(dir, base), map[string]any{
 				"dir": dir, "base": base, "token": token,
-				"steps": []map[string]any{{
-					"kind": "swap", "name": base, "side": side, "old": oldID, "new": newID,
-					"offset": len(copied), "live": true,
-				}},
+				"steps": []map[string]any{sw},
 			})
 			b := newBackendIn(t, active, 1<<20, 4, e)
 			for round := 1; round <= 2; round++ {

@@ -263,7 +263,7 @@ func (r *run) rotateActive(ctx context.Context, a *seg, deferred []*step) (bool,
 	if err != nil {
 		return true, err
 	}
-	return true, r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(1), Side: side, Old: a.id, Offset: n, Live: true})
+	return true, r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(1), Side: side, Old: a.id, Progress: livefile.Progress{Offset: n}, Live: true})
 }
 
 // replaceActive gives the active file the JSON-lines treatment: a
@@ -280,7 +280,7 @@ func (r *run) replaceActive(ctx context.Context, a *seg) error {
 	if err != nil {
 		return err
 	}
-	return r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(0), Side: side, Old: a.id, Offset: n, Live: true})
+	return r.swapLive(a, f, &step{Kind: stepSwap, Name: r.st.name(0), Side: side, Old: a.id, Progress: livefile.Progress{Offset: n}, Live: true})
 }
 
 // swapLive makes a prepared replacement of the (old) active file durable,
@@ -347,7 +347,9 @@ func findDrop(steps []*step, id fileID) *step {
 
 // drain appends to the replacements what writers still append to old
 // active inodes, in whole lines, until the grace period ends (or ctx is
-// done: then one last look). A last fragment that does not complete
+// done: then one last look) and no writer holds them any more
+// (livefile.AwaitWriters: one still held after the bound, or when ctx is
+// done, keeps its side name and step). A last fragment that does not complete
 // within livefile.FragmentWait is quarantined: appended, it would glue onto the
 // next record.
 func (r *run) drain(ctx context.Context) error {
@@ -371,6 +373,14 @@ func (r *run) drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A writer that opened the active file before the exchange may still
+	// hold the old inode: wait for it to close (bounded), or keep it.
+	for _, sw := range live {
+		err := livefile.AwaitWriters(ctx, sw.s.f, livefile.WritersBound(r.b.env.GracePeriod), r.b.log, func() error { return r.drainOnce(sw) })
+		if err != nil {
+			return err
+		}
+	}
 	for _, sw := range live {
 		if err := r.drainFragment(sw); err != nil {
 			return err
@@ -379,21 +389,19 @@ func (r *run) drain(ctx context.Context) error {
 	return nil
 }
 
-// drainOnce appends the complete lines past the step's offset.
+// drainOnce appends the complete lines past the step's offset, exactly
+// once whatever moment a kill comes: the run record announces each chunk
+// before the write that appends it (livefile.Progress.Append), and
+// Recover looks for an announced chunk before appending it again.
 func (r *run) drainOnce(sw *swapped) error {
-	n, err := lines.AppendLines(sw.repl, sw.s.f, sw.step.Offset, livefile.Size(sw.s.f))
-	if err != nil {
-		return fmt.Errorf("drain %s: %w", sw.s.path, err)
-	}
-	if n == 0 {
+	n, err := sw.step.Append(sw.s.f, sw.repl, func() error { return r.b.writeRecord(r.st, &r.rec) }, func() error {
+		if err := failpoint.Inject("rotating-drain-appended"); err != nil {
+			return fmt.Errorf("drain %s: %w", sw.s.path, err)
+		}
 		return nil
-	}
-	if err := syncFile(sw.repl); err != nil {
-		return err
-	}
-	sw.step.Offset += n
+	})
 	r.stats.Appended += n
-	return r.b.writeRecord(r.st, &r.rec)
+	return err
 }
 
 // drainFragment waits for a last line in flight, then quarantines what is

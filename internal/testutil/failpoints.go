@@ -20,12 +20,12 @@ import (
 var FailPoints = map[string][]string{
 	"jsonl": {
 		"temp-created", "survivors-written", "temp-synced", "quarantine-synced",
-		"before-rename", "after-rename", "dir-synced", "drained",
+		"before-rename", "after-rename", "dir-synced", "drain-appended", "drained",
 	},
 	"rotating": {
 		"rotating-anchored", "rotating-temps-written", "rotating-prepared", "rotating-swapped", "rotating-dropped",
 		"rotating-slot", "rotating-self-rotated", "rotating-active-recorded", "rotating-active-swapped",
-		"rotating-drained", "rotating-unfrozen",
+		"rotating-drain-appended", "rotating-drained", "rotating-unfrozen",
 	},
 	"agent": {"scheduler-loop"},
 }

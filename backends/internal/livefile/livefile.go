@@ -10,6 +10,11 @@
 //   - after the swap, keep draining the old inode into the replacement
 //     for a grace period, because a writer that opened the old name just
 //     before the rename still appends there (Drain);
+//   - after the grace period, keep draining until no other process has
+//     the old inode open for writing, which a read lease proves
+//     (AwaitWriters), at most WritersBound: a writer descheduled between
+//     its open and its write for longer than the grace period still gets
+//     its record into the store;
 //   - at the end of either, wait a little for a last line without a
 //     newline: on Linux a reader can see part of a write that crosses a
 //     page, and copying half a write would let the next record glue onto
@@ -17,7 +22,11 @@
 //
 // While a swap is in flight a recovery record in the state directory says
 // which bytes of the old inode the new file holds, so that the next run
-// after a kill finishes the job (Record).
+// after a kill finishes the job (Record). Each drained chunk is announced
+// in it before the one write that appends it (Progress.Append), and the
+// next run looks for an announced chunk before appending it again
+// (Progress.Settle): a kill at any moment neither loses nor duplicates a
+// drained record.
 //
 // Every function works on open descriptors, never on names, except
 // Record, which names its file in the state directory.

@@ -1,0 +1,110 @@
+package livefile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrWritersRemain means that when its bound ran out another process still
+// had a replaced file open for writing: a record it writes later lands on
+// that inode, so the inode keeps its second name and its recovery record,
+// and the next run drains it again.
+var ErrWritersRemain = errors.New("still open for writing by another process")
+
+// WritersBound is how long, after the grace period, a run waits for the
+// last writer of a replaced file to close it: ten grace periods, and never
+// less than 30 s.
+func WritersBound(grace time.Duration) time.Duration { return max(10*grace, 30*time.Second) }
+
+// AwaitWriters makes sure that no writer still holds the replaced inode f
+// before its caller gives up its last name, and drains it a last time.
+//
+// A Papyra writer opens the store, writes one record and closes it. One
+// that opened the old inode just before the swap and was descheduled for
+// longer than the grace period would write to an inode nobody reads any
+// more. The kernel knows whether anyone has an inode open for writing: a
+// read lease (fcntl F_SETLEASE F_RDLCK) is granted only when no open file
+// description has it open for writing (fs/locks.c check_conflicting_open),
+// so f must be open read-only. (A write lease would also be refused for
+// every reader, a `tail -f` or this process's own descriptors.) Granted,
+// every write made through a closed descriptor is visible: once drains it
+// under the lease, and if a writer opened the inode meanwhile (the lease
+// is being broken) the wait goes on. Refused with EAGAIN, once drains
+// every DrainTick and the lease is asked again, until bound has passed
+// (ErrWritersRemain) or ctx is done (its error): either way the caller
+// keeps the old inode's second name and record.
+//
+// Where leases are not available (EACCES without CAP_LEASE on another
+// user's file, EINVAL on a file system without them or with
+// fs.leases-enable=0) it logs that at debug level once and returns after
+// one more drain: the grace period alone covered the writers, as before.
+func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, log *slog.Logger, once func() error) error {
+	deadline := time.Now().Add(bound)
+	waiting := false
+	for {
+		err := setLease(f, unix.F_RDLCK)
+		switch {
+		case err == nil:
+			derr := once()
+			broken := leaseBroken(f)
+			uerr := setLease(f, unix.F_UNLCK)
+			if derr != nil {
+				return derr
+			}
+			if uerr != nil {
+				return fmt.Errorf("release the lease on %s: %w", f.Name(), uerr)
+			}
+			if !broken {
+				return nil
+			}
+			// A writer opened the inode while we drained: wait for it.
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY):
+			// Open for writing elsewhere.
+		default:
+			log.Debug("leases unavailable: a writer that holds the replaced file past the grace period is not waited for",
+				"file", f.Name(), "err", err)
+			return once()
+		}
+		if !waiting {
+			waiting = true
+			log.Debug("the replaced file is still open for writing; draining it until the writer closes it",
+				"file", f.Name(), "bound", bound)
+		}
+		if err := once(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s is %w: kept for the next run: %w", f.Name(), ErrWritersRemain, err)
+		}
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%s is %w %s after the grace period: kept for the next run", f.Name(), ErrWritersRemain, bound)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(DrainTick):
+		}
+	}
+}
+
+func setLease(f *os.File, typ int) error {
+	for {
+		_, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, typ)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// leaseBroken reports whether someone opened f for writing since the
+// lease was granted: F_GETLEASE then reports the type the lease is being
+// broken to.
+func leaseBroken(f *os.File) bool {
+	typ, err := unix.FcntlInt(f.Fd(), unix.F_GETLEASE, 0)
+	return err != nil || typ != unix.F_RDLCK
+}
