@@ -1,12 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -305,14 +306,20 @@ func checkTextfile(c *Config, r *report) {
 // ELOOP limit does.
 const maxLinks = 40
 
-// resolvePath returns the path p names once the symlinks on the part of
-// it that exists are followed and "." and ".." are applied as the kernel
-// applies them: to the directory reached so far, not to the text. The
-// part from the first missing component on is appended as written, with
-// "." and ".." applied to the text (the kernel would fail there anyway).
-func resolvePath(p string) string {
-	done := "/"
-	rest := strings.Split(p, "/")
+// errLinkLoop is walk's answer to more than maxLinks symlinks.
+var errLinkLoop = errors.New("too many symlinks")
+
+// walk follows p as the kernel resolves it: one component at a time from
+// "/", symlinks on the existing part followed (at most maxLinks), "." and
+// ".." applied to the directory reached so far, not to the text. visit,
+// when set, sees every entry reached (a symlink before it is followed)
+// and the directory it was looked up in. walk returns the path reached;
+// at the first component that cannot be looked up (or a link that cannot
+// be followed) it stops and returns that component's path, the rest as
+// written, and the error.
+func walk(p string, visit func(path, dir string, st *syscall.Stat_t)) (done string, rest []string, err error) {
+	done = "/"
+	rest = strings.Split(p, "/")
 	for links := 0; len(rest) > 0; {
 		c := rest[0]
 		rest = rest[1:]
@@ -324,22 +331,38 @@ func resolvePath(p string) string {
 			continue
 		}
 		next := filepath.Join(done, c)
-		fi, err := os.Lstat(next)
-		if err != nil {
-			return filepath.Join(append([]string{next}, rest...)...)
+		var st syscall.Stat_t
+		if err := syscall.Lstat(next, &st); err != nil {
+			return next, rest, err
 		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
+		if visit != nil {
+			visit(next, done, &st)
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
 			done = next
 			continue
 		}
 		target, err := os.Readlink(next)
 		if links++; err != nil || links > maxLinks {
-			return filepath.Join(append([]string{next}, rest...)...)
+			return next, rest, errLinkLoop
 		}
 		if filepath.IsAbs(target) {
 			done = "/"
 		}
 		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return done, nil, nil
+}
+
+// resolvePath returns the path p names once the symlinks on the part of
+// it that exists are followed and "." and ".." are applied as the kernel
+// applies them (walk). The part from the first missing component on is
+// appended as written, with "." and ".." applied to the text (the kernel
+// would fail there anyway).
+func resolvePath(p string) string {
+	done, rest, err := walk(p, nil)
+	if err != nil {
+		return filepath.Join(append([]string{done}, rest...)...)
 	}
 	return done
 }

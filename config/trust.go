@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -131,54 +132,31 @@ func (t trust) untrusted(path string, allowService bool) []string {
 		}
 	}
 	// A sticky directory writable by others is judged by the entries
-	// looked up in it: dirSticky carries that over to the next entry.
+	// looked up in it: stickyWritable remembers which directories are.
 	var root syscall.Stat_t
 	if err := syscall.Stat("/", &root); err != nil {
 		return []string{fmt.Sprintf("/: %v", err)}
 	}
 	judge("/", &root, root.Mode&0o1000 != 0)
-	done := "/"
-	dirSticky := root.Mode&0o1000 != 0 && root.Mode&0o022 != 0
-	rest := strings.Split(path, "/")
-	for links := 0; len(rest) > 0; {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			done = filepath.Dir(done)
-			continue
-		}
-		next := filepath.Join(done, c)
-		var st syscall.Stat_t
-		if err := syscall.Lstat(next, &st); err != nil {
-			return reasons // the caller reports a missing file itself
-		}
+	stickyWritable := map[string]bool{"/": root.Mode&0o1000 != 0 && root.Mode&0o022 != 0}
+	last, _, err := walk(path, func(next, dir string, st *syscall.Stat_t) {
 		if st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 			// A link's owner matters only where others may write
 			// and the sticky bit keeps them from replacing it.
-			if dirSticky && !trusted(st.Uid) {
+			if stickyWritable[dir] && !trusted(st.Uid) {
 				reasons = append(reasons, fmt.Sprintf("the symlink %s belongs to %s, in %s, which others may write (sticky): its owner may replace it",
-					displayPath(next), userName(st.Uid), displayPath(done)))
+					displayPath(next), userName(st.Uid), displayPath(dir)))
 			}
-			target, err := os.Readlink(next)
-			if links++; err != nil || links > maxLinks {
-				return append(reasons, fmt.Sprintf("%s: too many symlinks", displayPath(next)))
-			}
-			if filepath.IsAbs(target) {
-				done = "/"
-			}
-			rest = append(strings.Split(target, "/"), rest...)
-			continue
+			return
 		}
-		isDir := st.Mode&syscall.S_IFMT == syscall.S_IFDIR
-		sticky := isDir && st.Mode&0o1000 != 0
-		judge(next, &st, sticky)
-		dirSticky = sticky && st.Mode&0o022 != 0
-		done = next
+		sticky := st.Mode&syscall.S_IFMT == syscall.S_IFDIR && st.Mode&0o1000 != 0
+		judge(next, st, sticky)
+		stickyWritable[next] = sticky && st.Mode&0o022 != 0
+	})
+	if errors.Is(err, errLinkLoop) {
+		return append(reasons, fmt.Sprintf("%s: too many symlinks", displayPath(last)))
 	}
-	return reasons
+	return reasons // a missing file the caller reports itself
 }
 
 func userName(uid uint32) string {
