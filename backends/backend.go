@@ -44,6 +44,20 @@ type Policy struct {
 	// Progress, when set, is told how far the work is. It is called from
 	// the compacting goroutine and must return quickly.
 	Progress Progress
+	// MaxClockSkew is how far after Now a record may be stamped before it
+	// is future-dated (Stats.Future): kept, as Papyra keeps it, but
+	// counted, because a writer's clock is wrong.
+	MaxClockSkew time.Duration
+	// Explain asks Plan for Stats.Ages, even where that costs reading
+	// parts of the store a compaction would not read (`explain`).
+	Explain bool
+}
+
+// Future reports whether a record stamped ts (Unix seconds) is
+// future-dated under p: more than MaxClockSkew after Now. +Infinity is
+// (Papyra keeps it forever); NaN is not.
+func (p Policy) Future(ts float64) bool {
+	return ts > float64(p.Now.Add(p.MaxClockSkew).UnixNano())/1e9
 }
 
 // MinUnixTime is the smallest newest-timestamp that can be Unix time
@@ -199,6 +213,19 @@ type Stats struct {
 	// Notes are human remarks for the summary ("store unchanged", …).
 	Notes []string
 
+	// Future counts the kept records stamped more than
+	// Policy.MaxClockSkew after Policy.Now (Policy.Future);
+	// NewestFuture is the latest such timestamp when Future > 0.
+	Future       int64
+	NewestFuture float64
+	// Ages splits the store's records before the run by age. Set by
+	// backends that can tell (always when Policy.Explain asked for it
+	// and the backend reads timestamps).
+	Ages *Ages
+	// Debt lists what retention says should be gone but the run leaves
+	// in the store, by reason. Empty when the store meets its policy.
+	Debt []Debt
+
 	// Segments is set by backends whose store is a family of segment
 	// files (Papyra's rotating store).
 	Segments *SegmentStats
@@ -243,6 +270,107 @@ type HeldBack struct {
 	// Estimated is true when Entries is an estimate: counting exactly
 	// would read every entry the group holds.
 	Estimated bool
+}
+
+// DebtReason says why records retention would remove are still in the
+// store. It is the `reason` label of the retention debt metrics: keep the
+// set small and stable.
+type DebtReason string
+
+// Debt reasons.
+const (
+	// DebtHeldByGroup: a consumer group has not acknowledged (or not yet
+	// read) them (Redis).
+	DebtHeldByGroup DebtReason = "held_by_group"
+	// DebtApproximate: an approximate trim (XTRIM ~) removes whole stream
+	// nodes only and left the rest of one (Redis).
+	DebtApproximate DebtReason = "approximate_trim"
+	// DebtBelowMinReclaim: the run skipped a compaction that would have
+	// freed less than the target's min_reclaim.
+	DebtBelowMinReclaim DebtReason = "below_min_reclaim"
+	// DebtSafetyValve: the safety valve (max_remove_fraction) refused
+	// the run.
+	DebtSafetyValve DebtReason = "safety_valve"
+	// DebtClockGuard: age retention was refused because the store's
+	// timestamps are not Unix time (Policy.CheckClock).
+	DebtClockGuard DebtReason = "clock_guard"
+	// DebtRunTimeout: the run stopped at its deadline (run_timeout)
+	// before it was done; the next run continues.
+	DebtRunTimeout DebtReason = "run_timeout"
+	// DebtIncomplete: the run failed or was interrupted after planning;
+	// what it planned to remove is still there.
+	DebtIncomplete DebtReason = "incomplete"
+)
+
+// Debt is one part of what retention says should be gone but is not.
+type Debt struct {
+	Reason DebtReason
+	// Detail names who or what holds it, in plain words ("group billing
+	// of papyra:local:events"); "" when the reason says it all.
+	Detail string
+	// Records and Bytes are how much is left; Bytes is -1 when unknown.
+	Records int64
+	Bytes   int64
+	// Oldest is the oldest such record's timestamp (Unix seconds) when
+	// HasOldest: how long the debt has been owed.
+	Oldest    float64
+	HasOldest bool
+	// Estimated is true when Records (or Bytes) is an estimate.
+	Estimated bool
+}
+
+// DebtTotal sums s.Debt's records and known bytes.
+func (s Stats) DebtTotal() (records, bytes int64) {
+	for _, d := range s.Debt {
+		records += d.Records
+		bytes += max(d.Bytes, 0)
+	}
+	return records, bytes
+}
+
+// AgeBounds are the upper ends of the age buckets of Ages, youngest
+// first; the last bucket has no upper end.
+var AgeBounds = [...]time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour, 90 * 24 * time.Hour}
+
+// AgeCount is a number of records and their bytes (as stored).
+type AgeCount struct {
+	Records int64
+	Bytes   int64
+}
+
+// Ages splits a store's records by age at Policy.Now.
+type Ages struct {
+	// Buckets[i] holds records younger than AgeBounds[i] (and not
+	// younger than AgeBounds[i-1]); the last, len(AgeBounds), the older.
+	Buckets [len(AgeBounds) + 1]AgeCount
+	// Future holds records stamped more than Policy.MaxClockSkew after
+	// now (+Infinity included); Undated those without a usable timestamp
+	// (missing, null, NaN, -Infinity), which age retention removes.
+	Future  AgeCount
+	Undated AgeCount
+}
+
+// Add counts one record stamped ts (ok false: no usable timestamp) of
+// size bytes under p.
+func (a *Ages) Add(p Policy, ts float64, ok bool, bytes int64) {
+	var c *AgeCount
+	switch {
+	case !ok || math.IsNaN(ts) || math.IsInf(ts, -1):
+		c = &a.Undated
+	case p.Future(ts):
+		c = &a.Future
+	default:
+		// In float seconds: a finite timestamp far in the past (-1e300)
+		// would overflow a Duration.
+		age := float64(p.Now.UnixNano())/1e9 - ts
+		i := 0
+		for i < len(AgeBounds) && age >= AgeBounds[i].Seconds() {
+			i++
+		}
+		c = &a.Buckets[i]
+	}
+	c.Records++
+	c.Bytes += bytes
 }
 
 // HeldBackTotal is the number of entries consumer groups kept, 0 when s

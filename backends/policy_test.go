@@ -94,3 +94,65 @@ func TestPolicy_CheckClock(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicy_FutureAndAges(t *testing.T) {
+	now := time.Unix(1795000000, 0)
+	p := backends.Policy{Now: now, MaxClockSkew: 5 * time.Minute}
+	n := float64(now.Unix())
+	tests := []struct {
+		name   string
+		ts     float64
+		ok     bool
+		future bool
+		bucket int // index into Buckets; -1 Future, -2 Undated
+	}{
+		{"Now", n, true, false, 0},
+		{"WithinSkew", n + 300, true, false, 0},
+		{"JustPastSkew", n + 300.001, true, true, -1},
+		{"Infinity", math.Inf(1), true, true, -1},
+		{"NaN", math.NaN(), true, false, -2},
+		{"MinusInfinity", math.Inf(-1), true, false, -2},
+		{"Missing", 0, false, false, -2},
+		{"AlmostAnHour", n - 3599.999, true, false, 0},
+		{"AnHour", n - 3600, true, false, 1},
+		{"ADay", n - 86400, true, false, 2},
+		{"AWeek", n - 7*86400, true, false, 3},
+		{"AMonth", n - 30*86400, true, false, 4},
+		{"NinetyDays", n - 90*86400, true, false, 5},
+		{"Epoch", 0, true, false, 5},
+		{"FarPast", -1e300, true, false, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.ok {
+				if got := p.Future(tt.ts); got != tt.future {
+					t.Errorf("Future(%v) = %v, want %v", tt.ts, got, tt.future)
+				}
+			}
+			var a backends.Ages
+			a.Add(p, tt.ts, tt.ok, 7)
+			want := backends.Ages{}
+			switch tt.bucket {
+			case -1:
+				want.Future = backends.AgeCount{Records: 1, Bytes: 7}
+			case -2:
+				want.Undated = backends.AgeCount{Records: 1, Bytes: 7}
+			default:
+				want.Buckets[tt.bucket] = backends.AgeCount{Records: 1, Bytes: 7}
+			}
+			if a != want {
+				t.Errorf("Add(%v): got %+v, want %+v", tt.ts, a, want)
+			}
+		})
+	}
+}
+
+func TestStats_DebtTotal(t *testing.T) {
+	s := backends.Stats{Debt: []backends.Debt{
+		{Reason: backends.DebtHeldByGroup, Records: 5, Bytes: -1},
+		{Reason: backends.DebtBelowMinReclaim, Records: 7, Bytes: 100},
+	}}
+	if r, b := s.DebtTotal(); r != 12 || b != 100 {
+		t.Errorf("DebtTotal = %d, %d; want 12, 100 (unknown bytes not summed)", r, b)
+	}
+}

@@ -62,6 +62,12 @@ type Defaults struct {
 	// that sets no interval of its own. `papyra-compact run`, started by
 	// the timer unit, ignores it: there the timer is the schedule.
 	Interval Duration `yaml:"interval"`
+
+	// MaxClockSkew is how far after now a record may be stamped before it
+	// counts as future-dated: such records are kept (Papyra keeps them),
+	// counted (papyra_compact_future_records) and logged once per run.
+	// Default 5m.
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
 }
 
 // Retention is Papyra's RetentionPolicy with Papyra's field names and
@@ -108,6 +114,27 @@ type Target struct {
 	// quarantined as corrupt do not count) refuses before changing
 	// anything, unless `run --force` confirms it. Unset: no limit.
 	MaxRemoveFraction *Fraction `yaml:"max_remove_fraction"`
+
+	// MinReclaim is the reclaim threshold: a run whose compaction would
+	// free less than this (bytes, or a percentage of the store's size)
+	// changes nothing and reports what retention left as debt ("below
+	// min_reclaim"), so that a big store that expires a little every hour
+	// is not rewritten whole every hour. Unset or 0: every run compacts.
+	MinReclaim *Amount `yaml:"min_reclaim"`
+
+	// MaxClockSkew overrides defaults.max_clock_skew for this target.
+	MaxClockSkew *Duration `yaml:"max_clock_skew"`
+
+	// KeepFree (rotating stores only) opts the store into emergency
+	// drops: when the free space of its file system falls below this
+	// (bytes, or a percentage of the file system), the oldest whole
+	// rotated segments of the stores that opted in on that file system
+	// are removed, oldest records first, until it is met. Never the
+	// active file, never a segment holding a record younger than MinKeep.
+	KeepFree *Amount `yaml:"keep_free"`
+	// MinKeep is required with KeepFree: emergency drops never remove a
+	// segment that holds a record younger than this.
+	MinKeep *Duration `yaml:"min_keep"`
 
 	// Path is the store file (jsonl) or the active segment (rotating).
 	Path string `yaml:"path"`
@@ -241,6 +268,14 @@ func (c *Config) Interval(t Target) time.Duration {
 	return time.Duration(c.Defaults.Interval)
 }
 
+// ClockSkew returns the max_clock_skew that applies to t.
+func (c *Config) ClockSkew(t Target) time.Duration {
+	if t.MaxClockSkew != nil {
+		return time.Duration(*t.MaxClockSkew)
+	}
+	return time.Duration(c.Defaults.MaxClockSkew)
+}
+
 // Default returns the built-in configuration: the packaged directories and
 // no targets, so that an agent installed without editing compacts nothing.
 func Default() *Config {
@@ -256,6 +291,10 @@ func Default() *Config {
 			// Hourly, as the timer unit: the seed's production range
 			// is 1-6 hours, and Redis-heavy systems set less.
 			Interval: Duration(time.Hour),
+			// Papyra stamps records with the writer's clock; NTP keeps
+			// hosts within milliseconds, so minutes ahead is a clock
+			// that is wrong, not jitter.
+			MaxClockSkew: Duration(5 * time.Minute),
 		},
 	}
 }

@@ -56,6 +56,10 @@ targets:
     max_bytes: 10485760
     max_files: 5
     grace_period: 10
+    keep_free: 5%
+    min_keep: 1d
+    min_reclaim: 10MiB
+    max_clock_skew: 1m
     retention:
       max_records: 0
       max_age_seconds: 2.5
@@ -73,8 +77,9 @@ targets:
 		QuarantineDir: "/srv/papyra/quarantine",
 		Metrics:       config.Metrics{Textfile: "/srv/metrics/papyra.prom"},
 		Defaults: config.Defaults{
-			GracePeriod: config.Duration(1500 * time.Millisecond),
-			Interval:    config.Duration(time.Hour),
+			GracePeriod:  config.Duration(1500 * time.Millisecond),
+			Interval:     config.Duration(time.Hour),
+			MaxClockSkew: config.Duration(5 * time.Minute),
 			Retention: &config.Retention{
 				MaxRecords:    ptr[int64](1000),
 				MaxAgeSeconds: ptr(604800.0),
@@ -86,11 +91,15 @@ targets:
 			{
 				Line: 17, Name: "audit.log", Kind: config.KindRotating, Path: "/srv/app/audit.jsonl",
 				MaxBytes: ptr[int64](10 << 20), MaxFiles: ptr[int64](5),
-				GracePeriod: ptr(config.Duration(10 * time.Second)),
-				Retention:   &config.Retention{MaxRecords: ptr[int64](0), MaxAgeSeconds: ptr(2.5)},
+				GracePeriod:  ptr(config.Duration(10 * time.Second)),
+				KeepFree:     &config.Amount{Percent: 5},
+				MinKeep:      ptr(config.Duration(24 * time.Hour)),
+				MinReclaim:   &config.Amount{Bytes: 10 << 20},
+				MaxClockSkew: ptr(config.Duration(time.Minute)),
+				Retention:    &config.Retention{MaxRecords: ptr[int64](0), MaxAgeSeconds: ptr(2.5)},
 			},
-			{Line: 26, Name: "cache-1", Kind: config.KindRedis, Retention: &config.Retention{}},
-			{Line: 29, Name: "scratch_2", Kind: config.KindMemory},
+			{Line: 30, Name: "cache-1", Kind: config.KindRedis, Retention: &config.Retention{}},
+			{Line: 33, Name: "scratch_2", Kind: config.KindMemory},
 		},
 	}
 
@@ -305,6 +314,58 @@ func TestParse_MaxRemoveFraction(t *testing.T) {
 	}
 	if got := c.Targets[0].MaxRemoveFraction; got != nil {
 		t.Errorf("unset: got %v, want nil (off by default)", *got)
+	}
+}
+
+func TestParse_Amount(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		want  config.Amount
+	}{
+		{"0", config.Amount{}}, {"1048576", config.Amount{Bytes: 1 << 20}}, {"10MiB", config.Amount{Bytes: 10 << 20}},
+		{"10 mib", config.Amount{Bytes: 10 << 20}}, {"1G", config.Amount{Bytes: 1e9}}, {"1.5Ki", config.Amount{Bytes: 1536}},
+		{"512k", config.Amount{Bytes: 512000}}, {"2TB", config.Amount{Bytes: 2e12}}, {"7B", config.Amount{Bytes: 7}},
+		{"5%", config.Amount{Percent: 5}}, {`"0.5 %"`, config.Amount{Percent: 0.5}}, {"0%", config.Amount{}},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			c, err := config.Parse(file, []byte(target("name: a", "kind: memory", "min_reclaim: "+tt.value)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Targets[0].MinReclaim; got == nil || *got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		a     config.Amount
+		total int64
+		want  int64
+	}{
+		{config.Amount{Bytes: 10}, 1 << 30, 10}, {config.Amount{Percent: 5}, 1000, 50},
+		{config.Amount{Percent: 1}, 1, 1}, {config.Amount{Percent: 1}, 0, 0}, {config.Amount{Percent: 1}, -5, 0},
+		{config.Amount{Percent: 0.5}, 1001, 6},
+	} {
+		if got := tt.a.Of(tt.total); got != tt.want {
+			t.Errorf("%v.Of(%d) = %d, want %d", tt.a, tt.total, got, tt.want)
+		}
+	}
+}
+
+func TestConfig_ClockSkew(t *testing.T) {
+	c, err := config.Parse(file, []byte("defaults:\n  max_clock_skew: 2m\n"+
+		"targets:\n  - {name: a, kind: memory}\n  - {name: b, kind: memory, max_clock_skew: 0s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ClockSkew(c.Targets[0]); got != 2*time.Minute {
+		t.Errorf("a: got %v, want the default 2m", got)
+	}
+	if got := c.ClockSkew(c.Targets[1]); got != 0 {
+		t.Errorf("b: got %v, want its own 0s", got)
+	}
+	if got := config.Default().ClockSkew(config.Target{}); got != 5*time.Minute {
+		t.Errorf("built-in default: got %v, want 5m", got)
 	}
 }
 
@@ -539,6 +600,32 @@ func TestParse_Errors(t *testing.T) {
 			[]problem{{invalid, "compact.yaml:7: targets[0].owner: must be a user name (^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|[0-9]{1,10})$) or a numeric uid (got \"papyra app\")"}}},
 		{"OwnerOnRedis", target("name: a", "kind: redis", "owner: papyra"),
 			[]problem{{invalid, "compact.yaml:4: targets[0].owner: not valid for kind redis, only for jsonl, rotating"}}},
+		// min_reclaim, keep_free, min_keep: amounts and durations; the
+		// emergency pair only on rotating stores, and only together.
+		{"MinReclaimWord", target("name: a", "kind: memory", "min_reclaim: lots"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].min_reclaim: must be a byte count such as 10485760, "10MiB" or "1G", or a percentage such as "5%" (got lots)`}}},
+		{"MinReclaimNegative", target("name: a", "kind: memory", "min_reclaim: -1"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].min_reclaim: must be >= 0 (got -1)"}}},
+		{"MinReclaimFraction", target("name: a", "kind: memory", "min_reclaim: 1.5"),
+			[]problem{{invalid, `compact.yaml:4: targets[0].min_reclaim: must be a byte count such as 10485760, "10MiB" or "1G", or a percentage such as "5%" (got 1.5)`}}},
+		{"MinReclaimWholeStore", target("name: a", "kind: jsonl", "path: /s", "min_reclaim: 100%"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].min_reclaim: must be less than 100% (a run can never free more than the whole store) (got 100%)"}}},
+		{"MinReclaimPercentOver", target("name: a", "kind: memory", "min_reclaim: 101%"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].min_reclaim: must be between 0% and 100% (got 101%)"}}},
+		{"MinReclaimList", target("name: a", "kind: memory", "min_reclaim: [1]"),
+			[]problem{{wrongType, `compact.yaml:4: targets[0].min_reclaim: must be a byte count such as "10MiB" or a percentage such as "5%", not a sequence`}}},
+		{"KeepFreeOnJSONL", target("name: a", "kind: jsonl", "path: /s", "keep_free: 5%", "min_keep: 1d"),
+			[]problem{{invalid, "compact.yaml:5: targets[0].keep_free: not valid for kind jsonl, only for rotating"}, {invalid, "compact.yaml:6: targets[0].min_keep: not valid for kind jsonl, only for rotating"}}},
+		{"KeepFreeWithoutMinKeep", target("name: a", "kind: rotating", "path: /s", "max_bytes: 1", "max_files: 2", "keep_free: 5%"),
+			[]problem{{required, "compact.yaml:7: targets[0].keep_free: needs min_keep: the youngest record age an emergency drop may remove (such as 1d) (got 5%)"}}},
+		{"MinKeepWithoutKeepFree", target("name: a", "kind: rotating", "path: /s", "max_bytes: 1", "max_files: 2", "min_keep: 1d"),
+			[]problem{{invalid, "compact.yaml:7: targets[0].min_keep: is only used with keep_free (got 1d)"}}},
+		{"KeepFreeZero", target("name: a", "kind: rotating", "path: /s", "max_bytes: 1", "max_files: 2", "keep_free: 0", "min_keep: 1d"),
+			[]problem{{invalid, "compact.yaml:7: targets[0].keep_free: must be more than 0 (leave it out to opt out of emergency drops) (got 0)"}}},
+		{"KeepFreeAll", target("name: a", "kind: rotating", "path: /s", "max_bytes: 1", "max_files: 2", "keep_free: 100%", "min_keep: 1d"),
+			[]problem{{invalid, "compact.yaml:7: targets[0].keep_free: must be less than 100% (got 100%)"}}},
+		{"MaxClockSkewNegative", target("name: a", "kind: memory", "max_clock_skew: -1m"),
+			[]problem{{invalid, "compact.yaml:4: targets[0].max_clock_skew: must not be negative (got -1m)"}}},
 		// max_remove_fraction: a number in (0, 1] or a percentage, on
 		// any kind; every bad value names its line.
 		{"MaxRemoveFractionZero", target("name: a", "kind: memory", "max_remove_fraction: 0"),

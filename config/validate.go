@@ -76,6 +76,34 @@ var kindFields = []kindField{
 		isSet:    func(t *Target) bool { return t.MaxFiles != nil },
 		check:    func(t *Target) (string, *problem) { return positive(*t.MaxFiles) },
 	},
+	{
+		name:  "keep_free",
+		kinds: []string{KindRotating},
+		isSet: func(t *Target) bool { return t.KeepFree != nil },
+		check: func(t *Target) (string, *problem) {
+			a := *t.KeepFree
+			switch {
+			case a.IsZero():
+				return a.String(), newProblem(ErrInvalidValue, "must be more than 0 (leave it out to opt out of emergency drops)")
+			case a.Percent >= 100:
+				return a.String(), newProblem(ErrInvalidValue, "must be less than 100%%")
+			case t.MinKeep == nil:
+				return a.String(), newProblem(ErrRequired, "needs min_keep: the youngest record age an emergency drop may remove (such as 1d)")
+			}
+			return "", nil
+		},
+	},
+	{
+		name:  "min_keep",
+		kinds: []string{KindRotating},
+		isSet: func(t *Target) bool { return t.MinKeep != nil },
+		check: func(t *Target) (string, *problem) {
+			if t.KeepFree == nil {
+				return t.MinKeep.String(), newProblem(ErrInvalidValue, "is only used with keep_free")
+			}
+			return "", nil
+		},
+	},
 	// Redis: connection.
 	{
 		name:  "url",
@@ -418,6 +446,11 @@ func validateTarget(r *report, t *Target, path string, firstName map[string]int)
 
 	if t.Interval != nil {
 		validateInterval(r, *t.Interval, path+".interval", at)
+	}
+	if m := t.MinReclaim; m != nil && m.Percent >= 100 {
+		field := path + ".min_reclaim"
+		r.check(r.line(field, at), field, m.String(), newProblem(ErrInvalidValue,
+			"must be less than 100%% (a run can never free more than the whole store)"))
 	}
 	validateRetention(r, t.Retention, path+".retention")
 }
