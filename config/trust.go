@@ -189,12 +189,32 @@ func checkSecrets(c *Config, r *report, t trust) {
 					"refused, as whoever can change it can point this privileged process at a server of theirs: %s; only root or the service user may be able to", why))
 			}
 		}
-		if fi, err := os.Stat(tg.PasswordFile); err == nil && fi.Mode().Perm()&0o044 != 0 {
+		fi, err := os.Stat(tg.PasswordFile)
+		var p *problem
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			p = newProblem(ErrExposed, "does not exist; the Redis backend fails every run of this target until it does")
+		case err == nil:
+			if serr := SecretMode(fi.Mode()); serr != nil {
+				p = newProblem(ErrExposed, "%s (the Redis backend refuses it)", serr)
+			}
+		}
+		if p != nil {
 			r.warnings = append(r.warnings, &FieldError{File: r.file, Line: line, Field: field,
-				Value: displayPath(tg.PasswordFile), Err: newProblem(ErrExposed,
-					"is readable by others (mode %04o); the Redis backend refuses it: chmod 600 it and give it to the service user", uint32(fi.Mode().Perm()))})
+				Value: displayPath(tg.PasswordFile), Err: p})
 		}
 	}
+}
+
+// SecretMode returns an error when mode lets group or others at a secret
+// file (any of read, write or execute): the configuration is
+// world-readable, the secret must not be. `check` warns with it and the
+// Redis backend refuses the file with it, so that the two never disagree.
+func SecretMode(mode fs.FileMode) error {
+	if perm := mode.Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("is open to group or others (mode %04o): chmod 600 it and give it to the service user", uint32(perm))
+	}
+	return nil
 }
 
 // POSIX ACL xattr layout (linux/posix_acl_xattr.h): a version, then

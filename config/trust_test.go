@@ -189,30 +189,35 @@ func TestParse_PasswordFileTrust(t *testing.T) {
 		mode    os.FileMode
 		privs   bool
 		refused string // what the refusal names; "" for none
-		warned  bool
+		warning string // what the warning says; "" for none
 	}{
-		{"Root0600", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o600, true, "", false},
-		{"ServiceUser0600", func(tr *testutil.Tree) { tr.File("d/pw", "svc", "s3cret\n") }, 0o600, true, "", false},
+		{"Root0600", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o600, true, "", ""},
+		{"ServiceUser0600", func(tr *testutil.Tree) { tr.File("d/pw", "svc", "s3cret\n") }, 0o600, true, "", ""},
 		{"ServiceUsersDirectory", func(tr *testutil.Tree) {
 			tr.Own("d", "svc", 0o700)
 			tr.File("d/pw", "svc", "s3cret\n")
-		}, 0o600, true, "", false},
-		{"OtherUser", func(tr *testutil.Tree) { tr.File("d/pw", "alice", "s3cret\n") }, 0o600, true, "pw (mode 0600, owner alice) can be changed by its owner alice", false},
+		}, 0o600, true, "", ""},
+		{"OtherUser", func(tr *testutil.Tree) { tr.File("d/pw", "alice", "s3cret\n") }, 0o600, true, "pw (mode 0600, owner alice) can be changed by its owner alice", ""},
 		{"OtherUsersDirectory", func(tr *testutil.Tree) {
 			tr.Own("d", "alice", 0o755)
 			tr.File("d/pw", "root", "s3cret\n")
-		}, 0o600, true, "d (mode 0755, owner alice) can be changed by its owner alice", false},
-		{"WorldWritable", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o666, true, "pw (mode 0666, owner root) can be changed by every user", true},
-		{"GroupReadable", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o640, true, "", true},
-		{"WorldReadableUnprivileged", func(tr *testutil.Tree) { tr.File("d/pw", "alice", "s3cret\n") }, 0o644, false, "", true},
+		}, 0o600, true, "d (mode 0755, owner alice) can be changed by its owner alice", ""},
+		{"WorldWritable", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o666, true, "pw (mode 0666, owner root) can be changed by every user", "is open to group or others (mode 0666)"},
+		{"GroupReadable", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o640, true, "", "is open to group or others (mode 0640)"},
+		{"GroupWritable", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o620, true, "", "is open to group or others (mode 0620)"},
+		{"OthersExecute", func(tr *testutil.Tree) { tr.File("d/pw", "root", "s3cret\n") }, 0o601, false, "", "is open to group or others (mode 0601)"},
+		{"Missing", func(tr *testutil.Tree) {}, 0, false, "", "does not exist"},
+		{"WorldReadableUnprivileged", func(tr *testutil.Tree) { tr.File("d/pw", "alice", "s3cret\n") }, 0o644, false, "", "is open to group or others (mode 0644)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := testutil.NewTree(t, users)
 			tr.Dir("d", "root", 0o755)
 			tt.lay(tr)
-			if err := os.Chmod(tr.P("d/pw"), tt.mode); err != nil {
-				t.Fatal(err)
+			if tt.mode != 0 {
+				if err := os.Chmod(tr.P("d/pw"), tt.mode); err != nil {
+					t.Fatal(err)
+				}
 			}
 			y := "targets:\n  - name: r\n    kind: redis\n    password_file: " + tr.P("d/pw") + "\n"
 			cfg, err := parse("c.yaml", []byte(y), trust{privileged: tt.privs, service: []uint32{uint32(svc.UID)}})
@@ -220,12 +225,12 @@ func TestParse_PasswordFileTrust(t *testing.T) {
 				if err != nil {
 					t.Fatalf("got %v, want no error", err)
 				}
-				if got := len(cfg.Warnings) > 0; got != tt.warned {
-					t.Errorf("warned: got %v (%v), want %v", got, cfg.Warnings, tt.warned)
+				if got := len(cfg.Warnings) > 0; got != (tt.warning != "") {
+					t.Errorf("warned: got %v (%v), want %q", got, cfg.Warnings, tt.warning)
 				}
 				for _, w := range cfg.Warnings {
-					if !errors.Is(w, ErrExposed) || w.Line != 4 || w.Field != "targets[0].password_file" || !strings.Contains(w.Error(), "readable by others") {
-						t.Errorf("warning: got %v, want an ErrExposed at line 4, targets[0].password_file", w)
+					if !errors.Is(w, ErrExposed) || w.Line != 4 || w.Field != "targets[0].password_file" || tt.warning == "" || !strings.Contains(w.Error(), tt.warning) {
+						t.Errorf("warning: got %v, want an ErrExposed at line 4, targets[0].password_file, saying %q", w, tt.warning)
 					}
 				}
 				return

@@ -67,7 +67,7 @@ func TestFailures(t *testing.T) {
 		}
 		must(t, os.Chmod(path, 0o644))
 		_, err := redisstream.New(target([]string{srv.Addr}, func(t *config.Target) { t.PasswordFile = path }), backends.Env{})
-		if err == nil || !strings.Contains(err.Error(), "readable by others") {
+		if err == nil || !strings.Contains(err.Error(), "is open to group or others (mode 0644)") {
 			t.Errorf("world-readable password file: got %v, want a refusal", err)
 		}
 	})

@@ -247,8 +247,8 @@ func readPasswordFile(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("password_file: %w", err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("password_file %s is readable by others (mode %04o): chmod 600 it and chown it to the service user", path, perm)
+	if err := config.SecretMode(fi.Mode()); err != nil {
+		return "", fmt.Errorf("password_file %s %w", path, err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

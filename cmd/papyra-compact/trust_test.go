@@ -79,7 +79,7 @@ func TestCLI_UntrustedConfig(t *testing.T) {
 	testutil.User{Name: "root"}.Own(t, home, 0o755)
 	testutil.User{Name: "root"}.Own(t, cfg, 0o644)
 	code, out = check(nil)
-	if want := "warning: " + cfg + ":9: targets[0].password_file: is readable by others (mode 0644)"; code != 0 || !strings.Contains(out, want) {
+	if want := "warning: " + cfg + ":9: targets[0].password_file: is open to group or others (mode 0644)"; code != 0 || !strings.Contains(out, want) {
 		t.Errorf("as root, root's file: got exit %d, want 0 and %q:\n%s", code, want, out)
 	}
 	if strings.Contains(out, "s3cret") {
