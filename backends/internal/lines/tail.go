@@ -32,33 +32,3 @@ func LastLineEnd(r io.ReaderAt, from, size int64) (int64, error) {
 func lastTerm(b []byte) int {
 	return max(bytes.LastIndexByte(b, '\n'), bytes.LastIndexByte(b, '\r'))
 }
-
-// AppendLines copies the complete lines of src in [off, size) to dst, one
-// Write per chunk of whole lines, and returns the bytes copied. A dst
-// opened with O_APPEND then never interleaves half a line with another
-// process's appends. Bytes after the last terminator are left for a later
-// call.
-func AppendLines(dst io.Writer, src io.ReaderAt, off, size int64) (int64, error) {
-	var done int64
-	buf := make([]byte, 0, 1<<20)
-	for off+done < size {
-		n := min(int64(cap(buf)), size-off-done)
-		b := buf[:n]
-		if _, err := src.ReadAt(b, off+done); err != nil {
-			return done, fmt.Errorf("read at %d: %w", off+done, err)
-		}
-		i := lastTerm(b)
-		if i < 0 {
-			if n == int64(cap(buf)) { // a line longer than the buffer
-				buf = make([]byte, 0, 2*cap(buf))
-				continue
-			}
-			break
-		}
-		if _, err := dst.Write(b[:i+1]); err != nil {
-			return done, fmt.Errorf("append: %w", err)
-		}
-		done += int64(i + 1)
-	}
-	return done, nil
-}

@@ -1,7 +1,6 @@
 package lines_test
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 
@@ -33,31 +32,6 @@ func TestLastLineEnd(t *testing.T) {
 			got, err := lines.LastLineEnd(r, tt.from, int64(len(tt.data)))
 			if err != nil || got != tt.want {
 				t.Errorf("got %d, %v; want %d", got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestAppendLines(t *testing.T) {
-	long := strings.Repeat("y", 3<<20)
-	tests := []struct {
-		name string
-		data string
-		off  int64
-		want string
-	}{
-		{"WholeLinesOnly", "a\nb\nfrag", 0, "a\nb\n"},
-		{"FromOffset", "a\nb\nc\n", 2, "b\nc\n"},
-		{"NothingComplete", "frag", 0, ""},
-		{"LineLongerThanBuffer", long + "\nz", 0, long + "\n"},
-		{"LoneCR", "a\rb\r\nc\rfrag", 0, "a\rb\r\nc\r"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var dst bytes.Buffer
-			n, err := lines.AppendLines(&dst, strings.NewReader(tt.data), tt.off, int64(len(tt.data)))
-			if err != nil || dst.String() != tt.want || n != int64(len(tt.want)) {
-				t.Errorf("got %d bytes (%d copied), %v; want %d", dst.Len(), n, err, len(tt.want))
 			}
 		})
 	}
