@@ -58,7 +58,7 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		st.Notes = append(st.Notes, "nothing to remove, store left as is")
 		return st, nil
 	}
-	s.q = quarantine.NewWriter(b.env.QuarantineDir, s.base, time.Now())
+	s.q = quarantine.NewWriter(b.space, b.env.QuarantineDir, s.base, time.Now())
 	if err := s.prepare(ctx); err != nil {
 		s.abort()
 		return s.stats, err
@@ -100,12 +100,23 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := livefile.CheckStore(p.real, &cur); err != nil {
 		return err // linked to another name since planning
 	}
-	if err := fsutil.CheckSpaceAt(s.d.Fd(), s.d.Path(), p.stats.BytesAfter); err != nil {
+	// Claim, before anything is written, the rewrite and (at least) the
+	// quarantine file from the run's budget: both may land on the
+	// store's file system, and together they must leave the headroom
+	// Papyra's appends need. What the tail and the quarantine take
+	// beyond that is claimed as it is written.
+	claim, err := s.b.space.ClaimAt("the rewrite", s.d.Fd(), s.d.Path(), p.stats.BytesAfter)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.real, err)
+	}
+	defer claim.Release()
+	if err := s.q.Reserve(quarantine.Estimate(p.real, p.stats.Quarantined, p.corruptLen)); err != nil {
 		return fmt.Errorf("%s: %w", p.real, err)
 	}
 	if s.tmp, err = s.d.CreateExclusive(s.tmpName(), 0o600); err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
+	claim.Attach(s.tmp)
 	if err := fsutil.MatchOwner(s.tmp, &p.st); err != nil {
 		return err
 	}
@@ -130,7 +141,7 @@ func (s *swap) prepare(ctx context.Context) error {
 	if err := fsutil.SetAppend(s.tmp, true); err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(s.tmp, bufSize)
+	w := bufio.NewWriterSize(claim.Writer(s.tmp), bufSize)
 	s.copied = p.end
 	if err := s.copyTails(w); err != nil {
 		return err

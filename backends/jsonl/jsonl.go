@@ -14,6 +14,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
@@ -34,6 +35,11 @@ type Backend struct {
 	env   backends.Env
 	log   *slog.Logger
 	store *safepath.Store // resolved once; see resolve
+	// space is the run's free-space budget: every file the run writes
+	// (scratch, temp copy, quarantine, recovery record, drained lines) is
+	// claimed from it before it is written, so that together they leave
+	// the headroom Papyra's appends need (fsutil.Space).
+	space *fsutil.Space
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -46,7 +52,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: t.Path, owner: t.Owner, env: env, log: env.Logger}, nil
+	return &Backend{path: t.Path, owner: t.Owner, env: env, log: env.Logger, space: fsutil.NewSpace()}, nil
 }
 
 // LockKey is the real path of target t's store, resolved as the

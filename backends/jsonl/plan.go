@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
-	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // plan is the jsonl implementation of backends.Plan.
@@ -21,13 +21,16 @@ type plan struct {
 	f       *os.File // the original store, kept open for Apply
 	real    string   // the store's real path
 	st      unix.Stat_t
-	end     int64    // end of the last complete line planned
-	scratch *os.File // one entry per line in [0, end)
+	end     int64             // end of the last complete line planned
+	scratch *livefile.Scratch // one entry per line in [0, end)
 	policy  backends.Policy
 	lines   int64 // complete lines in [0, end)
 	unsure  int64 // pyjson.Unsure lines past age retention
-	cut     int64 // index among age-passed records of the first kept one
-	stats   backends.Stats
+	// corruptLen is the corrupt lines' total length: with
+	// stats.Quarantined, what their quarantine needs at least.
+	corruptLen int64
+	cut        int64 // index among age-passed records of the first kept one
+	stats      backends.Stats
 	// Of the records past age retention: their lines' total length and
 	// repr size, and the oldest timestamp. When count and size retention
 	// remove none of them, these are the kept store's figures and the
@@ -68,7 +71,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	if err := unix.Fstat(int(f.Fd()), &p.st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", real, err)
 	}
-	if p.scratch, err = fsutil.Scratch(b.env.ScratchDir); err != nil {
+	if p.scratch, err = livefile.NewScratch(b.space, b.env.ScratchDir); err != nil {
 		return nil, err
 	}
 	if err := p.scan(ctx); err != nil {

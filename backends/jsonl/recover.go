@@ -33,7 +33,7 @@ type recoveryRecord struct {
 
 // record is the recovery record of the store whose real path is real.
 func (b *Backend) record(real string) livefile.Record {
-	return livefile.RecordFor(b.env.StateDir, "jsonl-swap", real)
+	return livefile.RecordFor(b.space, b.env.StateDir, "jsonl-swap", real)
 }
 
 func (b *Backend) writeRecord(rec *recoveryRecord) error { return b.record(rec.Store).Write(rec) }
@@ -215,7 +215,7 @@ func (b *Backend) recoverSwap(ctx context.Context, rec *recoveryRecord) error {
 		if _, err := old.ReadAt(frag, rec.Offset); err != nil {
 			return fmt.Errorf("read %s: %w", rec.Old, err)
 		}
-		q := quarantine.NewWriter(b.env.QuarantineDir, filepath.Base(rec.Store), time.Now())
+		q := quarantine.NewWriter(b.space, b.env.QuarantineDir, filepath.Base(rec.Store), time.Now())
 		qe := quarantine.Entry{Source: rec.Store, Offset: rec.Offset, Reason: "torn write left on the replaced file"}
 		if err := q.Add(qe, frag); err != nil {
 			return err
@@ -235,7 +235,7 @@ func (b *Backend) recoverSwap(ctx context.Context, rec *recoveryRecord) error {
 // (opened O_APPEND), exactly once whatever moment a kill comes
 // (livefile.Progress.Append). It returns the bytes appended.
 func (b *Backend) appendOnce(rec *recoveryRecord, old, dst *os.File) (int64, error) {
-	return rec.Append(old, dst, func() error { return b.writeRecord(rec) }, func() error {
+	return rec.Append(old, dst, b.space, func() error { return b.writeRecord(rec) }, func() error {
 		if err := failpoint.Inject("drain-appended"); err != nil {
 			return fmt.Errorf("append to %s: %w", dst.Name(), err)
 		}

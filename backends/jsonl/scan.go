@@ -21,7 +21,7 @@ func (p *plan) scan(ctx context.Context) error {
 	cp := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
 	_, cp.WantSize = p.policy.ByteLimit()
 	cp.Cutoff, cp.HasAge = p.policy.AgeCutoff()
-	w := bufio.NewWriterSize(p.scratch, 256<<10)
+	w := bufio.NewWriterSize(p.scratch.Writer(), 256<<10)
 	maxTS := math.Inf(-1)
 	err := classify.File(ctx, p.f, size, cp, func(b *classify.Block) error {
 		if _, err := w.Write(b.Entries); err != nil {
@@ -34,6 +34,7 @@ func (p *plan) scan(ctx context.Context) error {
 		s.TornTail = s.TornTail || b.Torn // carried over verbatim by Apply
 		s.BlankLines += b.Blank
 		s.Quarantined += b.Corrupt
+		p.corruptLen += b.CorruptLen
 		s.RecordsBefore += b.Records
 		s.RemovedAge += b.Aged
 		p.unsure += b.Unsure

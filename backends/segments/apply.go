@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,11 +30,12 @@ type run struct {
 	anchor *fileID // our empty file at the top slot while it is there
 	seq    int     // side file counter
 
-	cur     map[*seg]int      // where each planned segment is now
-	temps   map[*seg]*os.File // replacements not yet exchanged in
-	swaps   []*swapped        // replacements in place
-	dropped map[*step]bool    // drops done
-	changed bool              // the store's directory may have changed
+	cur     map[*seg]int           // where each planned segment is now
+	temps   map[*seg]*os.File      // replacements not yet exchanged in
+	claims  map[*seg]*fsutil.Claim // space claimed for each replacement
+	swaps   []*swapped             // replacements in place
+	dropped map[*step]bool         // drops done
+	changed bool                   // the store's directory may have changed
 }
 
 // swapped is a segment whose replacement is in place; its old inode stays
@@ -57,13 +59,14 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		top:     int(b.maxFiles - 1),
 		cur:     map[*seg]int{},
 		temps:   map[*seg]*os.File{},
+		claims:  map[*seg]*fsutil.Claim{},
 		dropped: map[*step]bool{},
 	}
 	r.rec = runRecord{Dir: r.st.dir, Base: r.st.base, Token: fsutil.RandomToken()}
 	if r.top > 0 {
 		r.rec.Top = r.st.name(r.top)
 	}
-	r.q = quarantine.NewWriter(b.env.QuarantineDir, r.st.base, p.now())
+	r.q = quarantine.NewWriter(b.space, b.env.QuarantineDir, r.st.base, p.now())
 	if d, rw, _ := p.counts(); d == 0 && rw == 0 {
 		r.stats.Notes = append(r.stats.Notes, "store unchanged")
 		return r.stats, nil
@@ -218,10 +221,53 @@ func (r *run) locate() error {
 	return nil
 }
 
+// reserve claims from the run's budget, before anything is written, the
+// space of every replacement (its planned survivors) and at least that of
+// the quarantine file: they may share the store's file system, and
+// together they must leave the headroom Papyra's appends need. What a
+// replacement's tail or the quarantine take beyond that is claimed as it
+// is written.
+func (r *run) reserve() error {
+	var q int64
+	for _, s := range r.p.segs {
+		if s.act == actRewrite {
+			c, err := r.b.space.ClaimAt("the rewrite of "+s.path, r.st.d.Fd(), r.st.dir, s.keptBytes)
+			if err != nil {
+				return fmt.Errorf("%s: %w", r.st.path(0), err)
+			}
+			r.claims[s] = c
+		}
+		if s.act == actRewrite || s.act == actDrop && s.read {
+			q += quarantine.Estimate(s.path, s.corrupt, s.corruptLen)
+		}
+	}
+	if err := r.q.Reserve(q); err != nil {
+		return fmt.Errorf("%s: %w", r.st.path(0), err)
+	}
+	return nil
+}
+
+// releaseClaims gives back what the replacements' claims still hold.
+func (r *run) releaseClaims() {
+	for s, c := range r.claims {
+		c.Release()
+		delete(r.claims, s)
+	}
+}
+
+// tempWriter is where the replacement f of s is written: growing the
+// claim of s before every write that would take f past it.
+func (r *run) tempWriter(s *seg, f *os.File) io.Writer {
+	return r.claims[s].Writer(f)
+}
+
 // prepare writes every replacement of a rotated segment and quarantines
 // the corrupt lines of every segment that is rewritten or dropped, then
 // records the steps. The active file is prepared later, in commit.
 func (r *run) prepare(ctx context.Context) error {
+	if err := r.reserve(); err != nil {
+		return err
+	}
 	for _, s := range r.p.segs {
 		switch {
 		case s.act == actRewrite && r.cur[s] != 0:
@@ -268,14 +314,19 @@ func (r *run) prepare(ctx context.Context) error {
 // newTemp creates a replacement for s under a side name, with s's mode
 // and owner.
 func (r *run) newTemp(side string, s *seg) (*os.File, error) {
-	if err := fsutil.CheckSpaceAt(r.st.d.Fd(), r.st.dir, s.st.Size); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.path, err)
+	if r.claims[s] == nil {
+		c, err := r.b.space.ClaimAt("the rewrite of "+s.path, r.st.d.Fd(), r.st.dir, s.keptBytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.st.path(0), err)
+		}
+		r.claims[s] = c
 	}
 	f, err := r.st.d.CreateExclusive(side, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create temp file: %w", err)
 	}
 	r.temps[s] = f
+	r.claims[s].Attach(f)
 	if err := fsutil.MatchOwner(f, &s.st); err != nil {
 		return nil, err
 	}
@@ -458,6 +509,7 @@ func (r *run) unfreeze() error {
 // finish removes the old inodes' side names and the record, and fills in
 // the final stats.
 func (r *run) finish(ctx context.Context) error {
+	r.releaseClaims()
 	errs := []error{r.b.resolve(ctx, r.st, &r.rec, r.q, livefile.WritersBound(r.b.env.GracePeriod))}
 	for _, sw := range r.swaps {
 		errs = append(errs, sw.repl.Close())
@@ -475,6 +527,7 @@ func (r *run) finish(ctx context.Context) error {
 // that an old inode a writer still holds is not waited for: it keeps its
 // side name and the record, for the next run.
 func (r *run) fail(ctx context.Context) error {
+	r.releaseClaims()
 	for s, f := range r.temps {
 		// Never exchanged in: a copy under our own side name.
 		_ = f.Close()

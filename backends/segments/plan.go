@@ -17,9 +17,9 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/classify"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
-	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // action is what a run does to one segment.
@@ -49,6 +49,7 @@ type seg struct {
 
 	recs, aged, passed int64 // records, removed by age, passed age
 	corrupt, blank     int64
+	corruptLen         int64   // the corrupt lines' total length
 	unsure             int64   // pyjson.Unsure lines past age retention
 	passedSize         int64   // summed repr sizes of passed records
 	minPassedTS        float64 // smallest timestamp among passed records
@@ -69,7 +70,7 @@ type plan struct {
 	st      store
 	segs    []*seg // oldest first; the active file (if any) last
 	listed  listing
-	scratch *os.File
+	scratch *livefile.Scratch
 	policy  backends.Policy
 	stats   backends.Stats
 }
@@ -123,7 +124,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	if len(p.segs) == 0 {
 		return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 	}
-	if p.scratch, err = fsutil.Scratch(b.env.ScratchDir); err != nil {
+	if p.scratch, err = livefile.NewScratch(b.space, b.env.ScratchDir); err != nil {
 		return nil, err
 	}
 	if err := p.retention(ctx); err != nil {
@@ -223,7 +224,7 @@ func (p *plan) retention(ctx context.Context) error {
 	}
 	sc := &scanner{
 		pol:   classify.Policy{WantSize: remB >= 0, MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth},
-		w:     bufio.NewWriterSize(p.scratch, 256<<10),
+		w:     bufio.NewWriterSize(p.scratch.Writer(), 256<<10),
 		maxTS: math.Inf(-1),
 	}
 	sc.pol.Cutoff, sc.pol.HasAge = p.policy.AgeCutoff()
@@ -374,6 +375,7 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 		s.torn = s.torn || b.Torn
 		s.blank += b.Blank
 		s.corrupt += b.Corrupt
+		s.corruptLen += b.CorruptLen
 		s.recs += b.Records
 		sc.records += b.Records
 		s.aged += b.Aged

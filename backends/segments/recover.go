@@ -53,7 +53,7 @@ type runRecord struct {
 
 // record is the run record of store st.
 func (b *Backend) record(st store) livefile.Record {
-	return livefile.RecordFor(b.env.StateDir, "rotating-run", filepath.Join(st.dir, st.base))
+	return livefile.RecordFor(b.space, b.env.StateDir, "rotating-run", filepath.Join(st.dir, st.base))
 }
 
 func (b *Backend) writeRecord(st store, rec *runRecord) error { return b.record(st).Write(rec) }
@@ -154,7 +154,7 @@ func (b *Backend) strays(st store, rec *runRecord) error {
 func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quarantine.Writer, bound time.Duration) error {
 	own := q == nil
 	if own {
-		q = quarantine.NewWriter(b.env.QuarantineDir, st.base, time.Now())
+		q = quarantine.NewWriter(b.space, b.env.QuarantineDir, st.base, time.Now())
 	}
 	var errs []error
 	unresolved := false
@@ -268,7 +268,7 @@ func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *st
 				return err
 			}
 		}
-		k, err := s.Append(old, dst, save, nil)
+		k, err := s.Append(old, dst, b.space, save, nil)
 		n += k
 		if err != nil {
 			return fmt.Errorf("drain %s into %s: %w", st.side(side), dst.Name(), err)

@@ -118,7 +118,7 @@ func (r *run) quarantine(qe quarantine.Entry, f *os.File, off, n int64, body []b
 // file, opened after its rotation). It returns how many bytes of the
 // segment are accounted for.
 func (r *run) writeRotated(ctx context.Context, s *seg, f *os.File) (int64, error) {
-	w := bufio.NewWriterSize(f, bufSize)
+	w := bufio.NewWriterSize(r.tempWriter(s, f), bufSize)
 	if err := r.copySurvivors(ctx, s, w); err != nil {
 		return 0, err
 	}
@@ -153,7 +153,7 @@ func (r *run) writeRotated(ctx context.Context, s *seg, f *os.File) (int64, erro
 // livefile.FragmentWait is carried over verbatim (the JSON-lines treatment);
 // without, it is left to the drain.
 func (r *run) writeLive(ctx context.Context, s *seg, f *os.File, carry bool) (int64, error) {
-	w := bufio.NewWriterSize(f, bufSize)
+	w := bufio.NewWriterSize(r.tempWriter(s, f), bufSize)
 	if err := r.copySurvivors(ctx, s, w); err != nil {
 		return 0, err
 	}
@@ -394,7 +394,7 @@ func (r *run) drain(ctx context.Context) error {
 // before the write that appends it (livefile.Progress.Append), and
 // Recover looks for an announced chunk before appending it again.
 func (r *run) drainOnce(sw *swapped) error {
-	n, err := sw.step.Append(sw.s.f, sw.repl, func() error { return r.b.writeRecord(r.st, &r.rec) }, func() error {
+	n, err := sw.step.Append(sw.s.f, sw.repl, r.b.space, func() error { return r.b.writeRecord(r.st, &r.rec) }, func() error {
 		if err := failpoint.Inject("rotating-drain-appended"); err != nil {
 			return fmt.Errorf("drain %s: %w", sw.s.path, err)
 		}

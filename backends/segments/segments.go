@@ -18,6 +18,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 	"github.com/papyra-compact/papyra-compact/internal/safepath"
 )
 
@@ -47,6 +48,11 @@ type Backend struct {
 	env      backends.Env
 	log      *slog.Logger
 	dir      *safepath.Dir // resolved once; see resolveDir
+	// space is the run's free-space budget: every file the run writes
+	// (scratch, replacements, quarantine, run record, drained lines) is
+	// claimed from it before it is written, so that together they leave
+	// the headroom Papyra's appends need (fsutil.Space).
+	space *fsutil.Space
 }
 
 var _ backends.Backend = (*Backend)(nil)
@@ -65,7 +71,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: filepath.Clean(t.Path), owner: t.Owner, maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger}, nil
+	return &Backend{path: filepath.Clean(t.Path), owner: t.Owner, maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger, space: fsutil.NewSpace()}, nil
 }
 
 // LockKey is the real directory of target t's store, resolved as the

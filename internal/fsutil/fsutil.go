@@ -15,8 +15,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // Prefix starts the name of every file the agent creates next to a store.
@@ -140,7 +138,15 @@ func MatchOwner(f *os.File, st *unix.Stat_t) error {
 // new content, never a part. The temp file is named tempPattern(base): a
 // kill before the rename leaves it, and SweepTemps(path), called by the
 // next writer of path under its lock, removes it.
+//
+// It claims len(data) bytes on an empty budget first (see Space): a
+// write that would eat into the free space Papyra's appends need fails
+// with ENOSPC before anything is created.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return (*Space)(nil).WriteFileAtomic("the file "+filepath.Base(path), path, data, perm)
+}
+
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -274,48 +280,12 @@ func Scratch(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// Headroom is the most free space a rewrite leaves untouched for others:
-// Papyra keeps appending to the store while it is being compacted, and a
-// compaction that filled the disk would make those appends fail. A rewrite
-// must leave 1% of the file system, and at most Headroom, free.
-const Headroom = 64 << 20
-
 // CheckSpace fails, before anything is written, when writing need more
-// bytes in dir would leave less free space than the headroom. The error
-// wraps ENOSPC and says how much is needed and how much there is. Free
-// space is what an unprivileged writer may use; root may use the reserved
-// blocks too.
+// bytes in dir would leave less free space than the headroom (see Space;
+// this is a claim on an empty budget, for the rewrite). The error wraps
+// ENOSPC and says how much is needed and how much there is.
 func CheckSpace(dir string, need int64) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return checkSpace(&st, dir, need)
-}
-
-// CheckSpaceAt is CheckSpace for the directory held by fd (an O_PATH
-// descriptor will do); dir names it in the error.
-func CheckSpaceAt(fd int, dir string, need int64) error {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dir, err)
-	}
-	return checkSpace(&st, dir, need)
-}
-
-func checkSpace(st *unix.Statfs_t, dir string, need int64) error {
-	avail := st.Bavail
-	if os.Geteuid() == 0 {
-		avail = st.Bfree
-	}
-	bs := int64(st.Bsize)
-	free := int64(avail) * bs
-	reserve := min(int64(st.Blocks)*bs/100, Headroom)
-	if free-need >= reserve {
-		return nil
-	}
-	return fmt.Errorf("the rewrite needs %s in %s and should leave %s for Papyra's appends, but only %s is free: %w",
-		bytesize.IEC(need), dir, bytesize.IEC(reserve), bytesize.IEC(free), unix.ENOSPC)
+	return (*Space)(nil).Check("the rewrite", dir, need)
 }
 
 // CreateUnnamed creates a file in dir that has no name yet (O_TMPFILE),

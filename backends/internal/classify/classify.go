@@ -63,6 +63,9 @@ type Block struct {
 	Torn    bool   // the file's last line, without a newline, starts here
 
 	Blank, Corrupt, Records, Aged int64
+	// CorruptLen is the corrupt lines' total length, terminators
+	// included: what their quarantine needs at least.
+	CorruptLen int64
 	// Unsure lines that passed age retention (or whose timestamp is
 	// unknown): kept in place unless they lie before the retention cut,
 	// and not counted among the records.
@@ -174,6 +177,7 @@ func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
 			code = scratch.Blank
 		case pyjson.Corrupt:
 			b.Corrupt++
+			b.CorruptLen += l.Len
 			code = scratch.Corrupt
 		default:
 			b.Records++

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // MaxAppend bounds one append of drained lines: one write(2), so that the
@@ -39,7 +40,12 @@ type Progress struct {
 // appended runs (a fail point: the moment a kill used to duplicate), then
 // save records that the offset moved past them. Settle resolves a kill in
 // between. It returns the bytes appended.
-func (p *Progress) Append(old, dst *os.File, save, appended func() error) (int64, error) {
+//
+// Each chunk is claimed from space (the run's budget) before it is
+// announced: a chunk that would eat into the headroom Papyra's appends
+// need is not appended, and the error (wrapping ENOSPC) leaves it on the
+// old inode for the next run, which the caller keeps with its record.
+func (p *Progress) Append(old, dst *os.File, space *fsutil.Space, save, appended func() error) (int64, error) {
 	var total int64
 	for {
 		size := Size(old)
@@ -63,11 +69,18 @@ func (p *Progress) Append(old, dst *os.File, save, appended func() error) (int64
 		if err := unix.Fstat(int(dst.Fd()), &dst0); err != nil {
 			return total, fmt.Errorf("stat %s: %w", dst.Name(), err)
 		}
-		p.Pending, p.PendingAt, p.PendingIno = int64(len(chunk)), dst0.Size, dst0.Ino
-		if err := save(); err != nil {
+		claim, err := space.ClaimAt("the lines drained from the replaced file", int(dst.Fd()), dst.Name(), int64(len(chunk)))
+		if err != nil {
 			return total, err
 		}
-		if _, err := dst.Write(chunk); err != nil {
+		p.Pending, p.PendingAt, p.PendingIno = int64(len(chunk)), dst0.Size, dst0.Ino
+		if err := save(); err != nil {
+			claim.Release()
+			return total, err
+		}
+		_, err = dst.Write(chunk)
+		claim.Release()
+		if err != nil {
 			return total, fmt.Errorf("append to %s: %w", dst.Name(), err)
 		}
 		if err := dst.Sync(); err != nil {

@@ -20,16 +20,20 @@ import (
 // renaming a target in the config does not lose it, and so that two
 // targets naming one store (refused by the config) could not have two.
 type Record struct {
-	dir  string
-	name string
+	space *fsutil.Space
+	dir   string
+	name  string
 }
 
 // RecordFor returns the record of the store whose real path is key, in
 // stateDir. kind names the backend ("jsonl-swap", "rotating-run"), so that
-// a store that changes kind never reads the other kind's record.
-func RecordFor(stateDir, kind, key string) Record {
+// a store that changes kind never reads the other kind's record. Every
+// write is claimed from space, the run's budget: a record that would eat
+// into the headroom Papyra's appends need is not written (the error wraps
+// ENOSPC), and the previous one stays.
+func RecordFor(space *fsutil.Space, stateDir, kind, key string) Record {
 	sum := sha256.Sum256([]byte(key))
-	return Record{dir: stateDir, name: kind + "-" + hex.EncodeToString(sum[:8]) + ".json"}
+	return Record{space: space, dir: stateDir, name: kind + "-" + hex.EncodeToString(sum[:8]) + ".json"}
 }
 
 // Path is the record's path, for messages.
@@ -45,7 +49,7 @@ func (r Record) Write(v any) error {
 	if err := os.MkdirAll(r.dir, 0o750); err != nil {
 		return fmt.Errorf("create state directory %s: %w", r.dir, err)
 	}
-	return fsutil.WriteFileAtomic(r.Path(), data, 0o640)
+	return r.space.WriteFileAtomic("the recovery record", r.Path(), data, 0o640)
 }
 
 // Read decodes the record into v. found is false when there is none: no

@@ -14,6 +14,15 @@
 // quarantine file that nobody knows about. A kill between the two can leave
 // a line both in the store and in quarantine; the next run quarantines it
 // again into a new file (duplicated, never lost).
+//
+// Every byte is claimed from the run's space budget (fsutil.Space) before
+// it is written: the quarantine directory may share a file system with
+// the store, and a store full of unreadable lines would otherwise fill
+// it under Papyra's appends. A write that does not fit fails with ENOSPC
+// naming the directory; the caller then discards the file, and the lines
+// stay in the store. Reserve claims a lower bound of the whole file
+// before the first line, so that a run that cannot fit fails before it
+// writes anything.
 package quarantine
 
 import (
@@ -42,6 +51,8 @@ type Entry struct {
 
 // Writer appends entries to one quarantine file, created on first use.
 type Writer struct {
+	space     *fsutil.Space
+	claim     *fsutil.Claim // nil until Reserve or the first entry
 	dir, base string
 	now       time.Time
 	path      string
@@ -51,10 +62,44 @@ type Writer struct {
 	n         int64
 }
 
-// NewWriter prepares a writer for store base in dir. Nothing is created
-// until the first entry.
-func NewWriter(dir, base string, now time.Time) *Writer {
-	return &Writer{dir: dir, base: base, now: now}
+// NewWriter prepares a writer for store base in dir, whose writes are
+// claimed from space. Nothing is created until the first entry.
+func NewWriter(space *fsutil.Space, dir, base string, now time.Time) *Writer {
+	return &Writer{space: space, dir: dir, base: base, now: now}
+}
+
+// entryOverhead is the least an entry adds to its line's bytes, without
+// the source path: `{"source":"","line":0,"offset":0,"reason":"","raw":""}`
+// and a newline.
+const entryOverhead = len(`{"source":"","line":0,"offset":0,"reason":"","raw":""}`) + 1
+
+// Estimate is a lower bound of the size of the quarantine file that holds
+// n lines of source totalling size bytes, terminators included: a line's
+// bytes only grow when escaped or encoded.
+func Estimate(source string, n, size int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return max(0, size-n) + n*int64(entryOverhead+len(source))
+}
+
+// Reserve claims need more bytes for the file, before anything is
+// written: it fails (ENOSPC, naming the directory) when they would eat
+// into the headroom on the quarantine directory's file system, counting
+// what the run's other claims there hold.
+func (w *Writer) Reserve(need int64) error {
+	if w.claim == nil {
+		c, err := w.space.ClaimUnder("the quarantine file", w.dir, need)
+		if err != nil {
+			return fmt.Errorf("quarantine: %w", err)
+		}
+		w.claim = c
+		return nil
+	}
+	if err := w.claim.Grow(need); err != nil {
+		return fmt.Errorf("quarantine: %w", err)
+	}
+	return nil
 }
 
 // Path is the quarantine file's path, "" before the first entry.
@@ -66,6 +111,9 @@ func (w *Writer) Count() int64 { return w.n }
 func (w *Writer) open() error {
 	if w.f != nil {
 		return nil
+	}
+	if err := w.Reserve(0); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(w.dir, 0o750); err != nil {
 		return fmt.Errorf("create quarantine directory %s: %w", w.dir, err)
@@ -81,7 +129,7 @@ func (w *Writer) open() error {
 		}
 		w.linked = true
 	}
-	w.f, w.w, w.path = f, bufio.NewWriterSize(f, 64<<10), path
+	w.f, w.w, w.path = f, bufio.NewWriterSize(w.claim.Writer(f), 64<<10), path
 	return nil
 }
 
@@ -157,8 +205,11 @@ func (w *Writer) Commit() error {
 	return fsutil.SyncDir(w.dir)
 }
 
-// Close closes the file, keeping it.
+// Close closes the file, keeping it, and gives back what was reserved
+// and not written.
 func (w *Writer) Close() error {
+	w.claim.Release()
+	w.claim = nil
 	if w.f == nil {
 		return nil
 	}
@@ -169,6 +220,8 @@ func (w *Writer) Close() error {
 
 // Discard closes and removes the file: the lines are still in the store.
 func (w *Writer) Discard() {
+	w.claim.Release()
+	w.claim = nil
 	if w.f == nil {
 		return
 	}

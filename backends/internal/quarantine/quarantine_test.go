@@ -13,7 +13,7 @@ import (
 // first Commit names the file; Discard before it leaves nothing either.
 func TestWriter_UnnamedUntilCommit(t *testing.T) {
 	dir := t.TempDir()
-	w := quarantine.NewWriter(dir, "s.jsonl", time.Unix(1795000000, 0))
+	w := quarantine.NewWriter(nil, dir, "s.jsonl", time.Unix(1795000000, 0))
 	if err := w.Add(quarantine.Entry{Source: "/s.jsonl", Line: 1, Reason: "not valid JSON"}, []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestWriter_UnnamedUntilCommit(t *testing.T) {
 	}
 	w.Close()
 
-	d := quarantine.NewWriter(dir, "t.jsonl", time.Unix(1795000000, 0))
+	d := quarantine.NewWriter(nil, dir, "t.jsonl", time.Unix(1795000000, 0))
 	if err := d.Add(quarantine.Entry{Source: "/t.jsonl", Line: 1}, []byte("y")); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,332 @@
+package jsonl_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/backendtest"
+	"github.com/papyra-compact/papyra-compact/backends/internal/quarantine"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// headroomOf is the free space a run must leave on dir's file system.
+func headroomOf(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return min(int64(st.Blocks)*st.Bsize/100, fsutil.Headroom)
+}
+
+// papyraWatch is Papyra appending to a store while a run works, with the
+// free space of the store's file system sampled meanwhile. Its appends
+// add up to at most budget bytes, less than the headroom: a run that
+// leaves the headroom free never makes one of them fail.
+type papyraWatch struct {
+	path    string
+	budget  int64
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	written atomic.Int64
+	lines   []string
+	err     error
+	minFree atomic.Int64
+}
+
+func watchPapyra(t *testing.T, store string, budget int64) *papyraWatch {
+	t.Helper()
+	w := &papyraWatch{path: store, budget: budget, stop: make(chan struct{})}
+	w.minFree.Store(1 << 62)
+	dir := filepath.Dir(store)
+	w.wg.Add(2)
+	go func() { // Papyra: open O_APPEND, one write, close
+		defer w.wg.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			line := fmt.Sprintf(`{"kind": "event", "system_id": "local", "event_type": "ActorStarted", "payload": {"w": 0, "n": %d}, "timestamp": %d}`+"\n", k, backendtest.Now.Unix())
+			if w.written.Load()+int64(len(line)) > w.budget {
+				return
+			}
+			if err := testutil.AppendPapyra(w.path, []byte(line)); err != nil {
+				w.err = fmt.Errorf("Papyra's append %d: %w", k, err)
+				return
+			}
+			w.written.Add(int64(len(line)))
+			w.lines = append(w.lines, strings.TrimSuffix(line, "\n"))
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	go func() { // the lowest free space the run left
+		defer w.wg.Done()
+		var st unix.Statfs_t
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			if unix.Statfs(dir, &st) == nil {
+				if f := int64(st.Bavail) * st.Bsize; f < w.minFree.Load() {
+					w.minFree.Store(f)
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the writer and checks that none of its appends failed and
+// that the free space never went below the headroom by more than what
+// the writer itself took.
+func (w *papyraWatch) end(t *testing.T, headroom int64) {
+	t.Helper()
+	close(w.stop)
+	w.wg.Wait()
+	if w.err != nil {
+		t.Errorf("a Papyra append failed during the run: %v", w.err)
+	}
+	// Block rounding of the writer's and the run's last writes: a page.
+	if low := w.minFree.Load(); low < headroom-w.written.Load()-8192 {
+		t.Errorf("free space went down to %d bytes during the run; the headroom is %d and Papyra wrote %d", low, headroom, w.written.Load())
+	}
+}
+
+// corruptLine is invalid line i, n bytes long with its newline, made of
+// fill (a character JSON may have to escape).
+func corruptLine(i, n int, fill string) string {
+	head := fmt.Sprintf("not json %07d ", i)
+	return head + strings.Repeat(fill, max(0, n-len(head)-1)) + "\n"
+}
+
+// TestBackend_Headroom: everything a run writes is claimed against the
+// headroom of the file system it lands on, summed with the run's other
+// files there. A store full of unreadable lines on a small file system
+// (the quarantine on the same file system, or on another small one),
+// lines whose quarantine entries grow past any estimate, a rewrite and a
+// quarantine that fit alone but not together, a scratch or state
+// directory without room: the run fails with ENOSPC naming the directory
+// and what did not fit, Papyra's appends never fail meanwhile, the free
+// space never goes below the headroom, every unreadable line is still in
+// the store exactly once, and no quarantine or side file remains. When
+// everything fits, every unreadable line is in quarantine exactly once and
+// no longer in the store.
+func TestBackend_Headroom(t *testing.T) {
+	// scratch "" is state/scratch.
+	type layout struct{ store, quarantine, state, scratch string }
+	tests := []struct {
+		name    string
+		fs      func(t *testing.T) layout
+		valid   int    // bytes of valid records, one of which retention removes
+		corrupt int    // bytes of unreadable lines
+		lineLen int    // of an unreadable line
+		fill    string // what an unreadable line is made of
+		fail    bool
+		where   func(l layout) string // the directory the error names
+		what    string                // the words the error uses
+	}{
+		{
+			name: "QuarantineOnTheStoresFileSystem",
+			fs: func(t *testing.T) layout {
+				d := testutil.Tmpfs(t, "20m")
+				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
+			},
+			corrupt: 11 << 20, lineLen: 100, fill: "x", fail: true,
+			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
+		},
+		{
+			name: "QuarantineOnAnotherSmallFileSystem",
+			fs: func(t *testing.T) layout {
+				return layout{t.TempDir(), testutil.Tmpfs(t, "4m"), t.TempDir(), ""}
+			},
+			corrupt: 3 << 20, lineLen: 300, fill: "y", fail: true,
+			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
+		},
+		{
+			name: "EntriesGrowPastTheEstimate", // "<" is escaped as \u003c: six bytes each
+			fs: func(t *testing.T) layout {
+				d := testutil.Tmpfs(t, "20m")
+				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
+			},
+			corrupt: 3 << 20, lineLen: 1000, fill: "<", fail: true,
+			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
+		},
+		{
+			name: "RewriteAndQuarantineFitAloneNotTogether",
+			fs: func(t *testing.T) layout {
+				d := testutil.Tmpfs(t, "20m")
+				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
+			},
+			valid: 7 << 20, corrupt: 5 << 19, lineLen: 100, fill: "z", fail: true,
+			where: func(l layout) string { return l.quarantine }, what: "held for this run's other files there",
+		},
+		{
+			name: "RecoveryRecordOnAFullFileSystem",
+			fs: func(t *testing.T) layout {
+				s := testutil.Tmpfs(t, "2m")
+				// Fill it to just below the headroom.
+				fill(t, s, testutil.FreeBytes(t, s)-headroomOf(t, s)+4096)
+				return layout{t.TempDir(), filepath.Join(t.TempDir(), "quarantine"), s, t.TempDir()}
+			},
+			valid: 1 << 20, corrupt: 64 << 10, lineLen: 100, fill: "w", fail: true,
+			where: func(l layout) string { return filepath.Join(l.state, "state") }, what: "the recovery record needs",
+		},
+		{
+			name: "ScratchOnASmallFileSystem",
+			fs: func(t *testing.T) layout {
+				return layout{t.TempDir(), filepath.Join(t.TempDir(), "quarantine"), testutil.Tmpfs(t, "256k"), ""}
+			},
+			valid: 8 << 20, corrupt: 64 << 10, lineLen: 100, fill: "v", fail: true,
+			where: func(l layout) string { return filepath.Join(l.state, "state", "scratch") }, what: "the scratch file needs",
+		},
+		{
+			name: "EverythingFits",
+			fs: func(t *testing.T) layout {
+				d := testutil.Tmpfs(t, "20m")
+				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
+			},
+			valid: 2 << 20, corrupt: 2 << 20, lineLen: 100, fill: "u",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := tt.fs(t)
+			path := filepath.Join(l.store, "s.jsonl")
+			var b strings.Builder
+			var corrupt []string
+			for i, c, v := 0, 0, 0; c < tt.corrupt || v < tt.valid; i++ {
+				if c*max(1, tt.valid) <= v*max(1, tt.corrupt) && c < tt.corrupt || v >= tt.valid {
+					line := corruptLine(i, tt.lineLen, tt.fill)
+					b.WriteString(line)
+					corrupt = append(corrupt, strings.TrimSuffix(line, "\n"))
+					c += len(line)
+					continue
+				}
+				line := rec(i, fresh) + "\n"
+				if v == 0 {
+					line = rec(i, old) + "\n" // retention removes it: a rewrite
+				}
+				b.WriteString(line)
+				v += len(line)
+			}
+			write(t, path, b.String(), 0o644)
+			e := env(l.state)
+			e.QuarantineDir = l.quarantine
+			if l.scratch != "" {
+				e.ScratchDir = l.scratch
+			}
+			be := newBackendIn(t, path, e)
+			headroom := headroomOf(t, l.store)
+			w := watchPapyra(t, path, headroom/2)
+			ctx := context.Background()
+			pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr[float64](600)}, Now: backendtest.Now}
+			var st backends.Stats
+			p, err := be.Plan(ctx, pol)
+			if err == nil {
+				st, err = be.Apply(ctx, p)
+				p.Close()
+			}
+			w.end(t, headroom)
+			t.Log(err)
+			got := testutil.ReadLines(t, path)
+			inStore := count(got, corrupt)
+			var inQuarantine map[string]int
+			if ents, _ := os.ReadDir(l.quarantine); len(ents) > 0 {
+				inQuarantine = quarantinedRaw(t, l.quarantine)
+			}
+			if tt.fail {
+				if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), tt.where(l)) || !strings.Contains(err.Error(), tt.what) {
+					t.Fatalf("run: got %v, want ENOSPC naming %s and %q", err, tt.where(l), tt.what)
+				}
+				for _, c := range corrupt {
+					if inStore[c] != 1 || inQuarantine[c] != 0 {
+						t.Fatalf("unreadable line %.30q: %d times in the store, %d in quarantine; want 1 and 0", c, inStore[c], inQuarantine[c])
+					}
+				}
+				if want := b.String(); !strings.HasPrefix(strings.Join(got, "\n")+"\n", want) {
+					t.Errorf("the store changed after a failed run")
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("run: %v", err)
+				}
+				for _, c := range corrupt {
+					if inStore[c] != 0 || inQuarantine[c] != 1 {
+						t.Fatalf("unreadable line %.30q: %d times in the store, %d in quarantine; want 0 and 1", c, inStore[c], inQuarantine[c])
+					}
+				}
+				if st.Quarantined != int64(len(corrupt)) {
+					t.Errorf("stats: %d quarantined, want %d", st.Quarantined, len(corrupt))
+				}
+			}
+			written := count(got, w.lines)
+			for _, line := range w.lines {
+				if written[line] != 1 {
+					t.Fatalf("Papyra's record %.60q is %d times in the store, want 1", line, written[line])
+				}
+			}
+			testutil.AssertNoSideFiles(t, l.store)
+		})
+	}
+}
+
+// fill takes n bytes of dir's file system.
+func fill(t *testing.T, dir string, n int64) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "filler"), make([]byte, max(n, 0)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// count counts how often each of want occurs in got.
+func count(got, want []string) map[string]int {
+	set := make(map[string]int, len(want))
+	for _, w := range want {
+		set[w] = 0
+	}
+	for _, g := range got {
+		if _, ok := set[g]; ok {
+			set[g]++
+		}
+	}
+	return set
+}
+
+// quarantinedRaw counts the raw lines of every quarantine file in dir.
+func quarantinedRaw(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		for _, l := range testutil.ReadLines(t, filepath.Join(dir, e.Name())) {
+			var q quarantine.Entry
+			if err := json.Unmarshal([]byte(l), &q); err != nil {
+				t.Fatalf("quarantine file %s: %v", e.Name(), err)
+			}
+			out[q.Raw]++
+		}
+	}
+	return out
+}
