@@ -47,12 +47,26 @@ type papyraWatch struct {
 	lines   []string
 	err     error
 	minFree atomic.Int64
+	// The lowest free space of another directory's file system (other).
+	other     string
+	minOther  atomic.Int64
+	freeOther int64 // before the run
 }
 
-func watchPapyra(t *testing.T, store string, budget int64) *papyraWatch {
+// watchPapyra starts Papyra appending to store, and samples the free
+// space of store's file system and of other's (or its nearest existing
+// ancestor's).
+func watchPapyra(t *testing.T, store string, budget int64, other string) *papyraWatch {
 	t.Helper()
-	w := &papyraWatch{path: store, budget: budget, stop: make(chan struct{})}
+	for {
+		if _, err := os.Stat(other); err == nil {
+			break
+		}
+		other = filepath.Dir(other)
+	}
+	w := &papyraWatch{path: store, budget: budget, stop: make(chan struct{}), other: other, freeOther: testutil.FreeBytes(t, other)}
 	w.minFree.Store(1 << 62)
+	w.minOther.Store(1 << 62)
 	dir := filepath.Dir(store)
 	w.wg.Add(2)
 	go func() { // Papyra: open O_APPEND, one write, close
@@ -88,6 +102,11 @@ func watchPapyra(t *testing.T, store string, budget int64) *papyraWatch {
 			if unix.Statfs(dir, &st) == nil {
 				if f := int64(st.Bavail) * st.Bsize; f < w.minFree.Load() {
 					w.minFree.Store(f)
+				}
+			}
+			if unix.Statfs(w.other, &st) == nil {
+				if f := int64(st.Bavail) * st.Bsize; f < w.minOther.Load() {
+					w.minOther.Store(f)
 				}
 			}
 		}
@@ -141,6 +160,7 @@ func TestBackend_Headroom(t *testing.T) {
 		lineLen int    // of an unreadable line
 		fill    string // what an unreadable line is made of
 		fail    bool
+		upFront bool                  // fails before it writes anything where it fails
 		where   func(l layout) string // the directory the error names
 		what    string                // the words the error uses
 	}{
@@ -150,7 +170,7 @@ func TestBackend_Headroom(t *testing.T) {
 				d := testutil.Tmpfs(t, "20m")
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			corrupt: 11 << 20, lineLen: 100, fill: "x", fail: true,
+			corrupt: 11 << 20, lineLen: 100, fill: "x", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
@@ -158,7 +178,7 @@ func TestBackend_Headroom(t *testing.T) {
 			fs: func(t *testing.T) layout {
 				return layout{t.TempDir(), testutil.Tmpfs(t, "4m"), t.TempDir(), ""}
 			},
-			corrupt: 3 << 20, lineLen: 300, fill: "y", fail: true,
+			corrupt: 3 << 20, lineLen: 300, fill: "y", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
@@ -176,7 +196,7 @@ func TestBackend_Headroom(t *testing.T) {
 				d := testutil.Tmpfs(t, "20m")
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			valid: 7 << 20, corrupt: 5 << 19, lineLen: 100, fill: "z", fail: true,
+			valid: 7 << 20, corrupt: 5 << 19, lineLen: 100, fill: "z", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "held for this run's other files there",
 		},
 		{
@@ -236,7 +256,11 @@ func TestBackend_Headroom(t *testing.T) {
 			}
 			be := newBackendIn(t, path, e)
 			headroom := headroomOf(t, l.store)
-			w := watchPapyra(t, path, headroom/2)
+			where := l.quarantine
+			if tt.where != nil {
+				where = tt.where(l)
+			}
+			w := watchPapyra(t, path, headroom/2, where)
 			ctx := context.Background()
 			pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr[float64](600)}, Now: backendtest.Now}
 			var st backends.Stats
@@ -261,6 +285,10 @@ func TestBackend_Headroom(t *testing.T) {
 					if inStore[c] != 1 || inQuarantine[c] != 0 {
 						t.Fatalf("unreadable line %.30q: %d times in the store, %d in quarantine; want 1 and 0", c, inStore[c], inQuarantine[c])
 					}
+				}
+				// Papyra's appends may land on that file system too.
+				if low := w.minOther.Load(); tt.upFront && low < w.freeOther-w.written.Load()-8192 {
+					t.Errorf("the free space of %s went from %d down to %d bytes: the run wrote before it failed", w.other, w.freeOther, low)
 				}
 				if want := b.String(); !strings.HasPrefix(strings.Join(got, "\n")+"\n", want) {
 					t.Errorf("the store changed after a failed run")

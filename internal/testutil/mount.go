@@ -2,6 +2,9 @@ package testutil
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -32,4 +35,32 @@ func FreeBytes(t testing.TB, dir string) int64 {
 		t.Fatal(err)
 	}
 	return int64(st.Bavail) * st.Bsize
+}
+
+// Ext4 makes an ext4 file system of size bytes with reserved% of its
+// blocks reserved for root (mkfs.ext4 -m), mounts it through a loop
+// device on a new temp directory and returns it; it is unmounted when the
+// test ends. It needs root and mkfs.ext4 (e2fsprogs): otherwise
+// SkipOrFail.
+func Ext4(t testing.TB, size int64, reserved int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		SkipOrFail(t, "mounting a loop device needs root")
+	}
+	img := filepath.Join(t.TempDir(), "fs.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", strconv.Itoa(reserved), img).CombinedOutput(); err != nil {
+		SkipOrFail(t, "mkfs.ext4: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		SkipOrFail(t, "mount -o loop: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+	return dir
 }
