@@ -61,13 +61,18 @@ func (o Outcome) String() string {
 
 // Result is one target's outcome.
 type Result struct {
-	Target   string
-	Kind     string
-	Outcome  Outcome
-	Stats    backends.Stats
-	Err      error
-	Started  time.Time
-	Duration time.Duration
+	Target  string
+	Kind    string
+	Outcome Outcome
+	Stats   backends.Stats
+	// DebtKnown is true when Stats.Debt is what the run found retention
+	// owes (empty: nothing), false when the run stopped before it could
+	// tell (a failure before planning, a lock skip): the last known debt
+	// then stands.
+	DebtKnown bool
+	Err       error
+	Started   time.Time
+	Duration  time.Duration
 }
 
 // Options select what one pass does.
@@ -231,7 +236,7 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 	start := time.Now()
 	res := Result{Target: t.Name, Kind: t.Kind, Started: start}
 	log := a.log.With("target", t.Name, "backend", t.Kind)
-	res.Stats, res.Err = a.compact(ctx, t, opts, log)
+	res.Stats, res.DebtKnown, res.Err = a.compact(ctx, t, opts, log)
 	res.Duration = time.Since(start)
 	switch {
 	case res.Err == nil && opts.DryRun:
@@ -258,28 +263,30 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 	return res
 }
 
-func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log *slog.Logger) (backends.Stats, error) {
+// compact runs one target. known reports whether the stats' Debt is
+// what retention owes after the run (see Result.DebtKnown).
+func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log *slog.Logger) (st backends.Stats, known bool, err error) {
 	key, err := a.reg.LockKey(t)
 	if err != nil {
-		return backends.Stats{}, err
+		return backends.Stats{}, false, err
 	}
 	env := envFor(a.cfg, t, log)
 	env.LockKey = key
 	b, err := a.reg.New(t, env)
 	if err != nil {
-		return backends.Stats{}, err
+		return backends.Stats{}, false, err
 	}
 	defer b.Close()
 	if key != "" {
 		lock, err := TryLock(a.cfg.LockDir, key, t.Name)
 		if err != nil {
-			return backends.Stats{}, err
+			return backends.Stats{}, false, err
 		}
 		defer lock.Unlock()
 	}
 	if !opts.DryRun {
 		if err := b.Recover(ctx); err != nil {
-			return backends.Stats{}, fmt.Errorf("recover from an interrupted run: %w", err)
+			return backends.Stats{}, false, fmt.Errorf("recover from an interrupted run: %w", err)
 		}
 	}
 	now := opts.Now
@@ -292,24 +299,45 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	}
 	plan, err := b.Plan(ctx, pol)
 	if err != nil {
-		return backends.Stats{}, err
+		debt, known := clockDebt(err)
+		return backends.Stats{Debt: debt}, known, err
 	}
 	defer plan.Close()
-	valve := checkValve(t, plan.Stats())
+	planned := plan.Stats()
+	threshold, skip := belowMinReclaim(t, planned)
+	valve := checkValve(t, planned)
 	if opts.DryRun {
-		st := plan.Stats()
-		if valve != nil {
+		st := planned
+		switch {
+		case skip:
+			why := minReclaimWhy(t, planned, threshold)
+			st.Notes = append(st.Notes, "a run would skip the compaction below min_reclaim and change nothing")
+			st.Debt = append(append([]backends.Debt{}, st.Debt...), planDebt(backends.DebtBelowMinReclaim, why, planned))
+		case valve != nil:
 			st.Notes = append(st.Notes, fmt.Sprintf("a run without --force would be refused: %v", valve))
+			st.Debt = refusedDebt(planned)
 		}
-		return st, nil
+		return st, true, nil
+	}
+	// A compaction too small to be worth its rewrite changes nothing, so
+	// the safety valve has nothing to refuse and nobody is paged.
+	if skip {
+		log.Info("compaction skipped below min_reclaim", "reclaim_bytes", planned.Reclaimed(), "min_reclaim_bytes", threshold, "records", planned.Removed())
+		return skipped(t, planned, threshold), true, nil
 	}
 	if valve != nil {
 		if !opts.Force {
-			return plan.Stats(), valve
+			st := planned
+			st.Debt = refusedDebt(planned)
+			return st, true, valve
 		}
 		log.Warn("safety valve overridden by --force", "err", valve)
 	}
-	return b.Apply(ctx, plan)
+	st, err = b.Apply(ctx, plan)
+	if err != nil {
+		st.Debt = incompleteDebt(planned, st)
+	}
+	return st, true, err
 }
 
 // Worst folds a pass's results into its outcome: the worst of them, in

@@ -303,6 +303,7 @@ type collector struct {
 	oldestTS, oldestAge, heldBack, heldBackBy            *prometheus.Desc
 	interval, nextRun, lateness, missingSince            *prometheus.Desc
 	maxAge, maxRecords, maxBytes                         *prometheus.Desc
+	debtRecords, debtBytes, debtSince                    *prometheus.Desc
 	reloadOK, reloadTS, buildInfo                        *prometheus.Desc
 }
 
@@ -367,6 +368,12 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 			"The target's retention max_records; absent when the target keeps any number of records (unset or 0)."),
 		maxBytes: d("retention", "max_total_bytes",
 			"The target's retention max_total_bytes (summed record sizes as Papyra counts them); absent when unset."),
+		debtRecords: d("retention_debt", "records",
+			"Records retention says should be gone but the last run that could tell left in the store, by reason: held_by_group, approximate_trim, run_timeout (Redis), below_min_reclaim, safety_valve, clock_guard, incomplete. Absent before such a run, and for a reason whose amount is unknown (clock_guard).", "reason"),
+		debtBytes: d("retention_debt", "bytes",
+			"Bytes of the records counted in papyra_compact_retention_debt_records, by reason; absent where the bytes are unknown (Redis entries, a partial run).", "reason"),
+		debtSince: d("retention_debt", "since_timestamp_seconds",
+			"Unix time of the first run, in an unbroken series of runs that found retention debt for this reason, that found it: time() minus this is how long the policy has not been met. Absent while there is no debt for the reason.", "reason"),
 		reloadOK: prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "last_reload_successful"),
 			"Whether the last configuration reload succeeded: 1 if it did, 0 if it failed and the previous configuration is still in use.", nil, nil),
 		reloadTS: prometheus.NewDesc(prometheus.BuildFQName(namespace, "config", "last_reload_success_timestamp_seconds"),
@@ -392,6 +399,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.oldestTS, c.oldestAge, c.heldBack, c.heldBackBy,
 		c.interval, c.nextRun, c.lateness, c.missingSince,
 		c.maxAge, c.maxRecords, c.maxBytes,
+		c.debtRecords, c.debtBytes, c.debtSince,
 		c.reloadOK, c.reloadTS, c.buildInfo,
 	} {
 		ch <- d
@@ -482,6 +490,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	if !st.NextRun.IsZero() {
 		gauge(c.nextRun, unixSeconds(st.NextRun))
 	}
+	c.collectDebt(ch, lv, reports, st)
 	pol := cfg.Policy(t)
 	if pol.MaxAgeSeconds != nil {
 		gauge(c.maxAge, *pol.MaxAgeSeconds)
@@ -491,6 +500,71 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	}
 	if pol.MaxTotalBytes != nil {
 		gauge(c.maxBytes, float64(*pol.MaxTotalBytes))
+	}
+}
+
+// debtReasons are the debt reasons every kind can owe, exported at 0 once
+// a run measured the debt; streamDebtReasons those of stream stores.
+var (
+	debtReasons       = []backends.DebtReason{backends.DebtBelowMinReclaim, backends.DebtSafetyValve, backends.DebtClockGuard, backends.DebtIncomplete}
+	streamDebtReasons = []backends.DebtReason{backends.DebtHeldByGroup, backends.DebtApproximate, backends.DebtRunTimeout}
+)
+
+// collectDebt exports a target's retention debt by reason: every reason
+// its kind can owe, at 0 where there is none, once a run measured it, so
+// that a series does not vanish when its debt is paid. An amount that is
+// unknown is left out, never exported as 0.
+func (c *collector) collectDebt(ch chan<- prometheus.Metric, lv []string, reports backends.Reports, st TargetState) {
+	if st.DebtAt.IsZero() {
+		return
+	}
+	type sum struct {
+		records, bytes int64
+		unknownRecords bool
+		unknownBytes   bool
+	}
+	sums := map[string]*sum{}
+	var order []string
+	add := func(r string) *sum {
+		if sums[r] == nil {
+			sums[r] = &sum{}
+			order = append(order, r)
+		}
+		return sums[r]
+	}
+	for _, r := range debtReasons {
+		add(string(r))
+	}
+	if reports.Has(backends.ReportsStream) {
+		for _, r := range streamDebtReasons {
+			add(string(r))
+		}
+	}
+	for _, d := range st.Debt {
+		s := add(d.Reason)
+		if d.Records < 0 {
+			s.unknownRecords = true
+		} else {
+			s.records += d.Records
+		}
+		if d.Bytes < 0 {
+			s.unknownBytes = true
+		} else {
+			s.bytes += d.Bytes
+		}
+	}
+	label := func(r string) []string { return append(append([]string{}, lv...), r) }
+	for _, r := range order {
+		s := sums[r]
+		if !s.unknownRecords {
+			ch <- prometheus.MustNewConstMetric(c.debtRecords, prometheus.GaugeValue, float64(s.records), label(r)...)
+		}
+		if !s.unknownBytes {
+			ch <- prometheus.MustNewConstMetric(c.debtBytes, prometheus.GaugeValue, float64(s.bytes), label(r)...)
+		}
+		if since, ok := st.DebtSince[r]; ok {
+			ch <- prometheus.MustNewConstMetric(c.debtSince, prometheus.GaugeValue, unixSeconds(since), label(r)...)
+		}
 	}
 }
 

@@ -117,6 +117,31 @@ func TestRecorder_Golden(t *testing.T) {
 			must(t, rec.Scheduled(agent.Schedule{Target: "orders", Next: t0().Add(2 * time.Hour), Interval: time.Hour, Lateness: 90 * time.Second}))
 			must(t, rec.ConfigReloaded(false, t0().Add(3*time.Hour)))
 		},
+		// Retention debt: a consumer group holding entries run after run
+		// (its since stays at the first run), a skip below min_reclaim
+		// that a later compaction pays, a clock guard refusal of unknown
+		// amount, and a failure before planning that keeps the last known
+		// debt.
+		"debt": func(t *testing.T, rec *agent.Recorder) {
+			for i := range 3 {
+				events := okResult("events", config.KindRedis, t0().Add(time.Duration(i)*time.Hour))
+				events.Stats.Stream = &backends.StreamStats{HeldBack: []backends.HeldBack{{Stream: "papyra:local:events", Group: "billing", Entries: 1204}}}
+				events.Stats.Debt = []backends.Debt{
+					{Reason: backends.DebtHeldByGroup, Detail: "group billing of papyra:local:events", Records: 1204, Bytes: -1, Oldest: unix(t0()) - 86400, HasOldest: true},
+					{Reason: backends.DebtApproximate, Detail: "papyra:local:events", Records: int64(40 - 20*i), Bytes: -1},
+				}
+				must(t, rec.Record(events))
+			}
+			orders := okResult("orders", config.KindJSONL, t0())
+			orders.Stats.Debt = []backends.Debt{{Reason: backends.DebtBelowMinReclaim, Records: 300, Bytes: 65536}}
+			must(t, rec.Record(orders))
+			must(t, rec.Record(okResult("orders", config.KindJSONL, t0().Add(time.Hour))))
+			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeFailed, DebtKnown: true,
+				Started: t0(), Duration: time.Millisecond, Err: errors.New("refused: unsafe to compact: age retention on /data/audit.log"),
+				Stats: backends.Stats{Debt: []backends.Debt{{Reason: backends.DebtClockGuard, Records: -1, Bytes: -1}}}}))
+			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeFailed,
+				Started: t0().Add(time.Hour), Duration: time.Millisecond, Err: errors.New("open /data: permission denied")}))
+		},
 		// A store that is missing run after run (a mistyped path) exports
 		// when it was first found missing; one that appears clears it.
 		"missing": func(t *testing.T, rec *agent.Recorder) {

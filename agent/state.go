@@ -85,6 +85,20 @@ type TargetState struct {
 	// store_missing_since metric and its alert).
 	MissingSince time.Time `json:"missing_since,omitzero"`
 
+	// Debt is the retention debt the last run that could tell found: what
+	// retention says should be gone but is still in the store, by reason.
+	// Runs that stop before they can tell (a failure before planning, a
+	// lock skip, a dry run) leave it as it was.
+	Debt []DebtState `json:"debt,omitempty"`
+	// DebtAt is the start of the run that measured Debt; zero when no run
+	// has yet.
+	DebtAt time.Time `json:"debt_at,omitzero"`
+	// DebtSince holds, per reason with debt, the start of the first run
+	// of an unbroken series that found debt for that reason: how long the
+	// policy has not been met (the retention_debt_since metric and its
+	// alert).
+	DebtSince map[string]time.Time `json:"debt_since,omitempty"`
+
 	// Store is the store as the last successful compaction left it.
 	Store StoreState `json:"store"`
 	// Counters are cumulative over every run since Since.
@@ -115,6 +129,55 @@ type StoreState struct {
 	// targets only); HeldBackBy splits it by stream and group.
 	HeldBack   int64           `json:"redis_held_back_entries,omitempty"`
 	HeldBackBy []HeldBackState `json:"redis_held_back,omitempty"`
+}
+
+// DebtState is one part of the retention debt (backends.Debt).
+type DebtState struct {
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+	// Records and Bytes are -1 when unknown.
+	Records   int64   `json:"records"`
+	Bytes     int64   `json:"bytes"`
+	Oldest    float64 `json:"oldest,omitempty"`
+	HasOldest bool    `json:"has_oldest,omitempty"`
+	Estimated bool    `json:"estimated,omitempty"`
+}
+
+// Debt converts d back to the contract's type.
+func (d DebtState) Debt() backends.Debt {
+	return backends.Debt{Reason: backends.DebtReason(d.Reason), Detail: d.Detail, Records: d.Records, Bytes: d.Bytes,
+		Oldest: d.Oldest, HasOldest: d.HasOldest, Estimated: d.Estimated}
+}
+
+// Owes reports whether d is debt: records left, or an unknown amount.
+func (d DebtState) Owes() bool { return d.Records != 0 || d.Bytes > 0 }
+
+// setDebt records the debt a run that started at started measured.
+func (s *TargetState) setDebt(debt []backends.Debt, started time.Time) {
+	s.Debt = nil
+	owed := map[string]bool{}
+	for _, d := range debt {
+		ds := DebtState{Reason: string(d.Reason), Detail: d.Detail, Records: d.Records, Bytes: d.Bytes,
+			Oldest: d.Oldest, HasOldest: d.HasOldest, Estimated: d.Estimated}
+		if !ds.Owes() {
+			continue
+		}
+		s.Debt = append(s.Debt, ds)
+		owed[ds.Reason] = true
+	}
+	since := map[string]time.Time{}
+	for r := range owed {
+		if t, ok := s.DebtSince[r]; ok {
+			since[r] = t
+		} else {
+			since[r] = started
+		}
+	}
+	s.DebtSince = nil
+	if len(since) > 0 {
+		s.DebtSince = since
+	}
+	s.DebtAt = started
 }
 
 // HeldBackState is what one consumer group kept in one stream.
@@ -166,6 +229,16 @@ func (s *TargetState) Apply(r Result) {
 	s.LastResult = r.Outcome.String()
 	s.LastDuration = r.Duration.Seconds()
 	c := &s.Counters
+	switch {
+	case r.Outcome == OutcomeNothingToDo:
+		// No store, no debt.
+		s.setDebt(nil, r.Started)
+	case r.Outcome == OutcomeDryRun || r.Outcome == OutcomeLocked:
+		// A dry run did not run; a skipped one did not look.
+	case r.DebtKnown || r.Outcome == OutcomeOK:
+		// A compaction that succeeded always knows what it left.
+		s.setDebt(r.Stats.Debt, r.Started)
+	}
 	switch r.Outcome {
 	case OutcomeDryRun:
 		// A dry run describes what a run would do; counting its records

@@ -58,6 +58,9 @@ func Summary(r Result) string {
 	for _, n := range s.Notes {
 		fmt.Fprintf(&b, ", %s", n)
 	}
+	for _, d := range s.Debt {
+		fmt.Fprintf(&b, ", retention debt: %s", DescribeDebt(d))
+	}
 	fmt.Fprintf(&b, ", %s", round(r.Duration))
 	return b.String()
 }

@@ -123,11 +123,19 @@ func (p Policy) CheckClock(store string, newest float64, fix string) error {
 	if p.Retention.MaxAgeSeconds == nil || math.IsInf(newest, 0) || math.IsNaN(newest) || newest >= MinUnixTime {
 		return nil
 	}
-	return fmt.Errorf("%w: age retention on %s: the newest timestamp is %s, which is seconds since boot, not Unix time. "+
+	return &ClockError{err: fmt.Errorf("%w: age retention on %s: the newest timestamp is %s, which is seconds since boot, not Unix time. "+
 		"Papyra's ActorSystem defaults to anyio.current_time() (a monotonic clock); with it, max_age would delete every record. "+
 		"Fix: create the ActorSystem with time_fn=time.time, or %s",
-		ErrUnsafe, store, strconv.FormatFloat(newest, 'f', -1, 64), fix)
+		ErrUnsafe, store, strconv.FormatFloat(newest, 'f', -1, 64), fix)}
 }
+
+// ClockError is CheckClock's refusal. It wraps ErrUnsafe; the agent
+// tells it apart (errors.As) to report the retention it leaves undone as
+// debt with reason DebtClockGuard.
+type ClockError struct{ err error }
+
+func (e *ClockError) Error() string { return e.err.Error() }
+func (e *ClockError) Unwrap() error { return e.err }
 
 // Unit is what a progress Step counts.
 type Unit int
@@ -308,7 +316,9 @@ type Debt struct {
 	// Detail names who or what holds it, in plain words ("group billing
 	// of papyra:local:events"); "" when the reason says it all.
 	Detail string
-	// Records and Bytes are how much is left; Bytes is -1 when unknown.
+	// Records and Bytes are how much is left; either is -1 when unknown
+	// (a clock guard refusal stops the run before anything is counted):
+	// unknown is never reported as 0, which would read as "no debt".
 	Records int64
 	Bytes   int64
 	// Oldest is the oldest such record's timestamp (Unix seconds) when
@@ -319,10 +329,10 @@ type Debt struct {
 	Estimated bool
 }
 
-// DebtTotal sums s.Debt's records and known bytes.
+// DebtTotal sums s.Debt's known records and known bytes.
 func (s Stats) DebtTotal() (records, bytes int64) {
 	for _, d := range s.Debt {
-		records += d.Records
+		records += max(d.Records, 0)
 		bytes += max(d.Bytes, 0)
 	}
 	return records, bytes

@@ -51,6 +51,26 @@ type statusRow struct {
 	Running    bool           `json:"running"`
 	LockHolder string         `json:"lock_holder,omitempty"`
 	Counters   agent.Counters `json:"counters"`
+	// Debt is the retention debt the last run that could tell found:
+	// empty when the store meets its policy, null when no run measured it.
+	Debt []statusDebt `json:"debt"`
+}
+
+// statusDebt is one part of a target's retention debt.
+type statusDebt struct {
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+	// Records and Bytes are null when unknown.
+	Records   *int64 `json:"records"`
+	Bytes     *int64 `json:"bytes"`
+	Estimated bool   `json:"estimated"`
+	// Oldest is the oldest owed record's timestamp, when known.
+	Oldest *time.Time `json:"oldest"`
+	// Since is the start of the first run, of an unbroken series, that
+	// found debt for this reason.
+	Since *time.Time `json:"since"`
+	// Text says it in plain words.
+	Text string `json:"text"`
 }
 
 // statusReport is the whole `status --json` document.
@@ -207,6 +227,26 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 	if st.HasRun() {
 		row.DurationSeconds = &st.LastDuration
 	}
+	if !st.DebtAt.IsZero() {
+		row.Debt = []statusDebt{}
+	}
+	for _, d := range st.Debt {
+		sd := statusDebt{Reason: d.Reason, Detail: d.Detail, Estimated: d.Estimated, Text: agent.DescribeDebt(d.Debt())}
+		if d.Records >= 0 {
+			sd.Records = &d.Records
+		}
+		if d.Bytes >= 0 {
+			sd.Bytes = &d.Bytes
+		}
+		if d.HasOldest {
+			sec := int64(d.Oldest)
+			sd.Oldest = utc(time.Unix(sec, int64((d.Oldest-float64(sec))*1e9)))
+		}
+		if since, ok := st.DebtSince[d.Reason]; ok {
+			sd.Since = utc(since)
+		}
+		row.Debt = append(row.Debt, sd)
+	}
 	if s := st.Store; !s.At.IsZero() {
 		row.Removed, row.ReclaimedBytes, row.StoreSizeBytes = &s.Removed, &s.Reclaimed, &s.BytesAfter
 		if s.HasOldest {
@@ -264,6 +304,20 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 			r.Target, dash(r.Backend), timeCell(r.LastRun), result, durationCell(r.DurationSeconds),
 			intCell(r.Removed, false), intCell(r.ReclaimedBytes, true), intCell(r.StoreSizeBytes, true),
 			timeCell(r.OldestRecord), nextRunCell(r), lock, lastErr)
+	}
+	debtHeader := false
+	for _, r := range rep.Targets {
+		for _, d := range r.Debt {
+			if !debtHeader {
+				fmt.Fprintln(tw, "\nretention debt (what retention says should be gone but is still there):")
+				debtHeader = true
+			}
+			owed := ""
+			if d.Since != nil {
+				owed = " (owed since the run of " + d.Since.Format(time.RFC3339) + ")"
+			}
+			fmt.Fprintf(tw, "  %s: %s%s\n", r.Target, d.Text, owed)
+		}
 	}
 	if rep.Reload != nil {
 		ok := "succeeded"

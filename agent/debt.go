@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
+)
+
+// Retention debt is what retention says should be gone but a run leaves
+// in the store. Backends report what only they know (a consumer group
+// holding entries, an approximate trim's leftovers, a run stopped at its
+// deadline) in Stats.Debt; the agent adds what it decides itself: a run
+// skipped below min_reclaim, refused by the safety valve or the clock
+// guard, or failed after planning.
+
+// belowMinReclaim returns the threshold and true when t's min_reclaim
+// skips a compaction that would do s: one that frees less than the
+// threshold (bytes, or a percentage of the store's size before). A plan
+// that changes nothing is not skipped: applying it is already a no-op,
+// and skipping it would report a skip where there is nothing to skip.
+// Unset or 0 never skips (strict retention, the default).
+func belowMinReclaim(t config.Target, s backends.Stats) (threshold int64, skip bool) {
+	if t.MinReclaim == nil || t.MinReclaim.IsZero() {
+		return 0, false
+	}
+	if s.Removed() == 0 && s.Quarantined == 0 && s.BlankLines == 0 {
+		return 0, false
+	}
+	threshold = t.MinReclaim.Of(s.BytesBefore)
+	return threshold, s.Reclaimed() < threshold
+}
+
+// minReclaimWhy says why a compaction was (or would be) skipped.
+func minReclaimWhy(t config.Target, s backends.Stats, threshold int64) string {
+	of := ""
+	if t.MinReclaim.Percent != 0 {
+		of = " (" + t.MinReclaim.String() + " of " + bytesize.IEC(s.BytesBefore) + ")"
+	}
+	return fmt.Sprintf("it would free %s, below min_reclaim %s%s", bytesize.IEC(s.Reclaimed()), bytesize.IEC(threshold), of)
+}
+
+// skipped is the result of a compaction skipped below min_reclaim:
+// nothing changed, so the store is as planning found it, and what the
+// plan would have removed is debt. The oldest record is not known (the
+// plan only knows the oldest it would keep), so it is left out rather
+// than reported too young.
+func skipped(t config.Target, s backends.Stats, threshold int64) backends.Stats {
+	out := backends.Stats{
+		RecordsBefore: s.RecordsBefore,
+		RecordsAfter:  s.RecordsBefore,
+		BytesBefore:   s.BytesBefore,
+		BytesAfter:    s.BytesBefore,
+		Future:        s.Future,
+		NewestFuture:  s.NewestFuture,
+		Ages:          s.Ages,
+		Notes:         append([]string{}, s.Notes...),
+	}
+	if seg := s.Segments; seg != nil {
+		out.Segments = &backends.SegmentStats{Untouched: seg.Dropped + seg.Rewritten + seg.Untouched, BytesRead: seg.BytesRead}
+	}
+	if st := s.Stream; st != nil {
+		out.Stream = &backends.StreamStats{HeldBack: st.HeldBack}
+	}
+	why := minReclaimWhy(t, s, threshold)
+	out.Notes = append(out.Notes, "compaction skipped below min_reclaim, store unchanged")
+	out.Debt = append(append([]backends.Debt{}, s.Debt...), planDebt(backends.DebtBelowMinReclaim, why, s))
+	return out
+}
+
+// planDebt is what a plan would have removed, owed for reason.
+func planDebt(reason backends.DebtReason, detail string, s backends.Stats) backends.Debt {
+	return backends.Debt{
+		Reason:    reason,
+		Detail:    detail,
+		Records:   s.Removed(),
+		Bytes:     s.Reclaimed(),
+		Estimated: s.Stream != nil && s.Stream.Estimated,
+	}
+}
+
+// refusedDebt is the debt of a run the safety valve refused: the
+// plan's own (what groups hold) and everything it would have removed.
+func refusedDebt(s backends.Stats) []backends.Debt {
+	if s.Removed() == 0 {
+		return s.Debt
+	}
+	return append(append([]backends.Debt{}, s.Debt...), planDebt(backends.DebtSafetyValve, "", s))
+}
+
+// clockDebt is the debt of a run the clock guard refused. It stopped
+// planning, so how much age retention would remove is unknown: -1, never
+// a 0 that reads as "no debt".
+func clockDebt(err error) ([]backends.Debt, bool) {
+	var ce *backends.ClockError
+	if !errors.As(err, &ce) {
+		return nil, false
+	}
+	return []backends.Debt{{Reason: backends.DebtClockGuard, Detail: "the store's timestamps are not Unix time", Records: -1, Bytes: -1}}, true
+}
+
+// incompleteDebt is the debt of a run that failed or was interrupted
+// after planning. A backend whose Apply stops part way accounts for it in
+// Stats.Debt (Redis: DebtIncomplete for what the streams it did not
+// finish still owe, an entry of 0 records when nothing is); when it
+// reports nothing, its Apply changed nothing (a file backend's failed
+// swap leaves the store as it was), so the whole plan is still owed,
+// with the plan's own debt (what groups hold).
+func incompleteDebt(planned, got backends.Stats) []backends.Debt {
+	if len(got.Debt) > 0 {
+		return got.Debt
+	}
+	debt := append([]backends.Debt{}, planned.Debt...)
+	if planned.Removed() > 0 {
+		debt = append(debt, planDebt(backends.DebtIncomplete, "", planned))
+	}
+	return debt
+}
+
+// debtWords are the plain words for each reason, after the amount.
+var debtWords = map[backends.DebtReason]string{
+	backends.DebtHeldByGroup:     "held by a consumer group that has not acknowledged them",
+	backends.DebtApproximate:     "left by the approximate trim, which removes whole stream nodes only (approximate: false trims exactly)",
+	backends.DebtBelowMinReclaim: "left because the compaction was skipped below min_reclaim",
+	backends.DebtSafetyValve:     "left because the safety valve (max_remove_fraction) refused the run; rerun with --force to confirm",
+	backends.DebtClockGuard:      "left because the clock guard refused age retention",
+	backends.DebtRunTimeout:      "left because the run stopped at run_timeout; the next run continues",
+	backends.DebtIncomplete:      "left because the run failed or was interrupted after planning",
+}
+
+// DescribeDebt says one part of the debt in plain words:
+//
+//	policy cannot be met: group billing of papyra:local:events holds 1,204 entries since 2026-11-30T08:00:00Z
+//	18,211 records (4.2 MiB) left because the compaction was skipped below min_reclaim: it would free 4.2 MiB, below min_reclaim 1 GiB
+func DescribeDebt(d backends.Debt) string {
+	amount := "an unknown number of records"
+	if d.Records >= 0 {
+		about := ""
+		if d.Estimated {
+			about = "about "
+		}
+		amount = about + thousands(d.Records) + " records"
+		if d.Reason == backends.DebtHeldByGroup || d.Reason == backends.DebtApproximate {
+			amount = about + thousands(d.Records) + " entries"
+		}
+	}
+	if d.Bytes > 0 {
+		amount += " (" + bytesize.IEC(d.Bytes) + ")"
+	}
+	since := ""
+	if d.HasOldest {
+		since = " since " + FormatTimestamp(d.Oldest)
+	}
+	if d.Reason == backends.DebtHeldByGroup {
+		who := d.Detail
+		if who == "" {
+			who = "a consumer group"
+		}
+		return fmt.Sprintf("policy cannot be met: %s holds %s%s", who, amount, since)
+	}
+	words, ok := debtWords[d.Reason]
+	if !ok {
+		words = "left (" + string(d.Reason) + ")"
+	}
+	var b strings.Builder
+	b.WriteString(amount + " " + words)
+	if d.Detail != "" {
+		b.WriteString(": " + d.Detail)
+	}
+	b.WriteString(since)
+	return b.String()
+}
