@@ -95,6 +95,9 @@ type Options struct {
 	// a kill at any moment is safe (Backend.Apply's contract). Targets
 	// not started by then are reported interrupted.
 	StopGrace time.Duration
+	// OnEmergency, when set, receives the emergency free-space check
+	// (keep_free) the pass runs before its targets.
+	OnEmergency func(EmergencyReport)
 	// Force lets this pass remove more than a target's
 	// max_remove_fraction (`run --force`): it confirms once, for the
 	// targets of this pass only.
@@ -194,6 +197,16 @@ func (a *Agent) RunOnce(ctx context.Context, opts Options) ([]Result, error) {
 	defer cancel()
 	abandon, stop := stopper(ctx, opts.StopGrace, cancel)
 	defer stop()
+	// Free space first: a pass on a nearly full disk must not start
+	// with a compaction that needs room for its copies. Every opted-in
+	// store is looked at, whatever the selection: the free space is the
+	// file system's. A dry run changes nothing, so it drops nothing.
+	if !opts.DryRun && OptedIn(a.cfg) && ctx.Err() == nil {
+		rep := a.Emergency(runCtx, EmergencyOptions{Now: opts.Now})
+		if opts.OnEmergency != nil {
+			opts.OnEmergency(rep)
+		}
+	}
 	results := make([]Result, 0, len(targets))
 	for _, t := range targets {
 		var r Result

@@ -32,6 +32,9 @@ type DaemonOptions struct {
 	// shown in STATUS=, logged, and recorded in the state for `status`,
 	// until a configuration checks clean.
 	CheckConfig func(*config.Config) string
+	// EmergencyEvery is how often free space is checked against the
+	// targets' keep_free; zero means DefaultEmergencyEvery.
+	EmergencyEvery time.Duration
 }
 
 // ConfigLoadError is RunDaemon's error when the configuration cannot be
@@ -90,6 +93,16 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		LastStart: func(target string) (time.Time, bool) {
 			return lastStart(reloader.Current().Config.StateDir, target)
 		},
+		Emergency: func(ctx context.Context) {
+			snap := reloader.Current()
+			if !OptedIn(snap.Config) {
+				return
+			}
+			if err := rec.RecordEmergency(snap.Agent.Emergency(ctx, EmergencyOptions{})); err != nil {
+				log.Error("cannot record the emergency check in the state directory and textfile; status and metrics are stale", "err", err)
+			}
+		},
+		EmergencyEvery: o.EmergencyEvery,
 		OnSchedule: func(s Schedule) {
 			if err := rec.Scheduled(s); err != nil {
 				log.Debug("cannot record the schedule in the state directory", "target", s.Target, "err", err)

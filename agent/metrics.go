@@ -85,6 +85,9 @@ func NewRecorder(cfg *config.Config, kinds *backends.Registry, o RecorderOptions
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	if err := reg.Register(newEmergencyCollector(c)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	// Create the state directory world-readable before any backend does
 	// (they create it 0750 for their own files): `status` must work
 	// without root. Best effort: a dry run by a user who cannot create it

@@ -78,7 +78,20 @@ type SchedulerOptions struct {
 	// the daemon (an upgrade, a crash) does not compact every store at
 	// the same moment. ok false, or a last run that failed, means due now.
 	LastStart func(target string) (start time.Time, ok bool)
+	// Emergency, when set, is the light check run at start and then
+	// every EmergencyEvery, on its own goroutine, beside the schedule
+	// (the free space of opted-in file systems, keep_free): a disk must
+	// not fill up for an hour because the next compaction is an hour
+	// away. It is given the compactions' context.
+	Emergency func(ctx context.Context)
+	// EmergencyEvery is how often Emergency runs; zero means
+	// DefaultEmergencyEvery.
+	EmergencyEvery time.Duration
 }
+
+// DefaultEmergencyEvery is how often the daemon checks free space
+// against keep_free.
+const DefaultEmergencyEvery = time.Minute
 
 // Scheduler is the daemon's work loop: it compacts every target of the
 // current configuration once per its interval (measured start to start).
@@ -212,6 +225,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		runCtx:    runCtx,
 	}
 	defer close(l.gone)
+	if s.opts.Emergency != nil {
+		stop := s.emergencyTicker(ctx, runCtx)
+		defer stop()
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -233,6 +250,35 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-s.wake:
 		case <-timer.C:
 		}
+	}
+}
+
+// emergencyTicker runs the emergency check now and every EmergencyEvery
+// until ctx is done (no new check starts during the stop grace). A check
+// in flight then finishes under runCtx; stop cancels it and waits.
+func (s *Scheduler) emergencyTicker(ctx, runCtx context.Context) (stop func()) {
+	every := s.opts.EmergencyEvery
+	if every <= 0 {
+		every = DefaultEmergencyEvery
+	}
+	checkCtx, cancel := context.WithCancel(runCtx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			s.opts.Emergency(checkCtx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

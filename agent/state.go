@@ -103,6 +103,9 @@ type TargetState struct {
 	Store StoreState `json:"store"`
 	// Counters are cumulative over every run since Since.
 	Counters Counters `json:"counters"`
+	// Emergency is what emergency drops (keep_free) did; nil for a
+	// target that was never checked.
+	Emergency *EmergencyState `json:"emergency,omitempty"`
 }
 
 // StoreState describes a store after the last successful compaction.

@@ -87,6 +87,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			log.Error("cannot record the run in the state directory and textfile; status and metrics are stale", "target", r.Target, "err", err)
 		}
 	}
+	var emergency []agent.EmergencyFS
+	opts.OnEmergency = func(rep agent.EmergencyReport) {
+		emergency = rep.FileSystems
+		if err := rec.RecordEmergency(rep); err != nil && recErr == nil {
+			recErr = err
+			log.Error("cannot record the emergency check in the state directory and textfile; status and metrics are stale", "err", err)
+		}
+	}
 	endNotify := runNotify(ctx, log, a, &opts)
 	results, err := a.RunOnce(ctx, opts)
 	endNotify(results)
@@ -101,6 +109,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if recErr == nil {
 		if err := rec.WriteTextfile(); err != nil {
 			log.Error("cannot write the metrics textfile", "path", cfg.Metrics.Textfile, "err", err)
+		}
+	}
+	for _, f := range emergency {
+		for _, line := range agent.EmergencySummary(f) {
+			fmt.Fprintln(stdout, line)
 		}
 	}
 	for _, r := range results {
