@@ -12,9 +12,9 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/classify"
+	"github.com/papyra-compact/papyra-compact/backends/internal/livefile"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
-	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Emergency drops (backends.Shedder): a rotated segment removed whole
@@ -145,12 +145,12 @@ func (b *Backend) shedPlan(ctx context.Context, sp backends.ShedPolicy) (*plan, 
 	if len(p.segs) == 0 {
 		return nil, nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 	}
-	if p.scratch, err = fsutil.Scratch(b.env.ScratchDir); err != nil {
+	if p.scratch, err = livefile.NewScratch(b.space, b.env.ScratchDir); err != nil {
 		return nil, nil, err
 	}
 	sc := &scanner{
 		pol:   classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth},
-		w:     bufio.NewWriterSize(p.scratch, 256<<10),
+		w:     bufio.NewWriterSize(p.scratch.Writer(), 256<<10),
 		maxTS: math.Inf(-1),
 	}
 	ok = true
