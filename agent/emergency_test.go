@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -471,4 +472,146 @@ func (w rotWriter) append(line string) error {
 		err = cerr
 	}
 	return err
+}
+
+// TestEmergency_DaemonMinuteCheck runs the real daemon with a short
+// emergency interval: free space is fine at start, then the file system
+// fills while no compaction is due (an hourly interval), and the
+// daemon's own check drops the oldest segments, records them in the
+// state and stops once keep_free is met.
+func TestEmergency_DaemonMinuteCheck(t *testing.T) {
+	mnt := smallFS(t, 1<<20+512<<10)
+	now := time.Now()
+	cfg := emStores(t, mnt, now)
+	dir := t.TempDir()
+	keep := int64(64<<10) + 2*segmentBytes + segmentBytes/2
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s/state\nlock_dir: %s/lock\nquarantine_dir: %s/q\nmetrics:\n  textfile: %s/m.prom\ndefaults:\n  grace_period: 10ms\ntargets:\n", dir, dir, dir, dir)
+	for _, tg := range cfg.Targets {
+		fmt.Fprintf(&b, "  - {name: %s, kind: rotating, path: %s, max_bytes: %d, max_files: 10, interval: 1h", tg.Name, tg.Path, segmentBytes)
+		if tg.KeepFree != nil {
+			fmt.Fprintf(&b, ", keep_free: %d, min_keep: 1d", keep)
+		}
+		b.WriteString("}\n")
+	}
+	path := filepath.Join(dir, "compact.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		done <- agent.RunDaemon(ctx, agent.DaemonOptions{
+			ConfigPath: path, Registry: all.Backends(), Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			StopGrace: 5 * time.Second, EmergencyEvery: 50 * time.Millisecond,
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	emergency := func(target string) *agent.EmergencyState {
+		st, _, err := agent.LoadTargetState(dir+"/state", target)
+		if err != nil {
+			return nil
+		}
+		return st.Emergency
+	}
+	// Checked, met, nothing dropped; and every target's first run done.
+	eventually(t, 60*time.Second, "a first emergency check and the first runs", func() bool {
+		e := emergency("a")
+		if e == nil || e.Unmet || e.DroppedSegments != 0 {
+			return false
+		}
+		for _, tg := range []string{"a", "b", "c"} {
+			if st, found, _ := agent.LoadTargetState(dir+"/state", tg); !found || st.LastResult == "" {
+				return false
+			}
+		}
+		return true
+	})
+	before := snapshotDir(t, mnt)
+	fill(t, mnt, 64<<10)
+	eventually(t, 60*time.Second, "emergency drops by the daemon's check", func() bool {
+		e := emergency("a")
+		return e != nil && e.DroppedSegments > 0 && !e.Unmet && e.FreeBytes >= keep
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	a, bs := emergency("a"), emergency("b")
+	if a.DroppedSegments != 2 || bs.DroppedSegments != 1 {
+		t.Errorf("dropped a %d, b %d segments; want a.4, b.3, a.3", a.DroppedSegments, bs.DroppedSegments)
+	}
+	after := snapshotDir(t, mnt)
+	for _, gone := range []string{"a/store.log.4", "b/store.log.3", "a/store.log.3"} {
+		if _, ok := after[gone]; ok {
+			t.Errorf("%s still there", gone)
+		}
+	}
+	if len(after) != len(before)-3 {
+		t.Errorf("files after: %v", keysOf(after))
+	}
+	if !strings.Contains(logs.String(), agent.MsgEmergencyDrop) {
+		t.Errorf("no %q in the log:\n%s", agent.MsgEmergencyDrop, logs.String())
+	}
+}
+
+// TestEmergency_Journal: each drop is one journal entry with its own
+// MESSAGE_ID, the target, the segment, its record count, first and last
+// timestamps and the time span; keep_free unmet is another.
+func TestEmergency_Journal(t *testing.T) {
+	mnt := smallFS(t, 1<<20+512<<10)
+	now := time.Now()
+	cfg := emStores(t, mnt, now)
+	free := fill(t, mnt, 64<<10)
+	cfg.Targets[1].KeepFree.Bytes = free + segmentBytes/2
+	cfg.Targets[2].KeepFree = &config.Amount{Percent: 99}
+	j := newJournald(t)
+	h, err := agent.NewJournalHandler(io.Discard, agent.LogOptions{JournalSocket: j.path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rep := agent.New(cfg, all.Backends(), slog.New(h)).Emergency(context.Background(), agent.EmergencyOptions{Now: now})
+	f := rep.FileSystems[0]
+	if len(f.Drops) != 6 || f.Unmet == "" {
+		t.Fatalf("report %+v", f)
+	}
+	first := f.Drops[0]
+	var drops, unmet []map[string]string
+	for len(drops) < len(f.Drops) || len(unmet) == 0 {
+		e := j.entry(t)
+		switch e["MESSAGE_ID"] {
+		case agent.MessageIDEmergencyDrop:
+			drops = append(drops, e)
+		case agent.MessageIDKeepFreeUnmet:
+			unmet = append(unmet, e)
+		}
+	}
+	want := map[string]string{
+		"PRIORITY":               "4",
+		"PAPYRA_TARGET":          "a",
+		"PAPYRA_BACKEND":         "rotating",
+		"PAPYRA_SEGMENT":         first.Segment,
+		"PAPYRA_RECORDS":         strconv.FormatInt(first.Records, 10),
+		"PAPYRA_BYTES":           strconv.FormatInt(first.Bytes, 10),
+		"PAPYRA_FIRST":           agent.FormatTimestamp(first.Oldest),
+		"PAPYRA_LAST":            agent.FormatTimestamp(first.Newest),
+		"PAPYRA_SPAN_MS":         strconv.FormatInt(int64(first.Records-1)*1000, 10),
+		"PAPYRA_KEEP_FREE_BYTES": strconv.FormatInt(f.KeepFree, 10),
+	}
+	for k, w := range want {
+		if drops[0][k] != w {
+			t.Errorf("%s = %q, want %q", k, drops[0][k], w)
+		}
+	}
+	if unmet[0]["PRIORITY"] != "3" || !strings.Contains(unmet[0]["PAPYRA_REASON"], "younger than min_keep") {
+		t.Errorf("unmet entry %v", unmet[0])
+	}
 }

@@ -29,6 +29,11 @@ const (
 	MessageIDRunFinished = "5fdeba466a02400189832fd0d9994704"
 	// MessageIDRunFailed marks "run failed".
 	MessageIDRunFailed = "cf95ca8c09c74af6b5039537d4823052"
+	// MessageIDEmergencyDrop marks "emergency drop": a segment removed
+	// because free space fell below keep_free.
+	MessageIDEmergencyDrop = "7caa53ed338848108dfab2c38a7e9ff1"
+	// MessageIDKeepFreeUnmet marks "keep_free not met".
+	MessageIDKeepFreeUnmet = "75fc40c7ca4548eb881eb4d5e1646960"
 )
 
 // Messages with a MESSAGE_ID. LogResult uses them; they are constants so
@@ -49,6 +54,10 @@ func messageID(msg string) (string, bool) {
 		return MessageIDRunFinished, true
 	case MsgRunFailed:
 		return MessageIDRunFailed, true
+	case MsgEmergencyDrop:
+		return MessageIDEmergencyDrop, true
+	case MsgKeepFreeUnmet:
+		return MessageIDKeepFreeUnmet, true
 	}
 	return "", false
 }
@@ -98,7 +107,8 @@ func NewLogHandler(stderr io.Writer, opts LogOptions) slog.Handler {
 //     upper-cased, other characters as "_"); a time.Duration becomes
 //     PAPYRA_<KEY>_MS in milliseconds, so "duration" gives
 //     PAPYRA_DURATION_MS;
-//   - MESSAGE_ID for "run finished" and "run failed";
+//   - MESSAGE_ID for "run finished", "run failed", "emergency drop" and
+//     "keep_free not met";
 //   - SYSLOG_IDENTIFIER, and CODE_FILE/CODE_LINE/CODE_FUNC when the record
 //     has a caller.
 //
