@@ -142,6 +142,22 @@ func TestRecorder_Golden(t *testing.T) {
 			must(t, rec.Record(agent.Result{Target: "audit", Kind: config.KindRotating, Outcome: agent.OutcomeFailed,
 				Started: t0().Add(time.Hour), Duration: time.Millisecond, Err: errors.New("open /data: permission denied")}))
 		},
+		// Emergency free space: the rotating target opted in (keep_free);
+		// a check that found enough free, then one that dropped two
+		// segments and still could not meet keep_free.
+		"emergency": func(t *testing.T, rec *agent.Recorder) {
+			must(t, rec.Record(okResult("audit", config.KindRotating, t0())))
+			fs := agent.EmergencyFS{Targets: []string{"audit"}, Size: 100 << 30, KeepFree: 5 << 30, FreeBefore: 8 << 30, FreeAfter: 8 << 30}
+			must(t, rec.RecordEmergency(agent.EmergencyReport{At: t0().Add(time.Minute), FileSystems: []agent.EmergencyFS{fs}}))
+			fs.FreeBefore, fs.FreeAfter = 1<<30, 3<<30
+			fs.Unmet = "3221225472 bytes free, keep_free 5368709120; left: 1 segments (1073741824 bytes) holding records younger than min_keep"
+			for i, ts := range []float64{unix(t0()) - 9*86400, unix(t0()) - 8*86400} {
+				fs.Drops = append(fs.Drops, agent.EmergencyDrop{Target: "audit", Kind: config.KindRotating, Segment: "/data/audit.log." + fmt.Sprint(9-i),
+					At: t0().Add(2*time.Minute + time.Duration(i)*time.Second),
+					ShedStats: backends.ShedStats{Records: 1000, Other: 2, Bytes: 1 << 30, Quarantined: 2, Oldest: ts - 3600, Newest: ts, HasTimes: true}})
+			}
+			must(t, rec.RecordEmergency(agent.EmergencyReport{At: t0().Add(2 * time.Minute), FileSystems: []agent.EmergencyFS{fs}}))
+		},
 		// A store that is missing run after run (a mistyped path) exports
 		// when it was first found missing; one that appears clears it.
 		"missing": func(t *testing.T, rec *agent.Recorder) {
@@ -157,6 +173,9 @@ func TestRecorder_Golden(t *testing.T) {
 	for name, steps := range goldenSteps {
 		t.Run(name, func(t *testing.T) {
 			cfg := metricsConfig(t.TempDir())
+			if name == "emergency" {
+				optInKeepFree(cfg, "audit")
+			}
 			steps(t, newRecorder(t, cfg))
 			got, err := os.ReadFile(cfg.Metrics.Textfile)
 			if err != nil {
@@ -175,6 +194,16 @@ func TestRecorder_Golden(t *testing.T) {
 				t.Errorf("textfile differs from %s (run with -update to accept):\n%s", golden, lineDiff(string(want), string(got)))
 			}
 		})
+	}
+}
+
+// optInKeepFree sets keep_free 5% and min_keep 1d on target name.
+func optInKeepFree(cfg *config.Config, name string) {
+	for i := range cfg.Targets {
+		if cfg.Targets[i].Name == name {
+			cfg.Targets[i].KeepFree = &config.Amount{Percent: 5}
+			cfg.Targets[i].MinKeep = ptr(config.Duration(24 * time.Hour))
+		}
 	}
 }
 
