@@ -153,7 +153,7 @@ func TestRecorder_Golden(t *testing.T) {
 			fs.Unmet = "3221225472 bytes free, keep_free 5368709120; left: 1 segments (1073741824 bytes) holding records younger than min_keep"
 			for i, ts := range []float64{unix(t0()) - 9*86400, unix(t0()) - 8*86400} {
 				fs.Drops = append(fs.Drops, agent.EmergencyDrop{Target: "audit", Kind: config.KindRotating, Segment: "/data/audit.log." + fmt.Sprint(9-i),
-					At: t0().Add(2*time.Minute + time.Duration(i)*time.Second),
+					At:        t0().Add(2*time.Minute + time.Duration(i)*time.Second),
 					ShedStats: backends.ShedStats{Records: 1000, Other: 2, Bytes: 1 << 30, Quarantined: 2, Oldest: ts - 3600, Newest: ts, HasTimes: true}})
 			}
 			must(t, rec.RecordEmergency(agent.EmergencyReport{At: t0().Add(2 * time.Minute), FileSystems: []agent.EmergencyFS{fs}}))
