@@ -2,6 +2,7 @@ package segments
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +39,7 @@ const FixNoKeepFree = "leave keep_free out for this target"
 // ShedCandidates implements backends.Shedder: every rotated segment,
 // oldest position first, each read whole to learn its records' time span.
 func (b *Backend) ShedCandidates(ctx context.Context, sp backends.ShedPolicy) ([]backends.ShedSegment, error) {
-	p, sc, err := b.shedPlan(ctx, sp)
+	p, err := b.shedPlan(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -49,10 +50,7 @@ func (b *Backend) ShedCandidates(ctx context.Context, sp backends.ShedPolicy) ([
 		if s.index == 0 {
 			continue // the active file: never shed
 		}
-		if err := sc.scan(ctx, p, s); err != nil {
-			return nil, err
-		}
-		c, finite, err := p.shedInfo(s, sp)
+		c, finite, err := shedInfo(ctx, s, sp)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +68,7 @@ func (b *Backend) ShedCandidates(ctx context.Context, sp backends.ShedPolicy) ([
 
 // Shed implements backends.Shedder.
 func (b *Backend) Shed(ctx context.Context, sp backends.ShedPolicy, want backends.ShedSegment) (backends.ShedStats, error) {
-	p, sc, err := b.shedPlan(ctx, sp)
+	p, err := b.shedPlan(ctx)
 	if err != nil {
 		return backends.ShedStats{}, err
 	}
@@ -89,18 +87,31 @@ func (b *Backend) Shed(ctx context.Context, sp backends.ShedPolicy, want backend
 	case g.st.Size != want.Size:
 		return backends.ShedStats{}, fmt.Errorf("%s: %w (segment %s is %d bytes, not %d as listed)", b.path, backends.ErrChanged, g.path, g.st.Size, want.Size)
 	}
-	if err := sc.scan(ctx, p, g); err != nil {
-		return backends.ShedStats{}, err
-	}
 	// The clock guard judged the whole store in ShedCandidates, under
 	// the same lock; this is the same inode at the same size, so the
 	// same records.
-	c, _, err := p.shedInfo(g, sp)
+	c, _, err := shedInfo(ctx, g, sp)
 	if err != nil {
 		return backends.ShedStats{}, err
 	}
 	if c.Keep != "" {
 		return backends.ShedStats{}, fmt.Errorf("%w: emergency drop of %s: it %s", backends.ErrUnsafe, g.path, c.Keep)
+	}
+	// Apply quarantines the lines Papyra cannot read from what the scan
+	// wrote to the scratch file; a segment with none needs neither the
+	// second read nor scratch space on a file system short of it.
+	if p.scratch, err = livefile.NewScratch(b.space, b.env.ScratchDir); err != nil {
+		return backends.ShedStats{}, err
+	}
+	if c.Other > 0 {
+		sc := &scanner{
+			pol:   classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth},
+			w:     bufio.NewWriterSize(p.scratch.Writer(), 256<<10),
+			maxTS: math.Inf(-1),
+		}
+		if err := sc.scan(ctx, p, g); err != nil {
+			return backends.ShedStats{}, err
+		}
 	}
 	// Every record of g falls to the cut; every other segment stays as
 	// it is (unread, untouched). Apply quarantines g's corrupt lines and
@@ -121,44 +132,32 @@ func (b *Backend) Shed(ctx context.Context, sp backends.ShedPolicy, want backend
 	return out, nil
 }
 
-// shedPlan opens the store's segments in one consistent view, with a
-// scratch file and a scanner that reads records without any retention
-// (every record passes), for ShedCandidates and Shed.
-func (b *Backend) shedPlan(ctx context.Context, sp backends.ShedPolicy) (*plan, *scanner, error) {
+// shedPlan opens the store's segments in one consistent view, for
+// ShedCandidates and Shed. It reads nothing and writes nothing.
+func (b *Backend) shedPlan(ctx context.Context) (*plan, error) {
 	st, err := b.openStore()
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+			return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	p := &plan{b: b, st: st, policy: backends.Policy{Now: sp.Now}}
-	ok := false
-	defer func() {
-		if !ok {
-			p.Close()
-		}
-	}()
+	p := &plan{b: b, st: st}
 	if err := p.snapshot(ctx); err != nil {
-		return nil, nil, err
+		p.Close()
+		return nil, err
 	}
 	if len(p.segs) == 0 {
-		return nil, nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
+		p.Close()
+		return nil, fmt.Errorf("%s: %w", b.path, backends.ErrNothingToDo)
 	}
-	if p.scratch, err = livefile.NewScratch(b.space, b.env.ScratchDir); err != nil {
-		return nil, nil, err
-	}
-	sc := &scanner{
-		pol:   classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth},
-		w:     bufio.NewWriterSize(p.scratch.Writer(), 256<<10),
-		maxTS: math.Inf(-1),
-	}
-	ok = true
-	return p, sc, nil
+	return p, nil
 }
 
-// shedInfo describes scanned segment g as a candidate, and returns its
-// newest finite timestamp (-Inf when none) for the clock guard.
+// shedInfo reads segment g whole and describes it as a candidate, and
+// returns its newest finite timestamp (-Inf when none) for the clock
+// guard. It writes nothing: no scratch file on a file system short of
+// space.
 //
 // Its Time, which orders drops and is judged against min_keep, is the
 // newest record timestamp. When g has lines whose time cannot be read
@@ -170,35 +169,49 @@ func (b *Backend) shedPlan(ctx context.Context, sp backends.ShedPolicy) (*plan, 
 // lines carry no time and change nothing (they are quarantined). A
 // +Infinity timestamp, or one after now, is a record Papyra keeps
 // forever or a writer's clock gone wrong: the segment is never shed.
-func (p *plan) shedInfo(g *seg, sp backends.ShedPolicy) (backends.ShedSegment, float64, error) {
+func shedInfo(ctx context.Context, g *seg, sp backends.ShedPolicy) (backends.ShedSegment, float64, error) {
 	c := backends.ShedSegment{
 		Name: g.path, Position: g.index, Dev: g.id.Dev, Ino: g.id.Ino, Size: g.st.Size,
 		Oldest: math.Inf(1), Newest: math.Inf(-1),
 	}
 	finite := math.Inf(-1)
-	undated := g.unsure > 0
-	err := p.eachPassed(g, func(_ int64, e scratch.Entry) bool {
-		if e.Code != scratch.Keep {
-			return true // an Unsure line: counted below
+	undated := false
+	// Every record passes (no age retention): the block's entries carry
+	// each record's timestamp; nothing is written anywhere.
+	pol := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
+	err := classify.File(ctx, g.f, g.st.Size, pol, func(b *classify.Block) error {
+		if b.Torn {
+			c.Other++ // a torn last line: nothing appends to a rotated segment
 		}
-		c.Records++
-		switch {
-		case !e.HasTS || math.IsNaN(e.TS) || math.IsInf(e.TS, -1):
-			undated = true
-		default:
-			c.Oldest, c.Newest, c.HasTimes = min(c.Oldest, e.TS), max(c.Newest, e.TS), true
-			if !math.IsInf(e.TS, 1) {
-				finite = max(finite, e.TS)
+		r := scratch.NewReader(bytes.NewReader(b.Entries))
+		for range b.Lines {
+			e, err := r.Next()
+			if err != nil {
+				return err
+			}
+			switch e.Code {
+			case scratch.Keep:
+				c.Records++
+				if !e.HasTS || math.IsNaN(e.TS) || math.IsInf(e.TS, -1) {
+					undated = true
+					continue
+				}
+				c.Oldest, c.Newest, c.HasTimes = min(c.Oldest, e.TS), max(c.Newest, e.TS), true
+				if !math.IsInf(e.TS, 1) {
+					finite = max(finite, e.TS)
+				}
+			case scratch.Unsure:
+				// Papyra may read it as a record; its time is unknown.
+				c.Other++
+				undated = true
+			case scratch.Corrupt:
+				c.Other++
 			}
 		}
-		return true
+		return nil
 	})
 	if err != nil {
-		return c, finite, fmt.Errorf("read scratch file: %w", err)
-	}
-	c.Other = g.unsure + g.corrupt
-	if g.torn {
-		c.Other++
+		return c, finite, fmt.Errorf("scan %s: %w", g.path, err)
 	}
 	if !c.HasTimes {
 		c.Oldest, c.Newest = 0, 0
