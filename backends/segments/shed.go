@@ -66,8 +66,19 @@ func (b *Backend) ShedCandidates(ctx context.Context, sp backends.ShedPolicy) ([
 	return out, nil
 }
 
+// shedHeadroom is how much of the agent's headroom (fsutil.Headroom) an
+// emergency drop may write into: its recovery record and an empty
+// scratch file take a few hundred bytes, and the drop frees a whole
+// segment. It must run when free space is already below the headroom —
+// that is when it is needed most. Quarantining a segment's corrupt lines
+// may use the rest of it; a segment whose lines need more is not dropped
+// (the error says so) until there is room.
+const shedHeadroom = 64 << 10
+
 // Shed implements backends.Shedder.
 func (b *Backend) Shed(ctx context.Context, sp backends.ShedPolicy, want backends.ShedSegment) (backends.ShedStats, error) {
+	b.space.AllowIntoHeadroom(shedHeadroom)
+	defer b.space.AllowIntoHeadroom(0)
 	p, err := b.shedPlan(ctx)
 	if err != nil {
 		return backends.ShedStats{}, err

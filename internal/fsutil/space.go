@@ -40,6 +40,24 @@ const Headroom = 64 << 20
 type Space struct {
 	mu     sync.Mutex
 	claims map[uint64]map[*Claim]struct{}
+	// dip is how much of the headroom its claims may use
+	// (AllowIntoHeadroom).
+	dip int64
+}
+
+// AllowIntoHeadroom lets the budget's claims use up to n bytes of the
+// headroom (0 restores the rule). It is for work that writes a little to
+// free far more — an emergency drop's recovery record, which must still
+// be written when free space is already below the headroom, since the
+// drop is what brings it back. A claim still never takes more than is
+// free. A nil Space ignores it.
+func (s *Space) AllowIntoHeadroom(n int64) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.dip = max(n, 0)
+	s.mu.Unlock()
 }
 
 // NewSpace returns an empty budget.
@@ -177,6 +195,9 @@ func (c *Claim) fits(st *unix.Statfs_t, held, need int64) error {
 	bs := int64(st.Bsize)
 	free := int64(st.Bavail) * bs
 	reserve := min(int64(st.Blocks)*bs/100, Headroom)
+	if c.s != nil { // add holds c.s.mu
+		reserve = max(reserve-c.s.dip, 0)
+	}
 	if free-held-roundUp(need, bs) >= reserve {
 		return nil
 	}
