@@ -201,7 +201,7 @@ func (b *Backend) measure(ctx context.Context, sp *streamPlan, st *backends.Stat
 		st.Notes = append(st.Notes, fmt.Sprintf("%s: could not measure the stream after the run (%v); its figures are the commands' replies", sp.key, err))
 		return
 	}
-	st.RecordsAfter = max(0, n-sp.keptUnreadable)
+	st.RecordsAfter = max(0, n-sp.keptUnreadable-sp.keptUnsure)
 	if mem, err := b.client.MemoryUsage(mctx, sp.key).Result(); err == nil {
 		st.BytesAfter = mem
 	} else if n == 0 {
@@ -220,17 +220,22 @@ func (b *Backend) measure(ctx context.Context, sp *streamPlan, st *backends.Stat
 
 // trim runs trimScript in bounded steps until it removes nothing: whole
 // nodes with "~ … LIMIT", then, unless approximate, exact steps for what
-// is left. Every step is sized by bytes and by the time the previous one
-// took (sizer), down to one entry; trim_limit caps it. bound reports that
-// a consumer group's floor stopped the trim short of the threshold.
+// is left. Where the plan read the entries below the threshold, it cut
+// them into runs of at most trimBytes (sp.cuts): the trim goes from cut to
+// cut with MINID, so that no step frees more than trimBytes and one
+// entry, whatever the mix of sizes. Beyond the cuts, each step reads the
+// oldest entry it may remove first and frees at most stepBytes' worth of
+// entries that size (trimScript). Counts grow with the time the steps
+// take (sizer), and trim_limit caps them. bound reports that a consumer
+// group's floor stopped the trim short of the threshold.
 func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold string, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
 	pace := b.pacer(sp.key)
-	size := newSizer(b.cfg.trimLimit, &sp.largest)
-	step := func(threshold, approx string, limit int64) (int64, int64, bool, error) {
+	size := newSizer(b.cfg.trimLimit)
+	step := func(mode, threshold, approx string, limit, budget int64) (int64, int64, bool, error) {
 		if err := pace.wait(ctx); err != nil {
 			return 0, 0, false, err
 		}
-		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, limit, stepBytes).Slice()
+		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, limit, budget).Slice()
 		took := pace.done()
 		if err != nil {
 			return 0, 0, false, b.failCtx(ctx, fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
@@ -239,8 +244,7 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 		used, _ := res[1].(string)
 		flag, _ := res[2].(string)
 		first, _ := res[3].(int64)
-		size.seen(first)
-		size.done(n, took)
+		size.done(n, 0, took)
 		switch flag {
 		case "missing":
 			st.Notes = append(st.Notes, sp.key+" was deleted during the run")
@@ -253,37 +257,73 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 		prog.add(n)
 		return n, first, mode == "minid" && used != threshold, nil
 	}
-	for {
-		limit := size.next()
-		n, first, floor, err := step(threshold, "1", limit)
-		bound = bound || floor
+	// approx trims whole nodes below t until none is left (or the floor
+	// stops it).
+	approx := func(mode, t string, budget int64) error {
+		for {
+			limit := size.next()
+			n, first, floor, err := step(mode, t, "1", limit, budget)
+			bound = bound || floor
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				continue
+			}
+			// Nothing removed: either nothing whole is left below the
+			// threshold, or the oldest node holds more entries than the
+			// limit (small ones: a node holds at most
+			// stream-node-max-bytes besides a single large entry). Grow
+			// the limit while the bytes allow it.
+			if first == 0 || limit >= b.cfg.trimLimit || budget > 0 && first*2*limit > budget {
+				return nil
+			}
+			// A node of small entries holds up to stream-node-max-entries
+			// (100 by default): jump there, then keep growing.
+			size.n = min(b.cfg.trimLimit, max(4*limit, 128))
+			if budget > 0 {
+				size.n = min(size.n, max(1, budget/first))
+			}
+		}
+	}
+	var thr streamID
+	if mode == "minid" {
+		if thr, err = parseID(threshold); err != nil {
+			return 0, false, b.fail("XTRIM", sp.key, err)
+		}
+	}
+	// The plan's cuts below the threshold (all of them with maxlen: the
+	// plan read the entries MAXLEN removes, oldest first).
+	for len(sp.cuts) > 0 && (mode == "maxlen" || !thr.less(sp.cuts[0])) {
+		c := sp.cuts[0]
+		sp.cuts = sp.cuts[1:]
+		if err := approx("minid", c.String(), 0); err != nil {
+			if errors.Is(err, errStop) {
+				return removed, bound, nil
+			}
+			return removed, bound, err
+		}
+		if bound {
+			sp.cuts = nil // a group's floor is below the next cuts
+		}
+	}
+	// Entries below readBelow were read by the plan: the cuts bound them.
+	budget := int64(stepBytes)
+	if mode == "minid" && !sp.readBelow.less(thr) {
+		budget = 0
+	}
+	if err := approx(mode, threshold, budget); err != nil {
 		if errors.Is(err, errStop) {
 			return removed, bound, nil
 		}
-		if err != nil {
-			return removed, bound, err
-		}
-		if n > 0 {
-			continue
-		}
-		// Nothing removed: either nothing whole is left below the
-		// threshold, or the oldest node holds more entries than the
-		// limit (small ones: a node holds at most stream-node-max-bytes
-		// besides a single large entry). Grow the limit while the bytes
-		// allow it.
-		if first == 0 || limit >= b.cfg.trimLimit || first*2*limit > stepBytes {
-			break
-		}
-		// A node of small entries holds up to stream-node-max-entries
-		// (100 by default): jump there, then keep growing.
-		size.n = min(b.cfg.trimLimit, max(4*limit, 128), max(1, stepBytes/first))
+		return removed, bound, err
 	}
 	if b.cfg.approximate {
 		return removed, bound, nil
 	}
 	// Exact steps: read what is left below the threshold, sized like a
 	// read, and trim it up to the last entry read.
-	read := newSizer(exactStep, &sp.largest)
+	read := newSizer(exactStep)
 	for {
 		var t string
 		if mode == "minid" {
@@ -295,8 +335,9 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 			if len(msgs) == 0 {
 				return removed, bound, nil
 			}
+			var largest int64
 			for _, m := range msgs {
-				read.seen(m.size())
+				largest = max(largest, m.size())
 			}
 			t = threshold
 			if int64(len(msgs)) > count {
@@ -306,19 +347,28 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 				}
 				t = last.next().String()
 			}
-		} else {
-			n, err := b.client.XLen(ctx, sp.key).Result()
-			if err != nil {
-				return removed, bound, b.failCtx(ctx, "XLEN", sp.key, err)
-			}
-			if n <= sp.maxlen {
+			n, _, floor, err := step(mode, t, "0", 0, 0)
+			bound = bound || floor
+			read.done(n, largest, pace.last)
+			if errors.Is(err, errStop) {
 				return removed, bound, nil
 			}
-			t = strconv.FormatInt(max(sp.maxlen, n-read.next()), 10)
+			if err != nil || n == 0 {
+				return removed, bound, err
+			}
+			continue
 		}
-		n, _, floor, err := step(t, "0", 0)
+		n, err := b.client.XLen(ctx, sp.key).Result()
+		if err != nil {
+			return removed, bound, b.failCtx(ctx, "XLEN", sp.key, err)
+		}
+		if n <= sp.maxlen {
+			return removed, bound, nil
+		}
+		t = strconv.FormatInt(max(sp.maxlen, n-read.next()), 10)
+		n, _, floor, err := step(mode, t, "0", 0, 0)
 		bound = bound || floor
-		read.done(n, pace.last)
+		read.done(n, 0, pace.last)
 		if errors.Is(err, errStop) {
 			return removed, bound, nil
 		}

@@ -80,65 +80,151 @@ func parseEntry(r any) (entry, error) {
 }
 
 // Step sizing. Redis runs one command at a time, so what one command
-// costs is what a Papyra XADD may wait behind it. The cost of reading or
-// trimming entries grows with their bytes, not their number: 1,000 small
-// Papyra records are 0.3 MB, 1,000 entries of 10 MB are 10 GB. Every
-// read and every trim is therefore sized by bytes (stepBytes), by the
-// time the previous one took (stepTime), and capped by batch_size or
-// trim_limit, down to a single entry, whose cost is the floor: no
-// command can read or free less than one whole entry.
+// costs is what a Papyra XADD may wait behind it. The cost of reading
+// entries grows with their bytes, not their number: 1,000 small Papyra
+// records are 0.3 MB, 1,000 entries of 10 MB are 10 GB. Every read is
+// therefore sized by bytes (stepBytes, at the size of the largest entry
+// the last steps read), by the time the previous one took (stepTime),
+// and capped by batch_size, down to a single entry, whose cost is the
+// floor: no command can read less than one whole entry.
+//
+// Not guaranteed: Redis cannot tell how large the entries ahead are
+// without reading them (reading entry by entry in a script costs several
+// times the entry for a large one, and ten times the time for small
+// ones), so a step sized on small entries that meets a run of large ones
+// reads up to its count of them. The count grows at most twofold per
+// step, and falls to what the bytes allow as soon as a step has read a
+// large entry.
 const (
 	stepBytes = 1 << 20
 	stepTime  = 5 * time.Millisecond
 )
 
+// reader reads a range of one stream in paced steps, oldest first (or
+// newest first when rev), each sized by sizer.
+type reader struct {
+	b           *Backend
+	key         string
+	cursor, end string
+	rev         bool
+	pace        *pacer
+	size        sizer
+	ended       bool
+}
+
+// newReader reads key from start to end (inclusive; "(" makes either
+// exclusive), at most max entries per step.
+func (b *Backend) newReader(key, start, end string, rev bool, max int64) *reader {
+	return &reader{b: b, key: key, cursor: start, end: end, rev: rev, pace: b.pacer(key), size: newSizer(max)}
+}
+
+// next reads the next step, of at most limit entries (limit <= 0: no
+// limit but the sizer's); an empty result is the end of the range.
+func (r *reader) next(ctx context.Context, limit int64) ([]entry, error) {
+	if r.ended {
+		return nil, nil
+	}
+	if err := r.pace.wait(ctx); err != nil {
+		return nil, err
+	}
+	count := r.size.next()
+	if limit > 0 {
+		count = min(count, limit)
+	}
+	msgs, err := r.b.xrange(ctx, r.key, r.cursor, r.end, count, r.rev)
+	took := r.pace.done()
+	if err != nil {
+		return nil, err
+	}
+	var largest int64
+	for _, m := range msgs {
+		largest = max(largest, m.size())
+	}
+	r.size.done(int64(len(msgs)), largest, took)
+	if int64(len(msgs)) < count {
+		r.ended = true
+	} else {
+		r.cursor = "(" + msgs[len(msgs)-1].id
+	}
+	return msgs, nil
+}
+
 // sizer chooses how many entries the next command of one loop touches.
 type sizer struct {
-	n, max  int64
-	largest *int64 // the largest entry seen in this stream, shared by its loops
+	n, max int64
+	// recent is the size of the largest entry read lately: the largest
+	// of the last step, or half the previous figure, whichever is more.
+	recent int64
 }
 
 // newSizer starts every loop at one entry: the entries ahead are
 // unknown, and one entry is the only count whose cost is bounded by
 // nothing but the entry itself. It grows from there (see done).
-func newSizer(max int64, largest *int64) *sizer {
-	return &sizer{max: max, largest: largest, n: 1}
-}
-
-// byBytes is the count whose bytes, at the largest entry seen, fit
-// stepBytes (at least one, at most max).
-func (s *sizer) byBytes() int64 {
-	if *s.largest <= 0 {
-		return s.max
-	}
-	return min(s.max, max(1, stepBytes / *s.largest))
+func newSizer(max int64) sizer {
+	return sizer{max: max, n: 1}
 }
 
 // next is the count for the next command.
 func (s *sizer) next() int64 { return s.n }
 
-// seen records an entry's size.
-func (s *sizer) seen(size int64) {
-	if size > *s.largest {
-		*s.largest = size
+// done adjusts the count after a command that touched n entries, the
+// largest of largest bytes (0: unknown), in took. The count grows, at
+// most doubling, to what the time taken predicts fits stepTime, and to
+// what stepBytes allows at the recent entry size: a large entry brings
+// it down to one at once, and as the entries after it turn out small,
+// the figure halves at every step, so that the loop is back at full
+// size within some twenty steps instead of reading one entry at a time
+// to the end.
+func (s *sizer) done(n, largest int64, took time.Duration) {
+	s.recent = max(largest, s.recent/2)
+	next := 2 * max(s.n, n)
+	if took > 0 {
+		next = min(next, int64(float64(max(n, 1))*float64(stepTime)/float64(took)))
+	}
+	if s.recent > 0 {
+		next = min(next, stepBytes/s.recent)
+	}
+	s.n = min(s.max, max(1, next))
+}
+
+// trimBytes bounds the bytes one trim step frees where the plan read the
+// entries: freeing a node costs Redis far less than reading it (about
+// 0.1 ms per MB against several ms per MB here), so a trim step may free
+// more than a read step reads.
+const trimBytes = 16 << 20
+
+// cutter records, while the plan reads entries oldest first, the IDs at
+// which the bytes read since the previous cut reach trimBytes. Apply trims
+// up to each cut in turn (trim), so that a step frees at most trimBytes
+// plus one entry whatever the mix of sizes, and needs to read nothing to
+// know it. A cut is the ID right after the entry that completed a run:
+// MINID removes the entries below it.
+type cutter struct {
+	bytes int64
+	cuts  []streamID
+	last  streamID
+	open  bool
+}
+
+// add counts one entry read, in order.
+func (c *cutter) add(id streamID, size int64) {
+	c.bytes += size
+	c.last, c.open = id, true
+	if c.bytes >= trimBytes {
+		c.cuts = append(c.cuts, id.next())
+		c.bytes, c.open = 0, false
 	}
 }
 
-// done adjusts the count after a command that touched n entries in took:
-// it shrinks in proportion when the command took longer than stepTime,
-// and otherwise grows, at most doubling, to what the bytes allow at the
-// largest entry seen in the stream so far.
-//
-// Not guaranteed: a read of n entries where the stream turns from small
-// entries to large ones reads up to n large ones before the sizes are
-// known (Redis has no way to ask how large the entries ahead are without
-// reading them). The largest entry seen anywhere in the stream (XINFO
-// STREAM's first and last entries, every read, every trim's probe)
-// bounds n from then on.
-func (s *sizer) done(n int64, took time.Duration) {
-	next := min(s.byBytes(), 2*max(s.n, n))
-	if took > stepTime {
-		next = min(next, int64(float64(max(n, 1))*float64(stepTime)/float64(took)))
+// end closes the last run and returns the cuts, and the ID below which
+// every entry was read (zero when none was).
+func (c *cutter) end() (cuts []streamID, readBelow streamID) {
+	if c.open {
+		c.cuts = append(c.cuts, c.last.next())
+		c.open = false
 	}
-	s.n = min(s.max, max(1, next))
+	if len(c.cuts) > 0 {
+		readBelow = c.cuts[len(c.cuts)-1]
+	}
+	return c.cuts, readBelow
 }

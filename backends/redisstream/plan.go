@@ -56,9 +56,10 @@ type streamPlan struct {
 	length      int64 // XLEN when planned
 	first, last streamID
 	groups      []groupFloor
-	// largest is the largest entry seen in the stream, in bytes: it
-	// sizes every read and trim step (see sizer).
-	largest int64
+	// cuts bound the bytes of each trim step (cutter); every entry below
+	// readBelow was read by the plan.
+	cuts      []streamID
+	readBelow streamID
 
 	// boundary: entries below it go (XTRIM MINID); zero when none do.
 	boundary streamID
@@ -78,6 +79,9 @@ type streamPlan struct {
 	// keptUnreadable counts unreadable entries the run leaves in place
 	// (above the boundary without quarantine, or held by a group).
 	keptUnreadable int64
+	// keptUnsure counts entries nested too deeply to tell whether Papyra
+	// reads them, left in place (a scan found them above the boundary).
+	keptUnsure int64
 	// unreadableLog names the first maxLogged of them, for the log.
 	unreadableLog []corruptEntry
 
@@ -280,7 +284,7 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		return nil, &wrongTypeError{endpoint: b.endpoint, key: key, typ: typ}
 	}
 	// XINFO STREAM returns the first and last entries whole: two entries'
-	// cost, and their sizes start the step sizing.
+	// cost (the floor, for a large one).
 	info, err := b.client.XInfoStream(ctx, key).Result()
 	if err != nil {
 		return nil, b.failCtx(ctx, "XINFO STREAM", key, err)
@@ -293,7 +297,6 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		if err != nil {
 			return nil, b.fail("XINFO STREAM", key, err)
 		}
-		sp.largest = max(messageSize(info.FirstEntry), messageSize(info.LastEntry))
 	}
 	if sp.groups, err = b.floors(ctx, key); err != nil {
 		return nil, err
@@ -331,18 +334,6 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 	}
 	sp.scanned = nil // only needed for the counts above
 	return sp, nil
-}
-
-// messageSize is the bytes of an entry go-redis decoded (XINFO STREAM).
-func messageSize(m redis.XMessage) int64 {
-	n := int64(len(m.ID))
-	for k, v := range m.Values {
-		n += int64(len(k))
-		if s, ok := v.(string); ok {
-			n += int64(len(s))
-		}
-	}
-	return n
 }
 
 // floors reads every consumer group's floor: the lower of its oldest

@@ -117,43 +117,35 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 		end = "(" + bound.String()
 	}
 	k := newClassifier()
-	cursor := "-"
-	pace := b.pacer(sp.key)
-	size := newSizer(b.cfg.batch, &sp.largest)
-	var read int64
+	rd := b.newReader(sp.key, "-", end, false, b.cfg.batch)
+	var (
+		read int64
+		cut  cutter
+	)
 	for read < todo {
-		if err := pace.wait(ctx); err != nil {
-			return err
-		}
-		count := min(size.next(), todo-read)
-		if end == "+" {
-			count = min(size.next(), max(todo-read, 1))
-		}
-		msgs, err := b.xrange(ctx, sp.key, cursor, end, count, false)
-		took := pace.done()
+		msgs, err := rd.next(ctx, todo-read)
 		if err != nil {
 			return err
 		}
-		size.done(int64(len(msgs)), took)
+		if len(msgs) == 0 {
+			break
+		}
 		for _, m := range msgs {
-			size.seen(m.size())
+			id, err := parseID(m.id)
+			if err != nil {
+				return b.fail("XRANGE", sp.key, err)
+			}
+			cut.add(id, m.size())
 			if v := k.entry(m, false); v.corrupt {
 				sp.unreadable++
 				if len(sp.unreadableLog) < maxLogged {
-					id, err := parseID(m.id)
-					if err != nil {
-						return b.fail("XRANGE", sp.key, err)
-					}
 					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
 				}
 			}
 		}
 		read += int64(len(msgs))
-		if int64(len(msgs)) < count {
-			break
-		}
-		cursor = "(" + msgs[len(msgs)-1].id
 	}
+	sp.cuts, sp.readBelow = cut.end()
 	// They are not records: take them from the rules, oldest first.
 	streamStats(s).RemovedCorrupt = sp.unreadable
 	s.RecordsBefore -= sp.unreadable
@@ -192,23 +184,17 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 		k        = newClassifier()
 		total    int64
 		lastKept streamID
-		cursor   = sp.last.String()
-		pace     = b.pacer(sp.key)
-		size     = newSizer(b.cfg.batch, &sp.largest)
+		rd       = b.newReader(sp.key, sp.last.String(), "-", true, b.cfg.batch)
 	)
 	for {
-		if err := pace.wait(ctx); err != nil {
-			return w, err
-		}
-		count := size.next()
-		msgs, err := b.xrange(ctx, sp.key, cursor, "-", count, true)
-		took := pace.done()
+		msgs, err := rd.next(ctx, 0)
 		if err != nil {
 			return w, err
 		}
-		size.done(int64(len(msgs)), took)
+		if len(msgs) == 0 {
+			return w, nil // stopEnd
+		}
 		for _, m := range msgs {
-			size.seen(m.size())
 			id, err := parseID(m.id)
 			if err != nil {
 				return w, b.fail("XREVRANGE", sp.key, err)
@@ -238,10 +224,6 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 			w.kept++
 			lastKept = id
 		}
-		if int64(len(msgs)) < count {
-			return w, nil // stopEnd
-		}
-		cursor = "(" + msgs[len(msgs)-1].id
 	}
 }
 
@@ -329,22 +311,13 @@ func (b *Backend) runGuard(ctx context.Context, sp *streamPlan, g *guard) error 
 		return nil
 	}
 	k := newClassifier()
-	cursor := "(" + g.age.String()
-	pace := b.pacer(sp.key)
-	size := newSizer(guardBatch, &sp.largest)
+	rd := b.newReader(sp.key, "("+g.age.String(), "-", true, guardBatch)
 	for {
-		if err := pace.wait(ctx); err != nil {
+		msgs, err := rd.next(ctx, 0)
+		if err != nil || len(msgs) == 0 {
 			return err
 		}
-		count := size.next()
-		msgs, err := b.xrange(ctx, sp.key, cursor, "-", count, true)
-		took := pace.done()
-		if err != nil {
-			return err
-		}
-		size.done(int64(len(msgs)), took)
 		for _, m := range msgs {
-			size.seen(m.size())
 			id, err := parseID(m.id)
 			if err != nil {
 				return b.fail("XREVRANGE", sp.key, err)
@@ -353,9 +326,5 @@ func (b *Backend) runGuard(ctx context.Context, sp *streamPlan, g *guard) error 
 				return nil
 			}
 		}
-		if int64(len(msgs)) < count {
-			return nil
-		}
-		cursor = "(" + msgs[len(msgs)-1].id
 	}
 }

@@ -2,10 +2,12 @@ package redisstream
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
 // scanned is one entry of a stream read whole, kept compact (32 bytes):
@@ -20,9 +22,14 @@ type scanned struct {
 const (
 	flagCorrupt = 1 << iota
 	flagTS
+	flagUnsure
 )
 
-func (e *scanned) record() bool { return e.flags&flagCorrupt == 0 }
+// record reports whether Papyra's reader surely reads the entry: neither
+// corrupt nor Unsure (nested too deeply to tell; kept, not counted).
+func (e *scanned) record() bool { return e.flags&(flagCorrupt|flagUnsure) == 0 }
+
+func (e *scanned) corrupt() bool { return e.flags&flagCorrupt != 0 }
 
 // index is the position of the first scanned entry at or above id.
 func (sp *streamPlan) index(id streamID) int {
@@ -37,22 +44,17 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	_, wantSize := pol.ByteLimit()
 	k := newClassifier()
 	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
-	cursor, end := "-", sp.last.String()
-	pace := b.pacer(sp.key)
-	size := newSizer(b.cfg.batch, &sp.largest)
+	rd := b.newReader(sp.key, "-", sp.last.String(), false, b.cfg.batch)
+	var cut cutter
 	for {
-		if err := pace.wait(ctx); err != nil {
-			return err
-		}
-		count := size.next()
-		msgs, err := b.xrange(ctx, sp.key, cursor, end, count, false)
-		took := pace.done()
+		msgs, err := rd.next(ctx, 0)
 		if err != nil {
 			return err
 		}
-		size.done(int64(len(msgs)), took)
+		if len(msgs) == 0 {
+			break
+		}
 		for _, m := range msgs {
-			size.seen(m.size())
 			id, err := parseID(m.id)
 			if err != nil {
 				return b.fail("XRANGE", sp.key, err)
@@ -61,6 +63,9 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 			e := scanned{id: id, ts: v.ts, size: uint32(min(v.size, math.MaxUint32))}
 			if v.hasTS {
 				e.flags |= flagTS
+			}
+			if v.unsure {
+				e.flags |= flagUnsure
 			}
 			if v.corrupt {
 				e.flags |= flagCorrupt
@@ -71,14 +76,23 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 				}
 			}
 			sp.scanned = append(sp.scanned, e)
+			cut.add(id, m.size())
 		}
 		prog.add(int64(len(msgs)))
-		if int64(len(msgs)) < count {
+	}
+	if err := b.retainScanned(sp, pol); err != nil {
+		return err
+	}
+	// Only cuts up to the boundary serve; the whole stream was read.
+	cuts, _ := cut.end()
+	for _, c := range cuts {
+		if sp.boundary.less(c) {
 			break
 		}
-		cursor = "(" + msgs[len(msgs)-1].id
+		sp.cuts = append(sp.cuts, c)
 	}
-	return b.retainScanned(sp, pol)
+	sp.readBelow = sp.last.next()
+	return nil
 }
 
 // maxLogged bounds the unreadable entries a run names in its log when it
@@ -119,7 +133,10 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 			g := &guard{age: cutoffID(pol), cutoff: cutoff}
 			for i := sp.index(g.age) - 1; i >= 0; i-- {
 				e := &es[i]
-				if g.feed(e.id, e.record() && e.flags&flagTS != 0 && e.ts >= cutoff) {
+				// An Unsure entry is kept like a record, and kept when
+				// its timestamp could not be read.
+				hasTS := e.flags&flagTS != 0
+				if g.feed(e.id, !e.corrupt() && (hasTS && e.ts >= cutoff || e.flags&flagUnsure != 0 && !hasTS)) {
 					break
 				}
 			}
@@ -172,6 +189,30 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 	if !math.IsInf(oldest, 1) {
 		s.OldestKept, s.HasOldest = oldest, true
 	}
+	// An Unsure entry that age keeps (or whose timestamp could not be
+	// read) stays: Papyra may read it. The boundary goes no higher than
+	// the oldest; records above it that count or bytes dropped stay too
+	// (keeping errs on the safe side), those age drops are deleted.
+	for i := range es {
+		e := &es[i]
+		if !e.id.less(boundary) {
+			break
+		}
+		if e.flags&flagUnsure == 0 || !passes(e) && e.flags&flagTS != 0 {
+			continue
+		}
+		var kept int64
+		for j := i; j < len(es) && es[j].id.less(boundary); j++ {
+			if es[j].record() && passes(&es[j]) {
+				kept++
+			}
+		}
+		d := min(kept, s.RemovedBytes)
+		s.RemovedBytes -= d
+		s.RemovedCount -= min(kept-d, s.RemovedCount)
+		boundary = e.id
+		break
+	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
 	}
@@ -179,17 +220,24 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 		if e := &es[i]; e.record() && !passes(e) {
 			sp.del = append(sp.del, e.id)
 		}
+		if es[i].flags&flagUnsure != 0 {
+			sp.keptUnsure++
+		}
+	}
+	if sp.keptUnsure > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s nested deeper than %d levels left in place and not counted as records: whether Papyra reads them depends on its Python version",
+			sp.keptUnsure, sp.key, pyjson.DefaultMaxDepth))
 	}
 	if !b.cfg.quarantine {
 		cut := sp.index(boundary)
 		for i := range cut {
-			if !es[i].record() {
+			if es[i].corrupt() {
 				sp.unreadable++
 			}
 		}
 		streamStats(s).RemovedCorrupt = sp.unreadable
 		for i := cut; i < len(es); i++ {
-			if !es[i].record() {
+			if es[i].corrupt() {
 				sp.keptUnreadable++
 			}
 		}
