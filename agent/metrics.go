@@ -15,6 +15,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
@@ -203,10 +204,17 @@ func (r *Recorder) update(change func(cfg *config.Config) error) error {
 		return err
 	}
 	defer unlock()
-	if err := change(cfg); err != nil {
-		return err
+	// Temp files of a write a kill interrupted: swept by the next holder
+	// of the lock they were written under.
+	names := make([]string, 0, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		names = append(names, t.Name)
 	}
-	return r.writeTextfileLocked(cfg)
+	_, sweepErr := sweepTemps(cfg.StateDir, names, cfg.Metrics.Textfile)
+	if err := change(cfg); err != nil {
+		return errors.Join(err, sweepErr)
+	}
+	return errors.Join(r.writeTextfileLocked(cfg), sweepErr)
 }
 
 // writeTextfileLocked renders and writes the textfile. The caller holds
@@ -234,7 +242,9 @@ func (r *Recorder) writeTextfileLocked(cfg *config.Config) error {
 	// Atomic (temp file in the same directory, fsync, rename, directory
 	// fsync): node_exporter never scrapes half a file, and the temp name
 	// ("." prefix, ".tmp" suffix) is never read as a *.prom file.
-	return errors.Join(loadErr, fsutil.WriteFileAtomic(path, buf.Bytes(), 0o644))
+	// The fail point is where a kill leaves the temp file, which the next
+	// writer sweeps (sweepTemps).
+	return errors.Join(loadErr, fsutil.WriteFileAtomicSynced(path, buf.Bytes(), 0o644, func() error { return failpoint.Inject("textfile-temp-synced") }))
 }
 
 // encodeText writes every metric g gathers in the text exposition format

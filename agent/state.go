@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/papyra-compact/papyra-compact/backends"
+	"github.com/papyra-compact/papyra-compact/internal/failpoint"
 	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
@@ -480,7 +481,49 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
 	}
-	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o644)
+	// The fail point is where a kill leaves the temp file, which the next
+	// writer sweeps (sweepTemps).
+	return fsutil.WriteFileAtomicSynced(path, append(b, '\n'), 0o644, func() error { return failpoint.Inject("state-temp-synced") })
+}
+
+// sweepTemps removes what a killed atomic write of a state file or of the
+// textfile left: temp files with the exact prefix of WriteFileAtomic
+// (fsutil.SweepTemps) for the exact names this agent writes — agent.json,
+// the state file of every configured target and of every target that has
+// one, and the textfile — never anything else. The caller holds the state
+// lock, under which every one of these files is written, so no temp file
+// it removes belongs to a live writer.
+func sweepTemps(stateDir string, targets []string, textfile string) (int, error) {
+	paths := []string{filepath.Join(stateDir, stateAgentFile)}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		seen[t] = true
+		paths = append(paths, TargetStatePath(stateDir, t))
+	}
+	ents, err := os.ReadDir(filepath.Join(stateDir, stateTargetsDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("sweep state directory: %w", err)
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && !strings.HasPrefix(name, ".") && !seen[name] && e.Type().IsRegular() {
+			seen[name] = true
+			paths = append(paths, TargetStatePath(stateDir, name))
+		}
+	}
+	if textfile != "" {
+		paths = append(paths, textfile)
+	}
+	n := 0
+	var errs []error
+	for _, p := range paths {
+		k, err := fsutil.SweepTemps(p)
+		n += k
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // SaveTargetState writes one target's state atomically.

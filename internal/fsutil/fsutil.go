@@ -143,10 +143,23 @@ func MatchOwner(f *os.File, st *unix.Stat_t) error {
 // write that would eat into the free space Papyra's appends need fails
 // with ENOSPC before anything is created.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	return (*Space)(nil).WriteFileAtomic("the file "+filepath.Base(path), path, data, perm)
+	return WriteFileAtomicSynced(path, data, perm, nil)
 }
 
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+// WriteFileAtomicSynced is WriteFileAtomic that calls synced, when not
+// nil, once the temp file is written and fsynced and before the rename:
+// the place for a fail point where a kill leaves the temp file behind.
+func WriteFileAtomicSynced(path string, data []byte, perm fs.FileMode, synced func() error) error {
+	dir := filepath.Dir(path)
+	c, err := (*Space)(nil).Claim("the file "+filepath.Base(path), dir, int64(len(data)))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer c.Release()
+	return writeFileAtomic(path, data, perm, synced)
+}
+
+func writeFileAtomic(path string, data []byte, perm fs.FileMode, synced func() error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -174,6 +187,11 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if synced != nil {
+		if err := synced(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)

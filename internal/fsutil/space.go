@@ -311,5 +311,5 @@ func (s *Space) WriteFileAtomic(what, path string, data []byte, perm fs.FileMode
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer c.Release()
-	return writeFileAtomic(path, data, perm)
+	return writeFileAtomic(path, data, perm, nil)
 }
