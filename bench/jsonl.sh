@@ -18,7 +18,7 @@ OUT=${OUT:-bench/out}
 # Absolute from here on: the config below names the store by this path,
 # and a relative one would be joined to $PWD a second time.
 OUT=$(realpath -m "$OUT")
-SIZES=${SIZES:-"100M 1G"}
+SIZES=${SIZES-"100M 1G"}
 LAYOUTS=${LAYOUTS:-"ordered shuffled"}
 RUNS=${RUNS:-3}
 NOW=1795000000
@@ -109,3 +109,58 @@ YAML
 done
 echo "ratio = baseline time / compaction time, medians of $RUNS runs (target >= 0.5); rm_s = unlinking the synced copy, and its"
 echo "ratio is that of cp + sync + rm, what any durable rewrite that frees the space must at least do; peak RSS target <= 64 MB"
+
+# The hourly timer with and without min_reclaim: a SIM_SIZE store (ordered,
+# spanning two days) under max_age 1d, run every hour for SIM_HOURS hours
+# starting a day before the bench's now, so that each run expires about
+# 1/48 of what the store held. Without min_reclaim every run rewrites the
+# whole survivor file to free those 2%; with it (SIM_MIN_RECLAIM) runs
+# that would free less are skipped and the expired records are removed
+# together later. Bytes written are the survivor files the compactions
+# wrote (the summary's "bytes … -> AFTER" of every run that compacted; a
+# skipped run writes none); reclaimed is the sum of "reclaimed". The bench
+# fails unless both series reclaimed bytes, the min_reclaim series skipped
+# some runs and compacted in others, and every run succeeded.
+SIM_SIZE=${SIM_SIZE:-100M}
+SIM_HOURS=${SIM_HOURS:-24}
+SIM_MIN_RECLAIM=${SIM_MIN_RECLAIM:-10%}
+simulate() {
+	local min=$1 dir="$OUT/sim" written=0 reclaimed=0 skipped=0 compacted=0 h now out after rec
+	rm -rf "$dir" && mkdir -p "$dir/data"
+	"$OUT/genstore" -out "$dir/data/store.jsonl" -size "$(bytes "$SIM_SIZE")" -now $NOW -layout ordered >/dev/null
+	{
+		printf 'state_dir: %s/state\nlock_dir: %s/lock\nquarantine_dir: %s/quarantine\nmetrics:\n  textfile: ""\n' "$dir" "$dir" "$dir"
+		printf 'defaults:\n  grace_period: 0s\ntargets:\n  - name: sim\n    kind: jsonl\n    path: %s/data/store.jsonl\n' "$dir"
+		[ -n "$min" ] && printf '    min_reclaim: "%s"\n' "$min"
+		printf '    retention:\n      max_age: 1d\n'
+	} > "$dir/compact.yaml"
+	for h in $(seq "$SIM_HOURS"); do
+		now=$((NOW - 86400 + 3600 * h))
+		out=$("$BIN" run --config "$dir/compact.yaml" --now $now --no-progress 2>/dev/null) || {
+			echo "bench: simulated run $h failed:" >&2; echo "$out" >&2; exit 1; }
+		grep -q '^sim: success' <<<"$out" || { echo "bench: simulated run $h did not succeed: $out" >&2; exit 1; }
+		rec=$(grep -o 'reclaimed [0-9]*' <<<"$out" | head -1 | awk '{print $2}')
+		if grep -q 'compaction skipped below min_reclaim' <<<"$out"; then
+			skipped=$((skipped + 1))
+		elif [ "${rec:-0}" -gt 0 ]; then
+			after=$(grep -o 'bytes [0-9]* -> [0-9]*' <<<"$out" | head -1 | awk '{print $4}')
+			written=$((written + after)); compacted=$((compacted + 1))
+		fi
+		reclaimed=$((reclaimed + ${rec:-0}))
+	done
+	if [ "$reclaimed" -le 0 ] || [ "$compacted" -le 0 ] || { [ -n "$min" ] && [ "$skipped" -le 0 ]; }; then
+		echo "bench: the simulation did no work to measure (min_reclaim ${min:-unset}: $compacted compactions, $skipped skips, $reclaimed bytes reclaimed)" >&2
+		exit 1
+	fi
+	printf '%-12s %6d %6d %14d %14d %12.2f %10s\n' "${min:-unset}" "$compacted" "$skipped" "$written" "$reclaimed" \
+		"$(echo "$written / $reclaimed" | bc -l)" "$(numfmt --to=iec "$(stat -c %s "$dir/data/store.jsonl")")"
+	rm -rf "$dir"
+}
+if [ "$SIM_HOURS" -gt 0 ]; then
+	echo
+	echo "hourly timer on a $SIM_SIZE store, max_age 1d, $SIM_HOURS runs (each expires about 1/48 of the store):"
+	printf '%-12s %6s %6s %14s %14s %12s %10s\n' min_reclaim rewrites skips bytes_written bytes_reclaimed written/recl final_size
+	simulate ""
+	simulate "$SIM_MIN_RECLAIM"
+fi
+

@@ -48,41 +48,45 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		i = j
 		if stopped {
 			for _, sp := range streams {
-				addStats(&total, b.untouched(ctx, sp))
+				addStats(&total, b.untouched(ctx, sp, backends.DebtRunTimeout))
 			}
 			continue
 		}
 		l, lctx, err := b.acquire(ctx, sys)
 		if err != nil {
 			if !errors.Is(err, backends.ErrLocked) && !errors.Is(context.Cause(ctx), errRunDeadline) {
-				return total, err
+				return failed(&total, p.streams[i-len(streams):], err)
 			}
+			reason := backends.DebtIncomplete
 			if errors.Is(err, backends.ErrLocked) {
 				failures = append(failures, err)
 			} else {
-				stopped = true
+				stopped, reason = true, backends.DebtRunTimeout
 			}
 			for _, sp := range streams {
-				addStats(&total, b.untouched(ctx, sp))
+				addStats(&total, b.untouched(ctx, sp, reason))
 			}
 			continue
 		}
-		for _, sp := range streams {
+		for k, sp := range streams {
 			if stopped {
-				addStats(&total, b.untouched(ctx, sp))
+				addStats(&total, b.untouched(ctx, sp, backends.DebtRunTimeout))
 				continue
 			}
 			st, err := b.applyStream(lctx, sp, prog)
-			addStats(&total, st)
 			if errors.Is(context.Cause(lctx), errRunDeadline) {
+				owe(&st, sp, backends.DebtRunTimeout)
+				addStats(&total, st)
 				stopped = true
 				continue
 			}
 			if err != nil {
+				owe(&st, sp, backends.DebtIncomplete)
+				addStats(&total, st)
 				_ = l.release()
-				heldBackNotes(&total)
-				return total, errors.Join(append(failures, err)...)
+				return failed(&total, p.streams[i-len(streams)+k+1:], errors.Join(append(failures, err)...))
 			}
+			addStats(&total, st)
 		}
 		if err := l.release(); err != nil {
 			total.Notes = append(total.Notes, err.Error()+" (it expires by itself)")
@@ -92,14 +96,41 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		total.Notes = append(total.Notes, fmt.Sprintf("stopped at the run deadline (run_timeout %s) with the work done so far; the next run continues", b.cfg.runTimeout))
 	}
 	heldBackNotes(&total)
-	return total, errors.Join(append(failures, p.skipped...)...)
+	err := errors.Join(append(failures, p.skipped...)...)
+	if err != nil {
+		accounted(&total)
+	}
+	return total, err
+}
+
+// failed ends a run that failed with err before it got to rest: they
+// owe their whole plan (incomplete).
+func failed(total *backends.Stats, rest []*streamPlan, err error) (backends.Stats, error) {
+	for _, sp := range rest {
+		st := backends.Stats{RecordsBefore: sp.stats.RecordsBefore, RecordsAfter: sp.stats.RecordsBefore, BytesBefore: sp.stats.BytesBefore, BytesAfter: sp.stats.BytesBefore}
+		owe(&st, sp, backends.DebtIncomplete)
+		addStats(total, st)
+	}
+	heldBackNotes(total)
+	accounted(total)
+	return *total, err
+}
+
+// accounted marks the debt of a failed Apply as this backend's account
+// of it: an entry of 0 records when nothing is owed, since the agent
+// takes no debt at all to mean that nothing was done.
+func accounted(total *backends.Stats) {
+	if len(total.Debt) == 0 {
+		total.Debt = []backends.Debt{{Reason: backends.DebtIncomplete}}
+	}
 }
 
 // untouched is the stats of a stream the run did not get to, measured
-// now.
-func (b *Backend) untouched(ctx context.Context, sp *streamPlan) backends.Stats {
+// now: it owes what the plan removes, for reason.
+func (b *Backend) untouched(ctx context.Context, sp *streamPlan, reason backends.DebtReason) backends.Stats {
 	st := backends.Stats{RecordsBefore: sp.stats.RecordsBefore, RecordsAfter: sp.stats.RecordsBefore, BytesBefore: sp.stats.BytesBefore, BytesAfter: sp.stats.BytesBefore}
 	b.measure(ctx, sp, &st)
+	owe(&st, sp, reason)
 	return st
 }
 
@@ -127,6 +158,9 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 			}
 		}
 		b.measure(ctx, sp, &st)
+		if err == nil && !errors.Is(context.Cause(ctx), errRunDeadline) {
+			b.streamDebt(ctx, sp, &st)
+		}
 		return st, err
 	}
 	if len(sp.corrupt) > 0 {

@@ -333,6 +333,9 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		s.BytesAfter = int64(float64(s.BytesBefore) * float64(kept) / float64(sp.length))
 	}
 	sp.scanned = nil // only needed for the counts above
+	if s.Stream != nil {
+		s.Debt = b.heldDebt(ctx, key, s.Stream.HeldBack, sp.groups)
+	}
 	return sp, nil
 }
 
@@ -518,6 +521,7 @@ func addStats(t *backends.Stats, s backends.Stats) {
 		t.OldestKept, t.HasOldest = s.OldestKept, true
 	}
 	t.Notes = append(t.Notes, s.Notes...)
+	t.Debt = append(t.Debt, s.Debt...)
 	if s.Stream != nil {
 		ts := streamStats(t)
 		ts.HeldBack = append(ts.HeldBack, s.Stream.HeldBack...)

@@ -91,7 +91,8 @@ OPTIONS
     --target NAME     Only this target; repeat for several.
     --dry-run         Print, per target, what would go: records and bytes
                       before and after, quarantined lines, the oldest kept
-                      timestamp. Changes nothing on disk.
+                      timestamp, and whether a run would be skipped below
+                      the target's min_reclaim. Changes nothing on disk.
     --now UNIX        Evaluate age retention as of this Unix time instead
                       of the clock (what-if runs, tests). Refused (exit 2)
                       when more than a day ahead of the clock, which would
@@ -205,6 +206,15 @@ STATUS
     when neither runs), whether a run holds the store's
     lock now and who, and the last error. --json prints the same as JSON,
     with null for what is unknown and the cumulative counters.
+
+    Below the table it lists each target's retention debt: what
+    retention says should be gone but the last run that could tell left
+    in the store, with its reason in plain words ("policy cannot be met:
+    group billing of papyra:local:events holds 1,204 entries since
+    2026-11-30T08:00:00Z"; records skipped below min_reclaim, refused by
+    the safety valve or the clock guard, left by an approximate trim,
+    at run_timeout or by a run that failed after planning) and since
+    which run it has been owed.
 
     A target whose store does not exist shows "store missing since" the
     first run that found it so. Under systemd it also reads, over D-Bus,
