@@ -70,16 +70,21 @@ func (b *Backend) approximateLeft(ctx context.Context, sp *streamPlan, groups []
 			threshold = g.floor
 		}
 	}
-	// One read, bounded in bytes as every read is (stepBytes of the
-	// largest entry seen): a partial node is normally far less.
-	limit := min(approxCount, max(1, stepBytes/max(sp.largest, 1)))
-	msgs, err := b.xrange(ctx, sp.key, "-", "("+threshold.String(), limit+1, false)
-	if err != nil {
-		return 0, false, err
+	// Read in paced steps sized by bytes, as every read is; a partial
+	// node is normally one step. More than approxCount: at least that
+	// many, said to be an estimate.
+	r := b.newReader(sp.key, "-", "("+threshold.String(), false, approxCount)
+	for n <= approxCount {
+		msgs, err := r.next(ctx, 0)
+		if err != nil {
+			return n, false, err
+		}
+		if len(msgs) == 0 {
+			return n, false, nil
+		}
+		n += int64(len(msgs))
 	}
-	// More than limit: at least that many, said to be an estimate.
-	n = int64(len(msgs))
-	return n, n > limit, nil
+	return n, true, nil
 }
 
 // streamDebt is what one stream owes after a run that finished it: what
