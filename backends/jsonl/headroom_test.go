@@ -191,6 +191,15 @@ func TestBackend_Headroom(t *testing.T) {
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
+			name: "InvalidUTF8GrowsPastTheEstimate", // quarantined base64-encoded: 4/3 of its bytes
+			fs: func(t *testing.T) layout {
+				d := testutil.Tmpfs(t, "20m")
+				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
+			},
+			corrupt: 8800 << 10, lineLen: 1000, fill: "\xff", fail: true,
+			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
+		},
+		{
 			name: "RewriteAndQuarantineFitAloneNotTogether",
 			fs: func(t *testing.T) layout {
 				d := testutil.Tmpfs(t, "20m")
