@@ -334,7 +334,7 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 		kept: d("records", "kept_total",
 			"Records kept by successful compactions, not counting records appended while they ran."),
 		removed: d("records", "removed_total",
-			"Records removed by retention, by the limit that removed them: age (max_age_seconds), count (max_records) or bytes (max_total_bytes).", "reason"),
+			"Records removed by retention, by the limit that removed them: age (max_age_seconds), count (max_records) or bytes (max_total_bytes); for Redis targets also corrupt: entries Papyra cannot read, removed with retention without quarantine (quarantine_corrupt: false), which are not records.", "reason"),
 		quarantined: d("records", "quarantined_total",
 			"Corrupt lines moved from the store to the quarantine directory instead of being dropped."),
 		reclaimed: d("", "reclaimed_bytes_total",
@@ -364,9 +364,9 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 		oldestAge: d("oldest_record", "age_seconds",
 			"Age of the oldest kept record when the last successful compaction started; above the retention's max_age_seconds means compaction is falling behind."),
 		heldBack: d("redis", "held_back_entries",
-			"Redis stream entries retention would remove but kept because a consumer group still needs them (pending or not yet delivered), as of the last successful compaction."),
+			"Redis stream entries retention would remove but kept because a consumer group still needs them (pending or not yet delivered), as of the last successful compaction; an estimate from the stream's IDs and XINFO GROUPS where counting exactly would read every held entry (status and the run's summary then say \"about\")."),
 		heldBackBy: d("redis", "group_held_back_entries",
-			"Redis stream entries retention would remove but kept for one consumer group of one stream, as of the last successful compaction.", "stream", "group"),
+			"Redis stream entries retention would remove but kept for one consumer group of one stream, as of the last successful compaction; possibly an estimate, as papyra_compact_redis_held_back_entries.", "stream", "group"),
 		missingSince: d("store", "missing_since_timestamp_seconds",
 			"Unix time since which every run found the store missing (no such file, no Redis stream), so nothing is compacted; absent while the store exists. A mistyped path shows here."),
 		interval: d("schedule", "interval_seconds",
@@ -460,6 +460,9 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 	counter(c.removed, n.RemovedAge, "age")
 	counter(c.removed, n.RemovedCount, "count")
 	counter(c.removed, n.RemovedBytes, "bytes")
+	if reports.Has(backends.ReportsStream) {
+		counter(c.removed, n.RemovedCorrupt, "corrupt")
+	}
 	counter(c.quarantined, n.RecordsQuarantined)
 	counter(c.reclaimed, n.ReclaimedBytes)
 	if reports.Has(backends.ReportsSegments) {

@@ -429,7 +429,7 @@ func TestRecorder_OptionalValuesByReport(t *testing.T) {
 	}
 	s := okResult("s", "shards", t0())
 	s.Stats.Segments = &backends.SegmentStats{Dropped: 2, Rewritten: 1}
-	s.Stats.Stream = &backends.StreamStats{HeldBack: []backends.HeldBack{{Stream: "x", Group: "g", Entries: 5}}}
+	s.Stats.Stream = &backends.StreamStats{HeldBack: []backends.HeldBack{{Stream: "x", Group: "g", Entries: 5}}, RemovedCorrupt: 2}
 	must(t, rec.Record(s))
 	p := okResult("p", "plain", t0())
 	must(t, rec.Record(p))
@@ -439,12 +439,14 @@ func TestRecorder_OptionalValuesByReport(t *testing.T) {
 		`papyra_compact_segments_rewritten_total{backend="shards",target="s"} 1`,
 		`papyra_compact_redis_held_back_entries{backend="shards",target="s"} 5`,
 		`papyra_compact_redis_group_held_back_entries{backend="shards",group="g",stream="x",target="s"} 5`,
+		`papyra_compact_records_removed_total{backend="shards",reason="corrupt",target="s"} 2`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("textfile lacks %s:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, `held_back_entries{backend="plain"`) || strings.Contains(got, `segments_dropped_total{backend="plain"`) {
+	if strings.Contains(got, `held_back_entries{backend="plain"`) || strings.Contains(got, `segments_dropped_total{backend="plain"`) ||
+		strings.Contains(got, `reason="corrupt",target="p"`) {
 		t.Errorf("textfile exports optional values for a kind that does not report them:\n%s", got)
 	}
 }

@@ -133,6 +133,9 @@ type StoreState struct {
 	// targets only); HeldBackBy splits it by stream and group.
 	HeldBack   int64           `json:"redis_held_back_entries,omitempty"`
 	HeldBackBy []HeldBackState `json:"redis_held_back,omitempty"`
+	// HeldBackEstimated is true when HeldBack is an estimate (some group's
+	// count is: counting it exactly would read every held entry).
+	HeldBackEstimated bool `json:"redis_held_back_estimated,omitempty"`
 }
 
 // DebtState is one part of the retention debt (backends.Debt).
@@ -189,6 +192,8 @@ type HeldBackState struct {
 	Stream  string `json:"stream"`
 	Group   string `json:"group"`
 	Entries int64  `json:"entries"`
+	// Estimated is true when Entries is an estimate.
+	Estimated bool `json:"estimated,omitempty"`
 }
 
 // Counters only ever grow, except when the state file is deleted.
@@ -200,11 +205,15 @@ type Counters struct {
 	RunsInterrupted   uint64 `json:"runs_interrupted"`
 	RunsRefused       uint64 `json:"runs_refused"`
 
-	RecordsScanned     uint64 `json:"records_scanned"`
-	RecordsKept        uint64 `json:"records_kept"`
-	RemovedAge         uint64 `json:"removed_age"`
-	RemovedCount       uint64 `json:"removed_count"`
-	RemovedBytes       uint64 `json:"removed_bytes"`
+	RecordsScanned uint64 `json:"records_scanned"`
+	RecordsKept    uint64 `json:"records_kept"`
+	RemovedAge     uint64 `json:"removed_age"`
+	RemovedCount   uint64 `json:"removed_count"`
+	RemovedBytes   uint64 `json:"removed_bytes"`
+	// RemovedCorrupt counts Redis stream entries Papyra cannot read that
+	// retention removed without quarantine (quarantine_corrupt: false):
+	// not records, so not in the counts above.
+	RemovedCorrupt     uint64 `json:"removed_corrupt,omitempty"`
 	RecordsQuarantined uint64 `json:"records_quarantined"`
 	ReclaimedBytes     uint64 `json:"reclaimed_bytes"`
 	SegmentsDropped    uint64 `json:"segments_dropped"`
@@ -287,6 +296,9 @@ func (s *TargetState) Apply(r Result) {
 		c.RemovedAge += nonNeg(st.RemovedAge)
 		c.RemovedCount += nonNeg(st.RemovedCount)
 		c.RemovedBytes += nonNeg(st.RemovedBytes)
+		if st.Stream != nil {
+			c.RemovedCorrupt += nonNeg(st.Stream.RemovedCorrupt)
+		}
 		c.RecordsQuarantined += nonNeg(st.Quarantined)
 		c.ReclaimedBytes += nonNeg(st.Reclaimed())
 		if seg := st.Segments; seg != nil {
@@ -307,7 +319,8 @@ func (s *TargetState) Apply(r Result) {
 		}
 		for _, h := range heldBack(st.Stream) {
 			s.Store.HeldBack += h.Entries
-			s.Store.HeldBackBy = append(s.Store.HeldBackBy, HeldBackState{Stream: h.Stream, Group: h.Group, Entries: h.Entries})
+			s.Store.HeldBackBy = append(s.Store.HeldBackBy, HeldBackState{Stream: h.Stream, Group: h.Group, Entries: h.Entries, Estimated: h.Estimated})
+			s.Store.HeldBackEstimated = s.Store.HeldBackEstimated || h.Estimated
 		}
 		if st.HasOldest {
 			s.Store.OldestKept = st.OldestKept

@@ -51,6 +51,11 @@ type statusRow struct {
 	Running    bool           `json:"running"`
 	LockHolder string         `json:"lock_holder,omitempty"`
 	Counters   agent.Counters `json:"counters"`
+	// HeldBack is what Redis consumer groups kept that retention would
+	// remove, as of the last successful compaction (Redis targets);
+	// HeldBackEstimated says it is an estimate ("about" in the table).
+	HeldBack          *int64 `json:"redis_held_back_entries,omitempty"`
+	HeldBackEstimated bool   `json:"redis_held_back_estimated,omitempty"`
 	// Debt is the retention debt the last run that could tell found:
 	// empty when the store meets its policy, null when no run measured it.
 	Debt []statusDebt `json:"debt"`
@@ -249,6 +254,9 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 	}
 	if s := st.Store; !s.At.IsZero() {
 		row.Removed, row.ReclaimedBytes, row.StoreSizeBytes = &s.Removed, &s.Reclaimed, &s.BytesAfter
+		if s.HeldBack > 0 {
+			row.HeldBack, row.HeldBackEstimated = &s.HeldBack, s.HeldBackEstimated
+		}
 		if s.HasOldest {
 			sec := int64(s.OldestKept)
 			row.OldestRecord = utc(time.Unix(sec, int64((s.OldestKept-float64(sec))*1e9)))
@@ -317,6 +325,21 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 				owed = " (owed since the run of " + d.Since.Format(time.RFC3339) + ")"
 			}
 			fmt.Fprintf(tw, "  %s: %s%s\n", r.Target, d.Text, owed)
+		}
+	}
+	heldHeader := false
+	for _, r := range rep.Targets {
+		if r.HeldBack == nil {
+			continue
+		}
+		if !heldHeader {
+			fmt.Fprintln(tw, "\nkept for Redis consumer groups (retention would remove them; they still need them):")
+			heldHeader = true
+		}
+		if r.HeldBackEstimated {
+			fmt.Fprintf(tw, "  %s: about %d entries (an estimate from the stream's IDs: counting exactly would read every held entry)\n", r.Target, *r.HeldBack)
+		} else {
+			fmt.Fprintf(tw, "  %s: %d entries\n", r.Target, *r.HeldBack)
 		}
 	}
 	if rep.Reload != nil {
