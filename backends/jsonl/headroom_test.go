@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,13 @@ func corruptLine(i, n int, fill string) string {
 // everything fits, every unreadable line is in quarantine exactly once and
 // no longer in the store.
 func TestBackend_Headroom(t *testing.T) {
+	// -short scales every file system and store down by k: the same
+	// cases, in a quarter of the time (the race detector slows the scan).
+	k := 1
+	if testing.Short() {
+		k = 4
+	}
+	kib := func(n int) string { return strconv.Itoa(n/k) + "k" }
 	// scratch "" is state/scratch.
 	type layout struct{ store, quarantine, state, scratch string }
 	tests := []struct {
@@ -167,45 +175,45 @@ func TestBackend_Headroom(t *testing.T) {
 		{
 			name: "QuarantineOnTheStoresFileSystem",
 			fs: func(t *testing.T) layout {
-				d := testutil.Tmpfs(t, "20m")
+				d := testutil.Tmpfs(t, kib(20<<10))
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			corrupt: 11 << 20, lineLen: 100, fill: "x", fail: true, upFront: true,
+			corrupt: (11 << 20) / k, lineLen: 100, fill: "x", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
 			name: "QuarantineOnAnotherSmallFileSystem",
 			fs: func(t *testing.T) layout {
-				return layout{t.TempDir(), testutil.Tmpfs(t, "4m"), t.TempDir(), ""}
+				return layout{t.TempDir(), testutil.Tmpfs(t, kib(4<<10)), t.TempDir(), ""}
 			},
-			corrupt: 3 << 20, lineLen: 300, fill: "y", fail: true, upFront: true,
+			corrupt: (3 << 20) / k, lineLen: 300, fill: "y", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
 			name: "EntriesGrowPastTheEstimate", // "<" is escaped as \u003c: six bytes each
 			fs: func(t *testing.T) layout {
-				d := testutil.Tmpfs(t, "20m")
+				d := testutil.Tmpfs(t, kib(20<<10))
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			corrupt: 3 << 20, lineLen: 1000, fill: "<", fail: true,
+			corrupt: (3 << 20) / k, lineLen: 1000, fill: "<", fail: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
 			name: "InvalidUTF8GrowsPastTheEstimate", // quarantined base64-encoded: 4/3 of its bytes
 			fs: func(t *testing.T) layout {
-				d := testutil.Tmpfs(t, "20m")
+				d := testutil.Tmpfs(t, kib(20<<10))
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			corrupt: 8800 << 10, lineLen: 1000, fill: "\xff", fail: true,
+			corrupt: (8800 << 10) / k, lineLen: 1000, fill: "\xff", fail: true,
 			where: func(l layout) string { return l.quarantine }, what: "the quarantine file needs",
 		},
 		{
 			name: "RewriteAndQuarantineFitAloneNotTogether",
 			fs: func(t *testing.T) layout {
-				d := testutil.Tmpfs(t, "20m")
+				d := testutil.Tmpfs(t, kib(20<<10))
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			valid: 7 << 20, corrupt: 5 << 19, lineLen: 100, fill: "z", fail: true, upFront: true,
+			valid: (7 << 20) / k, corrupt: (5 << 19) / k, lineLen: 100, fill: "z", fail: true, upFront: true,
 			where: func(l layout) string { return l.quarantine }, what: "held for this run's other files there",
 		},
 		{
@@ -222,18 +230,18 @@ func TestBackend_Headroom(t *testing.T) {
 		{
 			name: "ScratchOnASmallFileSystem",
 			fs: func(t *testing.T) layout {
-				return layout{t.TempDir(), filepath.Join(t.TempDir(), "quarantine"), testutil.Tmpfs(t, "256k"), ""}
+				return layout{t.TempDir(), filepath.Join(t.TempDir(), "quarantine"), testutil.Tmpfs(t, kib(256)), ""}
 			},
-			valid: 8 << 20, corrupt: 64 << 10, lineLen: 100, fill: "v", fail: true,
+			valid: (8 << 20) / k, corrupt: 64 << 10, lineLen: 100, fill: "v", fail: true,
 			where: func(l layout) string { return filepath.Join(l.state, "state", "scratch") }, what: "the scratch file needs",
 		},
 		{
 			name: "EverythingFits",
 			fs: func(t *testing.T) layout {
-				d := testutil.Tmpfs(t, "20m")
+				d := testutil.Tmpfs(t, kib(20<<10))
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
-			valid: 2 << 20, corrupt: 2 << 20, lineLen: 100, fill: "u",
+			valid: (2 << 20) / k, corrupt: (2 << 20) / k, lineLen: 100, fill: "u",
 		},
 	}
 	for _, tt := range tests {
