@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -374,4 +375,128 @@ func quarantinedRaw(t *testing.T, dir string) map[string]int {
 		}
 	}
 	return out
+}
+
+// TestRun_HeadroomOneFileSystem is the issue's case end to end: one small
+// file system holds the store (mostly unreadable lines), the state and
+// lock directories, the quarantine and the textfile, while a Papyra
+// process appends. `papyra-compact run` fails the target (exit 1) with
+// ENOSPC naming the quarantine directory, before writing anything big;
+// the writer's appends all succeed and are all in the store, once; every
+// unreadable line is still in the store; nothing is quarantined; the
+// failure is recorded in the state and the textfile.
+func TestRun_HeadroomOneFileSystem(t *testing.T) {
+	bin := testutil.Binary(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := 1
+	if testing.Short() {
+		k = 4
+	}
+	fsDir := testutil.Tmpfs(t, strconv.Itoa(20<<10/k)+"k")
+	store := filepath.Join(fsDir, "data", "events.ndjson")
+	if err := os.MkdirAll(filepath.Dir(store), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	var corrupt []string
+	b.WriteString(rec(0, float64(time.Now().Unix())) + "\n")
+	for i := 0; b.Len() < 11<<20/k; i++ {
+		line := corruptLine(i, 100, "x")
+		b.WriteString(line)
+		corrupt = append(corrupt, strings.TrimSuffix(line, "\n"))
+	}
+	write(t, store, b.String(), 0o644)
+	cfg := filepath.Join(t.TempDir(), "compact.yaml")
+	y := fmt.Sprintf(`state_dir: %[1]s/state
+lock_dir: %[1]s/lock
+quarantine_dir: %[1]s/quarantine
+metrics:
+  textfile: %[1]s/textfile/papyra.prom
+defaults:
+  grace_period: 30ms
+targets:
+  - name: issue
+    kind: jsonl
+    path: %[2]s
+    retention:
+      max_age: 1d
+`, fsDir, store)
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Papyra: records of ~250 bytes, 75 KB in all (19 KB with -short),
+	// far less than the headroom; the free space is sampled meanwhile.
+	n := 300 / k
+	headroom := headroomOf(t, fsDir)
+	var minFree atomic.Int64
+	minFree.Store(1 << 62)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var st unix.Statfs_t
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if unix.Statfs(fsDir, &st) == nil {
+				if f := int64(st.Bavail) * st.Bsize; f < minFree.Load() {
+					minFree.Store(f)
+				}
+			}
+		}
+	}()
+	w := exec.Command(exe, "-test.run=^$")
+	w.Env = append(os.Environ(), "PAPYRA_TEST_APPENDER="+appenderSpec(store, 0, n, time.Millisecond, 0))
+	var wOut strings.Builder
+	w.Stderr = &wOut
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "run", "--config", cfg, "--no-progress").CombinedOutput()
+	if werr := w.Wait(); werr != nil {
+		t.Errorf("Papyra's writer failed: %v\n%s", werr, wOut.String())
+	}
+	close(stop)
+	<-sampled
+	if low, wrote := minFree.Load(), int64(n*260); low < headroom-wrote-8192 {
+		t.Errorf("free space went down to %d bytes during the run; the headroom is %d and Papyra wrote at most %d", low, headroom, wrote)
+	}
+	t.Logf("%s", out)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("run: %v, want exit status 1", err)
+	}
+	q := filepath.Join(fsDir, "quarantine", "issue")
+	if !strings.Contains(string(out), "no space left on device") || !strings.Contains(string(out), q) {
+		t.Errorf("the output does not say that the quarantine in %s does not fit", q)
+	}
+	got := testutil.ReadLines(t, store)
+	inStore := count(got, corrupt)
+	for _, c := range corrupt {
+		if inStore[c] != 1 {
+			t.Fatalf("unreadable line %.30q is %d times in the store, want 1", c, inStore[c])
+		}
+	}
+	c := takeCensus(t, store)
+	for k := 0; k < n; k++ {
+		if got := c.appended[[2]int{0, k}]; got != 1 {
+			t.Errorf("appended record %d is %d times in the store, want 1 (the run failed: retention removed nothing)", k, got)
+		}
+	}
+	if ents, _ := os.ReadDir(q); len(ents) != 0 {
+		t.Errorf("%d quarantine files after a failed run", len(ents))
+	}
+	testutil.AssertNoSideFiles(t, filepath.Dir(store))
+	if st, err := os.ReadFile(filepath.Join(fsDir, "state", "targets", "issue.json")); err != nil || !strings.Contains(string(st), "no space left on device") {
+		t.Errorf("the failure is not in the state: %v\n%s", err, st)
+	}
+	if tf, err := os.ReadFile(filepath.Join(fsDir, "textfile", "papyra.prom")); err != nil || !strings.Contains(string(tf), `papyra_compact_runs_total{backend="jsonl",result="failure",target="issue"} 1`) {
+		t.Errorf("the textfile does not say the target failed: %v", err)
+	}
 }
