@@ -157,6 +157,25 @@ CONFIGURATION
     max_records, max_total_bytes: Papyra's RetentionPolicy), grace_period
     and interval. Every error names file, line and field.
 
+    Emergency free space (rotating targets, off unless set): keep_free
+    (bytes, or a percentage of the file system) and min_keep (a duration,
+    required with it). When the space an unprivileged writer can use on
+    the store's file system (statfs f_bavail) falls below keep_free, the
+    oldest whole rotated segments of the stores that set it on that file
+    system are dropped, ordered by their newest record, until it is met;
+    several stores on one file system share the largest keep_free. Never
+    the active file, never a store that did not set it, never a segment
+    with a record younger than min_keep (a segment with no datable
+    record is judged by its modification time), never a store whose
+    timestamps are not Unix time, never a store another run has locked.
+    Corrupt lines of a dropped segment are quarantined first. Every run
+    checks before its targets, the daemon every minute; a dry run drops
+    nothing. Each drop is logged (MESSAGE_ID
+    7caa53ed338848108dfab2c38a7e9ff1) with its records' time span and
+    counted (papyra_compact_emergency_*); when keep_free cannot be met,
+    "keep_free not met" (MESSAGE_ID 75fc40c7ca4548eb881eb4d5e1646960)
+    says what is left, and papyra_compact_emergency_keep_free_unmet is 1.
+
     A jsonl or rotating target is refused (exit 1, nothing touched) when
     someone other than its owner could have aimed the agent at it: a
     symlink on the store's path whose owner does not own what it points
