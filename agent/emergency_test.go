@@ -615,3 +615,27 @@ func TestEmergency_Journal(t *testing.T) {
 		t.Errorf("unmet entry %v", unmet[0])
 	}
 }
+
+// TestEmergency_OrderByNewestRecord: a long segment that starts early but
+// ends late goes after a short one that lies wholly before its end, so no
+// drop removes a record newer than one left behind in another store.
+func TestEmergency_OrderByNewestRecord(t *testing.T) {
+	mnt := smallFS(t, 1<<20+512<<10)
+	now := time.Now()
+	cfg := emStores(t, mnt, now)
+	day := 86400.0
+	at := func(days float64) float64 { return float64(now.Unix()) - days*day }
+	// a.4 spans 30 days back to 3 days; b.3 lies wholly at 8 days, the
+	// oldest newest record of all.
+	long := emLine(1, at(30)) + strings.Repeat(emLine(2, at(20)), segmentBytes/len(emLine(0, 1e9))-2) + emLine(3, at(3))
+	if err := os.WriteFile(cfg.Targets[1].Path+".4", []byte(long), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	free := fill(t, mnt, 64<<10)
+	cfg.Targets[1].KeepFree.Bytes = free + segmentBytes/2
+	rep := agent.New(cfg, all.Backends(), slog.New(slog.DiscardHandler)).Emergency(context.Background(), agent.EmergencyOptions{Now: now})
+	f := rep.FileSystems[0]
+	if len(f.Drops) != 1 || f.Drops[0].Target != "b" || filepath.Base(f.Drops[0].Segment) != "store.log.3" {
+		t.Errorf("drops %+v, want b's store.log.3 alone (its newest record, 8 days old, is the oldest newest; a.4's is 3 days old)", f.Drops)
+	}
+}

@@ -65,19 +65,21 @@ func TestShed_Candidates(t *testing.T) {
 		5: rec(7, shedNow+7200),                                     // future-dated
 		6: rec(8, old-2*day) + rec(9, old-3*day) + `{"torn": tr`,    // a torn last line
 		7: rec(10, old) + deepRec(11, 1000, old) + rec(12, old-day), // a line too deep to judge
+		8: nullTS + "corrupt\n",                                     // no datable record, written an hour ago
 	})
 	dir := filepath.Dir(active)
 	seg := func(i int) string { return active + "." + string(rune('0'+i)) }
 	setMtime(t, seg(3), old)     // undated, written long ago: by mtime, old
 	setMtime(t, seg(4), shedNow) // undated line, written now: the mtime wins
 	setMtime(t, seg(7), old+100) // a line too deep to judge: the later mtime counts
+	setMtime(t, seg(8), shedNow-3600)
 	s, _ := shedder(t, active)
 	cs, err := s.ShedCandidates(context.Background(), shedPolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 7 {
-		t.Fatalf("%d candidates, want the 7 rotated segments: %+v", len(cs), cs)
+	if len(cs) != 8 {
+		t.Fatalf("%d candidates, want the 8 rotated segments: %+v", len(cs), cs)
 	}
 	for i := 1; i < len(cs); i++ {
 		if cs[i].Position > cs[i-1].Position {
@@ -102,6 +104,7 @@ func TestShed_Candidates(t *testing.T) {
 		{5, 1, 0, shedNow + 7200, backends.NewestFromRecords, true},
 		{6, 2, 1, old - 2*day, backends.NewestFromRecords, false},
 		{7, 2, 1, old + 100, backends.NewestFromMtime, false},
+		{8, 1, 1, shedNow - 3600, backends.NewestFromMtime, true},
 	}
 	for _, tt := range tests {
 		c, ok := m[tt.pos]
