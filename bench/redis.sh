@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/redis.sh: trim Redis streams of three shapes by age while another
+# bench/redis.sh: trim Redis streams of four shapes by age while another
 # client runs XADD back to back, on a throwaway redis-server, and print
 # for each the longest commands the agent sent (the server's SLOWLOG,
 # threshold 0), the trim time, and the writer's XADD p50/p99 during the
@@ -8,11 +8,15 @@
 #   large      LARGE (default 60) old records of LARGE_MB (default 10) MB,
 #              then small fresh ones;
 #   consumers  200,000 old records, one group of CONSUMERS (default
-#              100,000) consumers with the newest 10,000 pending.
-# Targets: no command over 10 ms (for large, over what reading one large
-# entry costs: no command can touch less than one entry), XADD p99 within
-# 2x of the baseline. Each shape fails when it did not remove what it
-# should. Not a timed test: run it by hand and read the figures. 10 M
+#              100,000) consumers with the newest 10,000 pending;
+#   mixed      MIXED_SMALL (default 5,000) small old records, LARGE/2
+#              large ones, MIXED_SMALL small, LARGE/2 large, then small
+#              fresh ones: sizes in both orders.
+# Bounds, each failing the shape: no command over 10 ms (for large and
+# mixed, over twice what reading one large entry costs: no command can
+# touch less than one entry), XADD p99 within 2x of the baseline, and
+# the trim removed what the shape makes old (no work measured is a
+# failure). Not a timed test: run it by hand and read the figures. 10 M
 # entries need about 3 GB of memory and a few minutes to write.
 # Other settings: SHAPES="long large" TRIM_LIMIT=… DUTY_CYCLE=… bench/redis.sh
 set -euo pipefail
@@ -22,11 +26,14 @@ export PAPYRA_BENCH_ENTRIES=${ENTRIES:-10000000}
 export PAPYRA_BENCH_LARGE=${LARGE:-60}
 export PAPYRA_BENCH_LARGE_MB=${LARGE_MB:-10}
 export PAPYRA_BENCH_CONSUMERS=${CONSUMERS:-100000}
+export PAPYRA_BENCH_MIXED_SMALL=${MIXED_SMALL:-5000}
 export PAPYRA_BENCH_TRIM_LIMIT=${TRIM_LIMIT:-}
 export PAPYRA_BENCH_DUTY_CYCLE=${DUTY_CYCLE:-}
 go test -c -o /tmp/redisstream.bench.$$ ./backends/redisstream/
 trap 'rm -f /tmp/redisstream.bench.$$' EXIT
-for shape in ${SHAPES:-long large consumers}; do
+status=0
+for shape in ${SHAPES:-long large consumers mixed}; do
 	echo "== shape $shape"
-	PAPYRA_BENCH_SHAPE=$shape /tmp/redisstream.bench.$$ -test.run '^$' -test.bench 'BenchmarkTrimUnderLoad' -test.benchtime 1x -test.timeout 60m
+	PAPYRA_BENCH_SHAPE=$shape /tmp/redisstream.bench.$$ -test.run '^$' -test.bench 'BenchmarkTrimUnderLoad' -test.benchtime 1x -test.timeout 60m || status=1
 done
+exit $status

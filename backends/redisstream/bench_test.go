@@ -37,6 +37,15 @@ import (
 //   - consumers: 200,000 old records and one group with
 //     PAPYRA_BENCH_CONSUMERS consumers (default 100,000), the newest
 //     10,000 pending: every trim step reads the group's floor.
+//   - mixed: sizes in both orders, all old: PAPYRA_BENCH_MIXED_SMALL
+//     (default 5,000) small records, half of the PAPYRA_BENCH_LARGE
+//     large ones, as many small ones again, the other half, then 1,000
+//     small fresh ones; the defaults (every entry is read).
+//
+// It fails when the trim did not remove what the shape makes old (no
+// work measured), when the slowest agent command is over 10 ms (for
+// large and mixed, over twice what reading one large entry costs), or
+// when the writer's XADD p99 during the trim is over twice its baseline.
 func BenchmarkTrimUnderLoad(b *testing.B) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(b)
@@ -119,8 +128,27 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		mods = append(mods, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) })
 		want = int64(n - 10_000)
 		fmt.Printf("group g: %d consumers, 10000 entries pending\n", consumers)
+	case "mixed":
+		n, mb, small := env("PAPYRA_BENCH_LARGE", 60), env("PAPYRA_BENCH_LARGE_MB", 10), env("PAPYRA_BENCH_MIXED_SMALL", 5000)
+		now = time.Now().Truncate(time.Millisecond)
+		at := now.Add(-48 * time.Hour)
+		var i int
+		for _, part := range []struct{ small, large int }{{small, n / 2}, {small, n - n/2}} {
+			write(b, c, key, series(at, part.small, time.Millisecond))
+			at = at.Add(time.Duration(part.small) * time.Millisecond)
+			for range part.large {
+				must(b, c.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", at.UnixMilli()),
+					Values: []any{"data", bigRecord(i, float64(at.UnixMilli())/1000, mb<<20)}}).Err())
+				at = at.Add(time.Millisecond)
+				i++
+			}
+		}
+		write(b, c, key, series(now.Add(-time.Minute), 1000, time.Millisecond))
+		maxAge = 3600
+		want = int64(2*small + n)
+		fmt.Printf("%d small, %d of %d MB, %d small, %d of %d MB, all old; 1000 fresh\n", small, n/2, mb, small, n-n/2, mb)
 	default:
-		b.Fatalf("PAPYRA_BENCH_SHAPE=%q: want long, large or consumers", shape)
+		b.Fatalf("PAPYRA_BENCH_SHAPE=%q: want long, large, consumers or mixed", shape)
 	}
 	mem := c.MemoryUsage(ctx, key).Val()
 	before := xlen(b, c, key)
@@ -218,7 +246,7 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 	b.ReportMetric(float64(cmds[0].Duration.Microseconds())/1000, "max-cmd-ms")
 	b.ReportMetric(took.Seconds(), "trim-s")
 	limit := maxCommand
-	if shape == "large" {
+	if shape == "large" || shape == "mixed" {
 		// A command that must touch one large entry costs that entry.
 		must(b, c.XAdd(ctx, &redis.XAddArgs{Stream: "ref", ID: "1-0", Values: []any{"data", bigRecord(0, 1, env("PAPYRA_BENCH_LARGE_MB", 10)<<20)}}).Err())
 		one := serverCost(b, c, 5, "XRANGE", "ref", "-", "+", "COUNT", 1)
@@ -227,6 +255,9 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 	}
 	if cmds[0].Duration > limit {
 		b.Errorf("longest command %s, want at most %s", describe(cmds[0]), limit)
+	}
+	if p99, base := quantile(during, 0.99), quantile(baseline, 0.99); p99 > 2*base {
+		b.Errorf("writer XADD p99 during the trim %s, want at most twice the baseline's %s", p99, base)
 	}
 }
 

@@ -50,15 +50,24 @@
 //
 // Redis runs one command at a time, so what one command costs is what a
 // Papyra XADD may wait behind it, and that cost grows with bytes, not
-// entries. Every read (XRANGE/XREVRANGE … COUNT) and every trim step
-// (XTRIM … ~ … LIMIT) is sized by bytes (about 1 MiB), by the time the
-// previous step took, and capped by batch_size and trim_limit, down to
-// one entry (entries.go: sizer): a command that must touch one entry of
-// 10 MB costs what that entry costs, and nothing less is possible. Each
-// loop starts at one entry and grows; the largest entry seen in the
-// stream bounds every loop from then on. Entries are read only where the
-// run needs their contents (the age guard, walks for count and bytes,
-// scans for quarantine or age_by timestamp, and, without quarantine, the
+// entries. Every read (XRANGE/XREVRANGE … COUNT) is sized by bytes (about
+// 1 MiB at the size of the largest entry the last steps read), by the
+// time the previous step took, and capped by batch_size, down to one
+// entry (entries.go: reader, sizer): a command that must read one entry
+// of 10 MB costs what that entry costs, and nothing less is possible.
+// Each loop starts at one entry and grows at most twofold per step; a
+// large entry brings it down to one at once, and it grows back as the
+// entries after it turn out small. Not guaranteed: Redis cannot tell how
+// large the entries ahead are without reading them, so the step that
+// first meets a run of large entries after small ones reads up to its
+// count of them (reading entry by entry in a script would bound it, at
+// several times the cost of each large entry and ten times the cost of
+// small ones). Trims need no reading: the plan has read every entry it
+// removes, and cuts them into runs of at most 16 MiB; each trim step
+// (XTRIM MINID ~ … LIMIT, in a script) frees at most one run and one
+// entry, and trim_limit caps it. Entries are read only where the run
+// needs their contents (the age guard, walks for count and bytes, scans
+// for quarantine or age_by timestamp, and, without quarantine, the
 // entries it removes, to count the unreadable ones); the plan keeps no
 // contents, so the agent's memory is bounded by one step. KEYS, FLUSH*
 // and unbounded XRANGE are never used; system_id "*" discovers systems
@@ -99,7 +108,10 @@
 // original is removed; see quarantine.go for why a crash anywhere loses
 // and duplicates nothing. With quarantine_corrupt: false they are removed
 // with retention, counted apart (Stats.Stream.RemovedCorrupt) and named in the
-// log.
+// log. A valid entry nested deeper than 900 levels is not corrupt: whether
+// Papyra reads it depends on its Python, so it is kept in place, never
+// quarantined, not counted as a record, and the trim stays below it while
+// age keeps it (as the file backends do).
 //
 // # Several hosts, one Redis
 //
