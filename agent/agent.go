@@ -251,6 +251,7 @@ func (a *Agent) RunTarget(ctx context.Context, t config.Target, opts Options) Re
 	log := a.log.With("target", t.Name, "backend", t.Kind)
 	res.Stats, res.DebtKnown, res.Err = a.compact(ctx, t, opts, log)
 	res.Duration = time.Since(start)
+	logFuture(ctx, log, res.Stats, opts.Now, a.cfg.ClockSkew(t))
 	switch {
 	case res.Err == nil && opts.DryRun:
 		res.Outcome = OutcomeDryRun
@@ -306,7 +307,7 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	if now.IsZero() {
 		now = time.Now()
 	}
-	pol := backends.Policy{Retention: a.cfg.Policy(t), Now: now}
+	pol := backends.Policy{Retention: a.cfg.Policy(t), Now: now, MaxClockSkew: a.cfg.ClockSkew(t)}
 	if opts.Progress != nil {
 		pol.Progress = func(s backends.Step) { opts.Progress(t.Name, s) }
 	}

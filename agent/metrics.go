@@ -314,6 +314,7 @@ type collector struct {
 	success, lastRun, lastSuccess, lastDuration          *prometheus.Desc
 	storeSize, storeRecords, before, after               *prometheus.Desc
 	oldestTS, oldestAge, heldBack, heldBackBy            *prometheus.Desc
+	future                                               *prometheus.Desc
 	interval, nextRun, lateness, missingSince            *prometheus.Desc
 	maxAge, maxRecords, maxBytes                         *prometheus.Desc
 	debtRecords, debtBytes, debtSince                    *prometheus.Desc
@@ -367,6 +368,8 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 			"Redis stream entries retention would remove but kept because a consumer group still needs them (pending or not yet delivered), as of the last successful compaction; an estimate from the stream's IDs and XINFO GROUPS where counting exactly would read every held entry (status and the run's summary then say \"about\")."),
 		heldBackBy: d("redis", "group_held_back_entries",
 			"Redis stream entries retention would remove but kept for one consumer group of one stream, as of the last successful compaction; possibly an estimate, as papyra_compact_redis_held_back_entries.", "stream", "group"),
+		future: d("", "future_records",
+			"Records kept by the last successful compaction that are stamped more than max_clock_skew after the run's clock (a writer's clock is wrong); Papyra keeps them, so retention does too."),
 		missingSince: d("store", "missing_since_timestamp_seconds",
 			"Unix time since which every run found the store missing (no such file, no Redis stream), so nothing is compacted; absent while the store exists. A mistyped path shows here."),
 		interval: d("schedule", "interval_seconds",
@@ -409,7 +412,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.segDropped, c.segRewritten,
 		c.success, c.lastRun, c.lastSuccess, c.lastDuration,
 		c.storeSize, c.storeRecords, c.before, c.after,
-		c.oldestTS, c.oldestAge, c.heldBack, c.heldBackBy,
+		c.oldestTS, c.oldestAge, c.heldBack, c.heldBackBy, c.future,
 		c.interval, c.nextRun, c.lateness, c.missingSince,
 		c.maxAge, c.maxRecords, c.maxBytes,
 		c.debtRecords, c.debtBytes, c.debtSince,
@@ -489,6 +492,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 			gauge(c.oldestTS, s.OldestKept)
 			gauge(c.oldestAge, s.OldestAge)
 		}
+		gauge(c.future, float64(s.Future))
 		if reports.Has(backends.ReportsStream) {
 			gauge(c.heldBack, float64(s.HeldBack))
 			for _, h := range s.HeldBackBy {

@@ -136,6 +136,14 @@ type StoreState struct {
 	// HeldBackEstimated is true when HeldBack is an estimate (some group's
 	// count is: counting it exactly would read every held entry).
 	HeldBackEstimated bool `json:"redis_held_back_estimated,omitempty"`
+	// Future counts the future-dated records kept (stamped more than
+	// max_clock_skew after the run's start); NewestFuture is the latest
+	// of them.
+	Future       int64  `json:"future_records,omitempty"`
+	NewestFuture *Stamp `json:"newest_future,omitempty"`
+	// Ages splits the records the run read by age, when the backend
+	// dated them (`explain` shows them when it cannot read the store).
+	Ages []AgeRow `json:"ages,omitempty"`
 }
 
 // DebtState is one part of the retention debt (backends.Debt).
@@ -316,6 +324,12 @@ func (s *TargetState) Apply(r Result) {
 			BytesAfter:    st.BytesAfter,
 			Reclaimed:     st.Reclaimed(),
 			HasOldest:     st.HasOldest,
+			Future:        st.Future,
+			Ages:          AgeRows(st.Ages),
+		}
+		if st.Future > 0 {
+			nf := Stamp(st.NewestFuture)
+			s.Store.NewestFuture = &nf
 		}
 		for _, h := range heldBack(st.Stream) {
 			s.Store.HeldBack += h.Entries

@@ -252,6 +252,10 @@ type SegmentStats struct {
 	// and copying): segments wholly beyond the retention cut are dropped
 	// without being read.
 	BytesRead int64
+	// Active is true when the store has an active file (the one Papyra
+	// appends to, never dropped); ActiveBytes is its size when planned.
+	Active      bool
+	ActiveBytes int64
 }
 
 // StreamStats describe what a stream store's consumer groups kept.
@@ -381,6 +385,30 @@ func (a *Ages) Add(p Policy, ts float64, ok bool, bytes int64) {
 	}
 	c.Records++
 	c.Bytes += bytes
+}
+
+// Merge adds b's counts to a's.
+func (a *Ages) Merge(b Ages) {
+	for i := range a.Buckets {
+		a.Buckets[i].add(b.Buckets[i])
+	}
+	a.Future.add(b.Future)
+	a.Undated.add(b.Undated)
+}
+
+func (c *AgeCount) add(d AgeCount) {
+	c.Records += d.Records
+	c.Bytes += d.Bytes
+}
+
+// Total is every record a counts, and their bytes.
+func (a *Ages) Total() AgeCount {
+	t := a.Future
+	t.add(a.Undated)
+	for _, b := range a.Buckets {
+		t.add(b)
+	}
+	return t
 }
 
 // HeldBackTotal is the number of entries consumer groups kept, 0 when s

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +36,9 @@ func (r Record) JSON() string {
 }
 
 func pyFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "Infinity"
+	}
 	b, _ := json.Marshal(f)
 	s := string(b)
 	for _, c := range s {
@@ -80,6 +85,95 @@ func Run(t *testing.T, h Harness) {
 	t.Run("DryRunChangesNothing", func(t *testing.T) { testDryRun(t, h) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, h) })
 	t.Run("PlanCloseIdempotent", func(t *testing.T) { testPlanClose(t, h) })
+	t.Run("FutureDated", func(t *testing.T) { testFuture(t, h) })
+}
+
+// testFuture: records stamped more than MaxClockSkew after now are kept
+// and counted (Stats.Future, NewestFuture), those retention keeps only;
+// one stamped exactly MaxClockSkew ahead is not future-dated (">"), and
+// +Infinity is. With Explain, Stats.Ages dates every record.
+func testFuture(t *testing.T, h Harness) {
+	const skew = 5 * time.Minute
+	now := float64(Now.Unix())
+	edge := float64(Now.Add(skew).Unix()) // exactly MaxClockSkew ahead: not future
+	ts := []float64{
+		now - 2*86400,      // 0: 7d bucket, removed by max_age 1d
+		now - 2*3600,       // 1: 1d bucket
+		now - 30,           // 2: 1h bucket
+		edge,               // 3: 1h bucket (not future)
+		edge + 0.001,       // 4: future
+		now + 86400,        // 5: future
+		now - 40*86400,     // 6: 90d bucket, removed by max_age
+		math.Inf(1),        // 7: future, the newest
+		now + 3*3600 + 0.5, // 8: future
+	}
+	recs := make([]Record, len(ts))
+	for i, v := range ts {
+		recs[i] = Record{Kind: "event", I: i, Timestamp: v}
+	}
+	tests := []struct {
+		name   string
+		ret    config.Retention
+		keep   []int
+		future int64
+		newest float64
+	}{
+		{"MaxAge", config.Retention{MaxAgeSeconds: ptr(86400.0)}, []int{1, 2, 3, 4, 5, 7, 8}, 4, math.Inf(1)},
+		// max_records removes the older future-dated ones: not counted.
+		{"MaxRecords", config.Retention{MaxRecords: ptr[int64](2)}, []int{7, 8}, 2, math.Inf(1)},
+		{"MaxRecordsNoInfinity", config.Retention{MaxRecords: ptr[int64](4)}, []int{5, 6, 7, 8}, 3, math.Inf(1)},
+		{"None", config.Retention{}, seq(0, 9, 1), 4, math.Inf(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := h.New(t)
+			h.Write(t, recs)
+			pol := backends.Policy{Now: Now, Retention: tt.ret, MaxClockSkew: skew, Explain: true}
+			p, err := b.Plan(context.Background(), pol)
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			defer p.Close()
+			ps := p.Stats()
+			a := ps.Ages
+			if a == nil {
+				t.Fatal("Plan with Explain: Stats.Ages is nil")
+			}
+			want := backends.Ages{}
+			want.Buckets[0].Records, want.Buckets[1].Records, want.Buckets[2].Records, want.Buckets[4].Records = 2, 1, 1, 1
+			want.Future.Records = 4
+			for i := range a.Buckets {
+				if a.Buckets[i].Records != want.Buckets[i].Records {
+					t.Errorf("Ages.Buckets[%d] (under %s): %d records, want %d", i, ageBound(i), a.Buckets[i].Records, want.Buckets[i].Records)
+				}
+			}
+			if a.Future.Records != 4 || a.Undated.Records != 0 {
+				t.Errorf("Ages: future %d, undated %d; want 4, 0", a.Future.Records, a.Undated.Records)
+			}
+			if tot := a.Total(); tot.Records != int64(len(ts)) || tot.Bytes <= 0 {
+				t.Errorf("Ages total: %+v, want %d records and their bytes", tot, len(ts))
+			}
+			st, err := b.Apply(context.Background(), p)
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if got := h.Read(t); fmt.Sprint(got) != fmt.Sprint(tt.keep) {
+				t.Errorf("records after Apply: got %v, want %v (future-dated records are kept)", got, tt.keep)
+			}
+			for _, s := range []backends.Stats{ps, st} {
+				if s.Future != tt.future || s.NewestFuture != tt.newest {
+					t.Errorf("Future %d, NewestFuture %v; want %d, %v", s.Future, s.NewestFuture, tt.future, tt.newest)
+				}
+			}
+		})
+	}
+}
+
+func ageBound(i int) string {
+	if i < len(backends.AgeBounds) {
+		return backends.AgeBounds[i].String()
+	}
+	return "ever"
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -280,12 +374,18 @@ func seq(from, to, step int) []int {
 
 // Numbers returns the I of every record JSON renders, in order; a Harness's
 // Read calls it with the store's lines.
+// PythonJSON makes a line Papyra wrote with a timestamp of Infinity
+// readable by encoding/json (the timestamp becomes 0).
+func PythonJSON(l string) string {
+	return strings.Replace(l, `"timestamp": Infinity`, `"timestamp": 0`, 1)
+}
+
 func Numbers(t *testing.T, lines []string) []int {
 	t.Helper()
 	var out []int
 	for _, l := range lines {
 		var r struct{ Payload struct{ I int } }
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
+		if err := json.Unmarshal([]byte(PythonJSON(l)), &r); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
 		out = append(out, r.Payload.I)

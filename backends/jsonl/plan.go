@@ -37,6 +37,10 @@ type plan struct {
 	// scratch file need not be read again.
 	keptLen, keptSize int64
 	keptOldest        float64
+	// Of the records past age retention: how many are future-dated
+	// (Policy.Future) and the newest of them.
+	future       int64
+	newestFuture float64
 }
 
 func (p *plan) Stats() backends.Stats { return p.stats }
@@ -141,16 +145,26 @@ func (p *plan) cutAndMeasure() error {
 	if cut == 0 {
 		after += p.keptLen
 		oldest = p.keptOldest
+		s.Future, s.NewestFuture = p.future, p.newestFuture
 	} else if err := p.eachKept(func(i int64, e scratch.Entry) bool {
 		if i >= cut {
 			after += e.Len
 			if e.HasTS && e.TS < oldest {
 				oldest = e.TS
 			}
+			// Future-dated records count only when retention keeps
+			// them: max_records and max_total_bytes may remove them.
+			if e.HasTS && s.Ages != nil && p.policy.Future(e.TS) {
+				s.Future++
+				s.NewestFuture = max(s.NewestFuture, e.TS)
+			}
 		}
 		return true
 	}); err != nil {
 		return err
+	}
+	if s.Future == 0 {
+		s.NewestFuture = 0
 	}
 	s.BytesAfter = after
 	if !math.IsInf(oldest, 1) {

@@ -21,6 +21,12 @@ func (p *plan) scan(ctx context.Context) error {
 	cp := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
 	_, cp.WantSize = p.policy.ByteLimit()
 	cp.Cutoff, cp.HasAge = p.policy.AgeCutoff()
+	if !p.policy.Now.IsZero() {
+		// Dating every record costs a comparison or two: always done.
+		cp.Dates = &p.policy
+		s.Ages = &backends.Ages{}
+	}
+	p.newestFuture = math.Inf(-1)
 	w := bufio.NewWriterSize(p.scratch.Writer(), 256<<10)
 	maxTS := math.Inf(-1)
 	err := classify.File(ctx, p.f, size, cp, func(b *classify.Block) error {
@@ -42,6 +48,11 @@ func (p *plan) scan(ctx context.Context) error {
 		p.keptSize += b.KeptSize
 		p.keptOldest = min(p.keptOldest, b.Oldest)
 		maxTS = max(maxTS, b.MaxTS)
+		if s.Ages != nil {
+			s.Ages.Merge(b.Ages)
+			p.future += b.Future
+			p.newestFuture = max(p.newestFuture, b.NewestFuture)
+		}
 		if p.policy.Progress != nil {
 			p.policy.Progress(backends.Step{Phase: "scan", Done: min(b.Start+classify.BlockSize, size), Total: size})
 		}

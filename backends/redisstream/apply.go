@@ -96,6 +96,8 @@ func (b *Backend) Apply(ctx context.Context, bp backends.Plan) (backends.Stats, 
 		total.Notes = append(total.Notes, fmt.Sprintf("stopped at the run deadline (run_timeout %s) with the work done so far; the next run continues", b.cfg.runTimeout))
 	}
 	heldBackNotes(&total)
+	// What the plan dated, as the file backends report it.
+	total.Future, total.NewestFuture, total.Ages = p.stats.Future, p.stats.NewestFuture, p.stats.Ages
 	err := errors.Join(append(failures, p.skipped...)...)
 	if err != nil {
 		accounted(&total)

@@ -123,7 +123,7 @@ func readI(t testing.TB, c redis.UniversalClient, key string) []int {
 	for _, m := range msgs {
 		var r struct{ Payload struct{ I *int } }
 		data, _ := m.Values["data"].(string)
-		if json.Unmarshal([]byte(data), &r) != nil || r.Payload.I == nil {
+		if json.Unmarshal([]byte(backendtest.PythonJSON(data)), &r) != nil || r.Payload.I == nil {
 			out = append(out, -1)
 			continue
 		}

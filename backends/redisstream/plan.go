@@ -153,6 +153,7 @@ func (b *Backend) Plan(ctx context.Context, pol backends.Policy) (backends.Plan,
 	for _, sp := range p.streams {
 		addStats(&p.stats, sp.stats)
 	}
+	addDates(&p.stats, p.streams)
 	heldBackNotes(&p.stats)
 	return p, nil
 }
@@ -309,7 +310,9 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 	}
 	prog.total += sp.length
 	if sp.length > 0 {
-		if b.cfg.quarantine || b.cfg.ageByTimestamp {
+		// explain reads every entry too, to date every record.
+		scan := b.cfg.quarantine || b.cfg.ageByTimestamp || pol.Explain
+		if scan {
 			err = b.planScan(ctx, sp, pol, prog)
 		} else {
 			err = b.planByID(ctx, sp, pol)
@@ -320,7 +323,7 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		if err := b.holdBack(ctx, sp); err != nil {
 			return nil, err
 		}
-		if !b.cfg.quarantine && !b.cfg.ageByTimestamp {
+		if !scan {
 			if err := b.countUnreadable(ctx, sp); err != nil {
 				return nil, err
 			}
@@ -558,3 +561,22 @@ func (p *progress) add(n int64) {
 // fixAgeByID is the remedy the clock guard offers besides time_fn: the
 // stream IDs carry the server's time.
 const fixAgeByID = "use age_by: id (the stream IDs carry the server's time)"
+
+// addDates sums the streams' ages and future-dated records into t. t has
+// ages only when every stream was read whole (planScan).
+func addDates(t *backends.Stats, streams []*streamPlan) {
+	t.Ages = &backends.Ages{}
+	for _, sp := range streams {
+		s := sp.stats
+		if s.Future > 0 {
+			t.Future += s.Future
+			t.NewestFuture = max(t.NewestFuture, s.NewestFuture)
+		}
+		if s.Ages == nil && sp.length > 0 {
+			t.Ages = nil
+		}
+		if s.Ages != nil && t.Ages != nil {
+			t.Ages.Merge(*s.Ages)
+		}
+	}
+}

@@ -44,6 +44,12 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	_, wantSize := pol.ByteLimit()
 	k := newClassifier()
 	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
+	var ages *backends.Ages
+	if !pol.Now.IsZero() {
+		// Every entry is read anyway: dating it costs nothing.
+		ages = &backends.Ages{}
+		sp.stats.Ages = ages
+	}
 	rd := b.newReader(sp.key, "-", sp.last.String(), false, b.cfg.batch)
 	var cut cutter
 	for {
@@ -66,6 +72,9 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 			}
 			if v.unsure {
 				e.flags |= flagUnsure
+			}
+			if ages != nil && !v.corrupt && !v.unsure {
+				ages.Add(pol, v.ts, v.hasTS, m.size())
 			}
 			if v.corrupt {
 				e.flags |= flagCorrupt
@@ -183,6 +192,12 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 			boundary = e.id
 			if e.flags&flagTS != 0 && e.ts < oldest {
 				oldest = e.ts
+			}
+			// Future-dated survivors; those retention removes are not
+			// counted (a consumer group may still hold them back).
+			if e.flags&flagTS != 0 && s.Ages != nil && pol.Future(e.ts) {
+				s.Future++
+				s.NewestFuture = max(s.NewestFuture, e.ts)
 			}
 		}
 	}

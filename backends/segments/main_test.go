@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -112,6 +113,9 @@ func rotLine(payload string, ts float64) string {
 
 // pyFloat prints f as Python's repr does for ordinary timestamps.
 func pyFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "Infinity"
+	}
 	s := strconv.FormatFloat(f, 'f', -1, 64)
 	if !strings.ContainsAny(s, ".e") {
 		s += ".0"

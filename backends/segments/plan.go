@@ -60,6 +60,10 @@ type seg struct {
 	act       action
 	keptBytes int64
 	oldest    float64
+	// Of the kept records (of the passed ones until decided): how many
+	// are future-dated (Policy.Future) and the newest of them.
+	future       int64
+	newestFuture float64
 }
 
 func (s *seg) kept() int64 { return s.passed - s.keepFrom }
@@ -186,7 +190,7 @@ func (p *plan) openAll(l listing) (segs []*seg, consistent bool, err error) {
 			}
 			return segs, false, fmt.Errorf("open segment: %w", err)
 		}
-		s := &seg{index: i, path: path, f: f, minPassedTS: math.Inf(1), oldest: math.Inf(1)}
+		s := &seg{index: i, path: path, f: f, minPassedTS: math.Inf(1), oldest: math.Inf(1), newestFuture: math.Inf(-1)}
 		segs = append(segs, s)
 		if err := unix.Fstat(int(f.Fd()), &s.st); err != nil {
 			return segs, false, fmt.Errorf("stat %s: %w", path, err)
@@ -228,6 +232,10 @@ func (p *plan) retention(ctx context.Context) error {
 		maxTS: math.Inf(-1),
 	}
 	sc.pol.Cutoff, sc.pol.HasAge = p.policy.AgeCutoff()
+	if !p.policy.Now.IsZero() {
+		sc.pol.Dates = &p.policy
+		p.stats.Ages = &backends.Ages{}
+	}
 	for _, s := range p.segs {
 		sc.total += s.st.Size
 	}
@@ -238,7 +246,8 @@ func (p *plan) retention(ctx context.Context) error {
 	for i := len(p.segs) - 1; i >= 0; i-- {
 		s := p.segs[i]
 		if closed {
-			if beyond+s.st.Size > unreadBudget {
+			// explain reads every segment, to date every record.
+			if beyond+s.st.Size > unreadBudget && !p.policy.Explain {
 				break // this and every older segment: dropped unread
 			}
 			beyond += s.st.Size
@@ -384,6 +393,11 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 		s.passedSize += b.KeptSize
 		s.minPassedTS = min(s.minPassedTS, b.Oldest)
 		sc.maxTS = max(sc.maxTS, b.MaxTS)
+		if a := p.stats.Ages; a != nil {
+			a.Merge(b.Ages)
+			s.future += b.Future
+			s.newestFuture = max(s.newestFuture, b.NewestFuture)
+		}
 		if p.policy.Progress != nil {
 			p.policy.Progress(backends.Step{Phase: "scan", Done: sc.done + min(b.Start+classify.BlockSize, size), Total: sc.total})
 		}
@@ -440,12 +454,25 @@ func (p *plan) decide() error {
 		if g.act != actDrop && g.oldest < math.Inf(1) && (!s.HasOldest || g.oldest < s.OldestKept) {
 			s.OldestKept, s.HasOldest = g.oldest, true
 		}
+		if g.act != actDrop && g.future > 0 {
+			s.NewestFuture = max(s.NewestFuture, g.newestFuture)
+			s.Future += g.future
+		}
 		if !rotated {
 			s.TornTail = g.torn
 		}
 	}
+	if unread > 0 {
+		s.Ages = nil // records were left unread: their ages are unknown
+	}
+	if s.Future == 0 {
+		s.NewestFuture = 0
+	}
 	seg := p.segStats()
 	seg.Dropped, seg.Rewritten, seg.Untouched = p.counts()
+	if a := p.active(); a != nil {
+		seg.Active, seg.ActiveBytes = true, a.st.Size
+	}
 	p.notes(unread, unreadBytes)
 	return nil
 }
@@ -469,11 +496,21 @@ func (p *plan) measure(g *seg) error {
 	if g.index == 0 {
 		g.keptBytes = g.st.Size - g.end // a torn tail stays
 	}
+	// Future-dated records count only when retention keeps them:
+	// max_records and max_total_bytes may remove them.
+	dated := g.keepFrom > 0 && p.stats.Ages != nil
+	if dated {
+		g.future, g.newestFuture = 0, math.Inf(-1)
+	}
 	return p.eachPassed(g, func(i int64, e scratch.Entry) bool {
 		if i >= g.keepFrom {
 			g.keptBytes += e.Len
 			if e.HasTS && e.TS < g.oldest {
 				g.oldest = e.TS
+			}
+			if dated && e.HasTS && p.policy.Future(e.TS) {
+				g.future++
+				g.newestFuture = max(g.newestFuture, e.TS)
 			}
 		}
 		return true

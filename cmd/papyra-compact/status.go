@@ -38,7 +38,12 @@ type statusRow struct {
 	StoreSizeBytes  *int64     `json:"store_size_bytes"`
 	OldestRecord    *time.Time `json:"oldest_record"`
 	OldestRecordAge *float64   `json:"oldest_record_age_seconds"`
-	NextRun         *time.Time `json:"next_run"`
+	// FutureRecords are the future-dated records the last successful
+	// compaction kept (stamped more than max_clock_skew ahead), and
+	// NewestFuture the latest of their timestamps (null when none).
+	FutureRecords *int64       `json:"future_records"`
+	NewestFuture  *agent.Stamp `json:"newest_future"`
+	NextRun       *time.Time   `json:"next_run"`
 	// MissingSince is when runs started finding the store missing; null
 	// while it exists.
 	MissingSince *time.Time `json:"missing_since"`
@@ -257,6 +262,7 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 		if s.HeldBack > 0 {
 			row.HeldBack, row.HeldBackEstimated = &s.HeldBack, s.HeldBackEstimated
 		}
+		row.FutureRecords, row.NewestFuture = &s.Future, s.NewestFuture
 		if s.HasOldest {
 			sec := int64(s.OldestKept)
 			row.OldestRecord = utc(time.Unix(sec, int64((s.OldestKept-float64(sec))*1e9)))
@@ -340,6 +346,15 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 			fmt.Fprintf(tw, "  %s: about %d entries (an estimate from the stream's IDs: counting exactly would read every held entry)\n", r.Target, *r.HeldBack)
 		} else {
 			fmt.Fprintf(tw, "  %s: %d entries\n", r.Target, *r.HeldBack)
+		}
+	}
+	for _, r := range rep.Targets {
+		if r.FutureRecords != nil && *r.FutureRecords > 0 {
+			newest := "?"
+			if r.NewestFuture != nil {
+				newest = agent.FormatStamp(float64(*r.NewestFuture))
+			}
+			fmt.Fprintf(tw, "\n%s: %d future-dated records kept (newest %s; `papyra-compact explain %s` says more)\n", r.Target, *r.FutureRecords, newest, r.Target)
 		}
 	}
 	if rep.Reload != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 const usageShort = `usage: papyra-compact COMMAND [OPTIONS]
-commands: run, daemon, check, status, reload, version, help (see papyra-compact --help)
+commands: run, daemon, check, status, explain, reload, version, help (see papyra-compact --help)
 `
 
 // manual is the --help text; the packaged man page papyra-compact(1) is
@@ -24,6 +24,7 @@ SYNOPSIS
                           [--concurrency N]
     papyra-compact check [--config FILE] [--units] [--write-dropin]
     papyra-compact status [--config FILE] [--state-dir DIR] [--json]
+    papyra-compact explain TARGET [--config FILE] [--json] [--now UNIX]
     papyra-compact reload [--config FILE] [--state-dir DIR] [--pid PID]
                           [--timeout DURATION]
     papyra-compact version
@@ -78,6 +79,9 @@ COMMANDS
               STATUS). Exits 1 when a target's last run failed, when
               neither the timer nor the daemon is enabled and active, or
               when the daemon rejected its last reload.
+    explain   Say, for one target's store, what it holds by age, what
+              retention would remove now and why the rest stays (see
+              EXPLAIN). Read-only; works without root.
     reload    Make the running daemon reload its configuration and wait
               for the outcome: exits 0 when the new one is in use, 1
               (with every problem) when it was rejected. It is
@@ -254,6 +258,44 @@ STATUS
                       configuration's state_dir.
     --json            Print JSON instead of a table.
 
+EXPLAIN
+    papyra-compact explain TARGET reads the target's store as a run would
+    plan it, and changes nothing. It prints the records and bytes by age
+    (under 1h, 1h to 1d, 1d to 7d, 7d to 30d, 30d to 90d, older,
+    future-dated, undated), what retention would remove now (by age,
+    count and size) and the bytes that frees, and why each part of the
+    rest stays: inside the policy; held by a consumer group (with how
+    many entries, and since when when known); left by an approximate
+    trim or below min_reclaim; refused by the clock guard (age retention
+    on a store stamped with Papyra's monotonic clock: the ages are still
+    shown) or by the safety valve (max_remove_fraction). It names the
+    future-dated records (stamped more than max_clock_skew, default 5m,
+    ahead: kept, as Papyra keeps them), the corrupt lines a run would
+    quarantine, a rotating store's active segment, and directories of
+    the store the units' sandbox does not let the service write.
+
+    It works as any user: it never recovers an interrupted run, takes
+    the store's lock only when it can, and plans in the temporary
+    directory when the state directory is not writable. When this user
+    cannot read the store (a 0600 file, a Redis password_file only the
+    service reads) or the configuration, it says so and shows the last
+    run's figures from the state directory, marked "as of the last run
+    at T". Exits 0 (2 for an unknown target).
+
+    --json            Print JSON for scripts. Stable fields: target,
+                      backend, store, now, source ("store", "last_run" or
+                      "none"), as_of, unreadable, missing, policy, records,
+                      bytes, ages [{age, records, bytes}] (age "1h", "1d",
+                      "7d", "30d", "90d", "older", "future", "undated"),
+                      would_remove {records, age, count, bytes,
+                      freed_bytes, estimated}, would_keep {records, bytes,
+                      oldest}, held [{reason, detail, records, bytes,
+                      oldest, estimated}], future {records, newest, ahead},
+                      corrupt, blank_lines, active_segment {path, bytes},
+                      sandbox_missing, lock, notes. Timestamps are Unix
+                      seconds; a non-finite one is the string "Infinity",
+                      "-Infinity" or "NaN".
+
 METRICS
     After every target, run writes the state directory and rewrites the
     metrics.textfile (default /var/lib/prometheus/node-exporter/
@@ -292,6 +334,7 @@ EXAMPLES
     papyra-compact run --dry-run --target orders
     papyra-compact run
     papyra-compact status --json
+    papyra-compact explain orders
     papyra-compact check --write-dropin
     systemctl enable --now papyra-compact.timer
     systemctl disable --now papyra-compact.timer

@@ -15,7 +15,7 @@ _papyra_compact()
     local cur prev words cword
     _init_completion -s || return
 
-    local commands="run daemon check status version help"
+    local commands="run daemon check status explain version help"
     if ((cword == 1)); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
         return
@@ -58,8 +58,20 @@ _papyra_compact()
         daemon) opts="--config --log-level --stop-grace --concurrency" ;;
         check) opts="--config --units" ;;
         status) opts="--config --state-dir --json" ;;
+        explain) opts="--config --json --now" ;;
         *) return ;;
     esac
+    if [[ $cmd == explain && $cur != -* ]]; then
+        # TARGET: the first word after explain that is not an option.
+        local n=0
+        for ((i = 2; i < cword; i++)); do
+            [[ ${words[i]} == -* || ${words[i - 1]} == --config || ${words[i - 1]} == --now ]] || ((n++))
+        done
+        if ((n == 0)); then
+            COMPREPLY=($(compgen -W "$(_papyra_compact_targets "$config")" -- "$cur"))
+            return
+        fi
+    fi
     if [[ $cur == -* || -z $cur ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     fi

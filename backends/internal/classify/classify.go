@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/lines"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/backends/internal/scratch"
@@ -48,6 +49,11 @@ type Policy struct {
 	// MaxDepth is the deepest nesting whose verdict is certain
 	// (pyjson.NewClassifier); a valid object nested deeper is Unsure.
 	MaxDepth int
+	// Dates, when set, is the policy whose clock dates the records:
+	// every record goes into Block.Ages, and those that pass age
+	// retention and are future-dated (backends.Policy.Future) are
+	// counted in Block.Future.
+	Dates *backends.Policy
 }
 
 // streamChunk is how much of a line longer than MaxLine is read at a
@@ -76,13 +82,18 @@ type Block struct {
 	Oldest            float64
 	// MaxTS is the newest finite timestamp of all records.
 	MaxTS float64
+	// With Policy.Dates: the records by age, and of those that passed
+	// age retention, how many are future-dated and the newest of them.
+	Ages         backends.Ages
+	Future       int64
+	NewestFuture float64
 
 	seq int
 	err error
 }
 
 func (b *Block) reset(seq int, start int64) {
-	*b = Block{seq: seq, Start: start, Entries: b.Entries[:0], MaxTS: math.Inf(-1), Oldest: math.Inf(1)}
+	*b = Block{seq: seq, Start: start, Entries: b.Entries[:0], MaxTS: math.Inf(-1), Oldest: math.Inf(1), NewestFuture: math.Inf(-1)}
 }
 
 // timestampNotCompared is the verdict on a record whose timestamp is a
@@ -168,6 +179,9 @@ func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
 				b.Records++
 				b.Aged++
 				code = scratch.Aged
+				if w.pol.Dates != nil {
+					b.Ages.Add(*w.pol.Dates, line.Value, line.TS == pyjson.TSNumber, l.Len)
+				}
 			} else {
 				b.Unsure++
 				b.KeptLen += l.Len
@@ -197,6 +211,13 @@ func (w *worker) classify(r io.ReaderAt, size int64, b *Block) {
 				if hasTS && line.Value < b.Oldest {
 					b.Oldest = line.Value
 				}
+				if hasTS && w.pol.Dates != nil && w.pol.Dates.Future(line.Value) {
+					b.Future++
+					b.NewestFuture = max(b.NewestFuture, line.Value)
+				}
+			}
+			if w.pol.Dates != nil {
+				b.Ages.Add(*w.pol.Dates, line.Value, hasTS, l.Len)
 			}
 		}
 		b.Entries = scratch.Append(b.Entries, code, line, l.Len)
