@@ -288,12 +288,11 @@ func (e *Explanation) plan(ctx context.Context, cfg *config.Config, reg *backend
 	}
 	pol := backends.Policy{Retention: cfg.Policy(t), Now: now, MaxClockSkew: cfg.ClockSkew(t), Explain: true}
 	plan, err := b.Plan(ctx, pol)
-	var guard error
-	if errors.Is(err, backends.ErrUnsafe) && pol.Retention.MaxAgeSeconds != nil {
+	var guard *backends.ClockError
+	if errors.As(err, &guard) {
 		// The clock guard (Policy.CheckClock) refuses age retention on
 		// a store stamped with a monotonic clock: plan the rest of the
 		// policy to still show what the store holds.
-		guard = err
 		pol.Retention.MaxAgeSeconds = nil
 		plan, err = b.Plan(ctx, pol)
 		if err != nil {
@@ -304,13 +303,16 @@ func (e *Explanation) plan(ctx context.Context, cfg *config.Config, reg *backend
 		return backends.Stats{}, err
 	}
 	defer plan.Close()
+	// What a run would do with this plan, as RunTarget decides it: skip
+	// it below min_reclaim, or refuse it by the safety valve.
 	st := plan.Stats()
 	if guard != nil {
 		st.Debt = append(st.Debt, backends.Debt{Reason: backends.DebtClockGuard, Detail: guard.Error(), Records: -1, Bytes: -1})
 	}
-	if err := checkValve(t, st); err != nil {
-		st.Debt = append(st.Debt, backends.Debt{Reason: backends.DebtSafetyValve, Detail: err.Error(), Records: st.Removed(), Bytes: st.Reclaimed(),
-			Estimated: st.Stream != nil && st.Stream.Estimated})
+	if threshold, skip := belowMinReclaim(t, st); skip {
+		st.Debt = append(st.Debt, planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(t, st, threshold), st))
+	} else if err := checkValve(t, st); err != nil {
+		st.Debt = append(st.Debt, planDebt(backends.DebtSafetyValve, err.Error(), st))
 	}
 	return st, nil
 }
@@ -410,8 +412,23 @@ func (e *Explanation) fromState(stateDir, target string) {
 		e.Future.Newest = s.NewestFuture
 		e.Future.Ahead = Ahead(float64(*s.NewestFuture), s.At)
 	}
-	for _, h := range s.HeldBackBy {
-		e.Held = append(e.Held, ExplainHeld{Reason: string(backends.DebtHeldByGroup),
-			Detail: fmt.Sprintf("group %s of %s", h.Group, h.Stream), Records: h.Entries, Bytes: -1})
+	held := false
+	for _, d := range st.Debt {
+		if !d.Owes() {
+			continue
+		}
+		h := ExplainHeld{Reason: d.Reason, Detail: d.Detail, Records: d.Records, Bytes: d.Bytes, Estimated: d.Estimated}
+		if d.HasOldest {
+			o := Stamp(d.Oldest)
+			h.Oldest = &o
+		}
+		held = held || d.Reason == string(backends.DebtHeldByGroup)
+		e.Held = append(e.Held, h)
+	}
+	if !held {
+		for _, h := range s.HeldBackBy {
+			e.Held = append(e.Held, ExplainHeld{Reason: string(backends.DebtHeldByGroup),
+				Detail: fmt.Sprintf("group %s of %s", h.Group, h.Stream), Records: h.Entries, Bytes: -1})
+		}
 	}
 }

@@ -140,9 +140,12 @@ func TestExplain_Refusals(t *testing.T) {
 	agedStore(t, valve)
 	age, n := 86400.0, int64(3)
 	frac := config.Fraction(0.1)
+	big := config.Amount{Percent: 50}
 	cfg.Targets = []config.Target{
 		{Name: "boot", Kind: config.KindJSONL, Path: boot, Retention: &config.Retention{MaxAgeSeconds: &age, MaxRecords: &n}},
 		{Name: "valve", Kind: config.KindJSONL, Path: valve, Retention: &config.Retention{MaxAgeSeconds: &age}, MaxRemoveFraction: &frac},
+		// min_reclaim skips before the valve is asked, as a run does.
+		{Name: "small", Kind: config.KindJSONL, Path: valve, Retention: &config.Retention{MaxAgeSeconds: &age}, MaxRemoveFraction: &frac, MinReclaim: &big},
 	}
 	e, err := agent.Explain(context.Background(), cfg, all.Backends(), "boot", explainNow)
 	if err != nil {
@@ -164,6 +167,14 @@ func TestExplain_Refusals(t *testing.T) {
 	}
 	if len(e.Held) != 1 || e.Held[0].Reason != "safety_valve" || e.Held[0].Records != 10 || !strings.Contains(e.Held[0].Detail, "would remove") {
 		t.Errorf("held %+v: want the safety valve's refusal of 10 records", e.Held)
+	}
+
+	e, err = agent.Explain(context.Background(), cfg, all.Backends(), "small", explainNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Held) != 1 || e.Held[0].Reason != "below_min_reclaim" || e.Held[0].Records != 10 || !strings.Contains(e.Held[0].Detail, "below min_reclaim") {
+		t.Errorf("held %+v: want the 10 records a run leaves below min_reclaim", e.Held)
 	}
 }
 

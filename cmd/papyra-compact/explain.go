@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/agent"
+	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/all"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/bytesize"
@@ -184,6 +185,11 @@ func printExplanation(w io.Writer, e *agent.Explanation) error {
 		p("    Kept, as Papyra keeps them; a writer's clock is wrong.")
 	}
 	for _, h := range e.Held {
+		if e.Source == agent.SourceLastRun {
+			p("  %s", agent.DescribeDebt(backends.Debt{Reason: backends.DebtReason(h.Reason), Detail: h.Detail, Records: h.Records, Bytes: h.Bytes,
+				Estimated: h.Estimated, Oldest: stampValue(h.Oldest), HasOldest: h.Oldest != nil}))
+			continue
+		}
 		p("  %s", heldWords(h))
 	}
 	switch {
@@ -227,7 +233,7 @@ func heldWords(h agent.ExplainHeld) string {
 	case "approximate_trim":
 		return fmt.Sprintf("%s%s left by the approximate trim (XTRIM ~ removes whole stream nodes)%s.", about, n, since)
 	case "below_min_reclaim":
-		return fmt.Sprintf("%s%s that retention would remove stay: freeing them is below min_reclaim%s.", about, n, since)
+		return fmt.Sprintf("%s%s that retention would remove stay: a run skips the compaction, %s%s.", about, n, h.Detail, since)
 	case agent.HeldClockGuard:
 		return "REFUSED by the clock guard, age retention would remove nothing: " + h.Detail +
 			"\n    (the figures above apply the rest of the policy, without max_age)"
@@ -273,6 +279,13 @@ func stampWords(ts float64) string {
 		return "Infinity (never ages)"
 	}
 	return agent.FormatStamp(ts)
+}
+
+func stampValue(s *agent.Stamp) float64 {
+	if s == nil {
+		return 0
+	}
+	return float64(*s)
 }
 
 func oldestWords(ts *agent.Stamp) string {

@@ -366,6 +366,18 @@ expect_eq "NEXT RUN of every target is the timer's next elapse ($next)" "$nextjs
     jq -r '[.targets[].next_run] | join(" ")' "$WORK/status-nobody.json"
 expect "the quarantine stays private: nobody cannot list it" S '! setpriv --reuid=nobody --regid=nogroup --clear-groups ls /var/lib/papyra-compact/quarantine/orders >/dev/null 2>&1'
 
+say "papyra-compact explain as an unprivileged user (nobody)"
+unpriv papyra-compact explain events >"$WORK/explain-events.txt" 2>"$WORK/explain.err" ||
+    die "explain events as nobody failed: $(cat "$WORK/explain.err")"
+cat "$WORK/explain-events.txt"
+expect "explain events as nobody: the stream read now, by age, nothing on stderr" \
+    sh -c 'grep -q "^read now, " "$1" && grep -q "^It holds 500 records" "$1" && grep -q "^  under 1h " "$1" && test ! -s "$2"' \
+    sh "$WORK/explain-events.txt" "$WORK/explain.err"
+unpriv papyra-compact explain orders --json >"$WORK/explain-orders.json" 2>"$WORK/explain.err" ||
+    die "explain orders as nobody failed: $(cat "$WORK/explain.err")"
+expect_eq "explain orders as nobody: the 0640 store is unreadable, so the last run's figures, as of that run" "last_run true 500 8" \
+    jq -r '[.source, (.as_of != null and (.unreadable | test("permission denied"))), .would_keep.records, (.ages | length)] | join(" ")' "$WORK/explain-orders.json"
+
 say "a failing pass: systemctl start fails, status too"
 S 'cp /etc/papyra/compact.yaml /root/compact.yaml.good
    mkdir -p /var/lib/papyra/notafile && chown app:app /var/lib/papyra/notafile
