@@ -31,12 +31,16 @@ func TestMixedSizes(t *testing.T) {
 	must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "ref", ID: "1-0", Values: []any{"data", bigRecord(0, 1, big)}}).Err())
 	for _, order := range []string{"LargeFirst", "SmallFirst"} {
 		for _, mode := range []struct {
-			name string
-			mod  func(*config.Target)
+			name  string
+			mod   func(*config.Target)
+			short bool // run with -short too
 		}{
-			{"Scan", func(*config.Target) {}},
-			{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }},
+			{"Scan", func(*config.Target) {}, true},
+			{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, false},
 		} {
+			if testing.Short() && !mode.short {
+				continue
+			}
 			t.Run(order+"/"+mode.name, func(t *testing.T) {
 				sys := strings.ToLower(order + "-" + mode.name)
 				key := "papyra:" + sys + ":events"
