@@ -321,17 +321,7 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	threshold, skip := belowMinReclaim(t, planned)
 	valve := checkValve(t, planned)
 	if opts.DryRun {
-		st := planned
-		switch {
-		case skip:
-			why := minReclaimWhy(t, planned, threshold)
-			st.Notes = append(st.Notes, "a run would skip the compaction below min_reclaim and change nothing")
-			st.Debt = append(append([]backends.Debt{}, st.Debt...), planDebt(backends.DebtBelowMinReclaim, why, planned))
-		case valve != nil:
-			st.Notes = append(st.Notes, fmt.Sprintf("a run without --force would be refused: %v", valve))
-			st.Debt = refusedDebt(planned)
-		}
-		return st, true, nil
+		return Judge(t, planned), true, nil
 	}
 	// A compaction too small to be worth its rewrite changes nothing, so
 	// the safety valve has nothing to refuse and nobody is paged.

@@ -30,8 +30,32 @@ func belowMinReclaim(t config.Target, s backends.Stats) (threshold int64, skip b
 	if s.Removed() == 0 && s.Quarantined == 0 && s.BlankLines == 0 {
 		return 0, false
 	}
+	// A store whose size is unknown (Redis without MEMORY USAGE) cannot
+	// be judged: skipping it would skip every run, and owe more forever.
+	if s.BytesBefore <= 0 {
+		return 0, false
+	}
 	threshold = t.MinReclaim.Of(s.BytesBefore)
 	return threshold, s.Reclaimed() < threshold
+}
+
+// Judge returns a plan's stats as a real run (without --force) would
+// judge them, changing nothing: a compaction skipped below min_reclaim or
+// refused by the safety valve says so in a note, and owes what it would
+// leave in its Debt. Dry runs report it; `explain` can too.
+func Judge(t config.Target, planned backends.Stats) backends.Stats {
+	st := planned
+	st.Notes = append([]string{}, planned.Notes...)
+	if threshold, skip := belowMinReclaim(t, planned); skip {
+		st.Notes = append(st.Notes, "a run would skip the compaction below min_reclaim and change nothing")
+		st.Debt = append(append([]backends.Debt{}, planned.Debt...), planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(t, planned, threshold), planned))
+		return st
+	}
+	if err := checkValve(t, planned); err != nil {
+		st.Notes = append(st.Notes, fmt.Sprintf("a run without --force would be refused: %v", err))
+		st.Debt = refusedDebt(planned)
+	}
+	return st
 }
 
 // minReclaimWhy says why a compaction was (or would be) skipped.

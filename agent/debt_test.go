@@ -36,6 +36,9 @@ func TestBelowMinReclaim(t *testing.T) {
 		{"QuarantineOnly", amount(config.Amount{Bytes: 1 << 30}), backends.Stats{RecordsBefore: 100, Quarantined: 1, BytesBefore: 10_000, BytesAfter: 9_990}, true},
 		// Redis: BytesAfter can exceed BytesBefore in a plan (memory
 		// estimates); Reclaimed is then 0.
+		// Size unknown (Redis without MEMORY USAGE): never judged, or
+		// every run would skip.
+		{"SizeUnknown", amount(config.Amount{Bytes: 1}), backends.Stats{RecordsBefore: 100, RemovedAge: 10}, false},
 		{"GrowsIsZero", amount(config.Amount{Bytes: 1}), backends.Stats{RecordsBefore: 100, RemovedAge: 1, BytesBefore: 100, BytesAfter: 200}, true},
 	}
 	for _, tt := range tests {

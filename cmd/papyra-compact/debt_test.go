@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/papyra-compact/papyra-compact/agent"
 	"github.com/papyra-compact/papyra-compact/backends/backendtest"
@@ -200,4 +203,95 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDebt_Redis runs a real redis-server's stream through the CLI: a
+// consumer group that has not acknowledged what retention would remove
+// is debt held by that group, in plain words in status (with the oldest
+// entry it holds), per reason in the textfile, with a since that stays
+// while it holds them and goes when it lets go; min_reclaim skips a trim
+// that frees less, changing nothing.
+func TestDebt_Redis(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rc.Close()
+	const stream = "papyra:local:events"
+	// 20 entries a day apart by ID and timestamp: max_age 1d at --now
+	// 1795000000 removes the first 18 or 19.
+	for i := 1; i <= 20; i++ {
+		id := fmt.Sprintf("%d-0", int64(1793300000000)+int64(i)*86_400_000)
+		must(t, rc.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id,
+			Values: []any{"data", fmt.Sprintf(`{"kind": "event", "timestamp": %d.0}`, 1793300000+i*86400)}}).Err())
+	}
+	// billing has read the first 5 and acknowledged none: it holds
+	// everything from the first entry.
+	must(t, rc.XGroupCreate(ctx, stream, "billing", "0").Err())
+	must(t, rc.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "billing", Consumer: "c", Streams: []string{stream, ">"}, Count: 5}).Err())
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "compact.yaml")
+	textfile := filepath.Join(dir, "papyra.prom")
+	writeCfg := func(extra string) {
+		y := "state_dir: " + dir + "/state\nlock_dir: " + dir + "/lock\nquarantine_dir: " + dir + "/q\n" +
+			"metrics:\n  textfile: " + textfile + "\ntargets:\n" +
+			"  - name: ev\n    kind: redis\n    url: redis://" + srv.Addr + "/0\n    approximate: false\n" + extra +
+			"    retention:\n      max_age: 1d\n"
+		must(t, os.WriteFile(cfg, []byte(y), 0o644))
+	}
+	writeCfg("")
+	inProcess := func(args ...string) (int, string, string) { return cli(t, args...) }
+	var since []string
+	for i := range 2 {
+		if code, out, errs := cli(t, "run", "--config", cfg, "--now", "1795000000"); code != 0 {
+			t.Fatalf("run %d: exit %d\n%s\n%s", i, code, out, errs)
+		}
+		prom, err := os.ReadFile(textfile)
+		must(t, err)
+		since = append(since, promLine(t, prom, `papyra_compact_retention_debt_since_timestamp_seconds{backend="redis",reason="held_by_group",target="ev"}`))
+	}
+	if since[0] == "" || since[0] != since[1] {
+		t.Errorf("held_by_group since over two runs: got %q, want the first run's start twice", since)
+	}
+	if n := rc.XLen(ctx, stream).Val(); n != 20 {
+		t.Fatalf("the group's entries were trimmed: %d left", n)
+	}
+	d := debtStatus(t, inProcess, cfg)
+	if len(d) != 1 || d[0].Reason != "held_by_group" || d[0].Records == nil || *d[0].Records < 18 || d[0].Bytes != nil || d[0].Oldest == nil ||
+		d[0].Oldest.Unix() != 1793300000+86400 || !strings.Contains(d[0].Text, "policy cannot be met: group billing of papyra:local:events holds ") ||
+		!strings.Contains(d[0].Text, " entries since 2026-10-") {
+		t.Errorf("status debt: got %+v", d)
+	}
+	_, table, _ := cli(t, "status", "--config", cfg)
+	if !strings.Contains(table, "ev: policy cannot be met: group billing of papyra:local:events holds ") {
+		t.Errorf("status table lacks the debt:\n%s", table)
+	}
+	wantDebt(t, textfile, "held_by_group", fmt.Sprint(*d[0].Records), "", true)
+	wantDebt(t, textfile, "approximate_trim", "0", "0", false)
+
+	// billing lets go: the next run trims, and the debt is paid.
+	must(t, rc.XGroupDestroy(ctx, stream, "billing").Err())
+	// With a threshold above what the trim frees, the run is skipped.
+	writeCfg("    min_reclaim: 1G\n")
+	code, out, errs := cli(t, "run", "--config", cfg, "--now", "1795000000")
+	if code != 0 || !strings.Contains(out, "compaction skipped below min_reclaim") {
+		t.Fatalf("exit %d, want a skip:\n%s\n%s", code, out, errs)
+	}
+	if n := rc.XLen(ctx, stream).Val(); n != 20 {
+		t.Errorf("a skipped run trimmed: %d left", n)
+	}
+	wantDebt(t, textfile, "held_by_group", "0", "0", false)
+	if d := debtStatus(t, inProcess, cfg); len(d) != 1 || d[0].Reason != "below_min_reclaim" || d[0].Records == nil || *d[0].Records < 18 {
+		t.Errorf("status debt after the skip: got %+v, want the trim below min_reclaim", d)
+	}
+	writeCfg("")
+	if code, out, errs := cli(t, "run", "--config", cfg, "--now", "1795000000"); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if n := rc.XLen(ctx, stream).Val(); n > 2 {
+		t.Errorf("%d entries left, want the last day's", n)
+	}
+	if d := debtStatus(t, inProcess, cfg); len(d) != 0 {
+		t.Errorf("status debt after the trim: got %+v, want none", d)
+	}
+	wantDebt(t, textfile, "below_min_reclaim", "0", "0", false)
 }
