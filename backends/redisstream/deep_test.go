@@ -97,3 +97,25 @@ func TestDeepEntries(t *testing.T) {
 		})
 	}
 }
+
+// TestDeepEntries_NotCountedForBytes: a deep entry is not a record, so it
+// never uses up max_total_bytes: walking back from the newest entry
+// without a scan, the records behind a deep one that alone would not fit
+// the budget are kept.
+func TestDeepEntries_NotCountedForBytes(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const key = "papyra:local:events"
+	now := time.Now().Truncate(time.Millisecond)
+	recs := series(now.Add(-time.Minute), 5, time.Millisecond)
+	recs = append(recs, rec{ms: now.Add(-time.Second).UnixMilli(), fields: []any{"data", deepRecord(99, 2000, float64(now.Unix()), "")}})
+	write(t, c, key, recs)
+	b := newBackend(t, target([]string{srv.Addr}, exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxTotalBytes: ptr[int64](2000)}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := xlen(t, c, key); n != 6 || st.Removed() != 0 {
+		t.Errorf("%d entries left, removed %d; want all 6 (5 records of about 150 bytes fit 2000; the deep entry does not count)", n, st.Removed())
+	}
+}

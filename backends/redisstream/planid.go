@@ -208,7 +208,9 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 				return w, nil
 			}
 			v := k.entry(m, budget != nil)
-			if budget != nil && !v.corrupt {
+			// Unreadable and Unsure entries are not records: they never
+			// use up max_total_bytes (as in the file backends).
+			if budget != nil && !v.corrupt && !v.unsure {
 				if total+v.size > *budget {
 					w.stop, w.boundary = stopBytes, lastKept
 					if w.kept == 0 {
@@ -218,7 +220,7 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 				}
 				total += v.size
 			}
-			if v.hasTS && !v.corrupt && (!w.hasOldest || v.ts < w.oldest) {
+			if v.hasTS && !v.corrupt && !v.unsure && (!w.hasOldest || v.ts < w.oldest) {
 				w.oldest, w.hasOldest = v.ts, true
 			}
 			w.kept++
