@@ -17,6 +17,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Outcome is how one target's run ended.
@@ -150,11 +151,15 @@ type Agent struct {
 	cfg *config.Config
 	reg *backends.Registry
 	log *slog.Logger
+	// space is the free-space budget of every run this agent has in
+	// flight (the daemon runs several at once): what they write to one
+	// file system is summed against its headroom.
+	space *fsutil.Space
 }
 
 // New returns an agent.
 func New(cfg *config.Config, reg *backends.Registry, log *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, reg: reg, log: log}
+	return &Agent{cfg: cfg, reg: reg, log: log, space: fsutil.NewSpace()}
 }
 
 // ErrUnknownTarget is returned when Options.Targets names a target the
@@ -285,7 +290,7 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 		return backends.Stats{}, false, err
 	}
 	env := envFor(a.cfg, t, log)
-	env.LockKey = key
+	env.LockKey, env.Space = key, a.space
 	b, err := a.reg.New(t, env)
 	if err != nil {
 		return backends.Stats{}, false, err

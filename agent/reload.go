@@ -416,7 +416,12 @@ func (r *Reloader) build(raw []byte) (*Snapshot, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return &Snapshot{Config: cfg, Agent: New(cfg, r.opts.Registry, r.log)}, nil
+	a := New(cfg, r.opts.Registry, r.log)
+	if old := r.cur.Load(); old != nil && old.Agent != nil {
+		// Runs of the old snapshot may still be in flight: one budget.
+		a.space = old.Agent.space
+	}
+	return &Snapshot{Config: cfg, Agent: a}, nil
 }
 
 // logRejected logs a rejected configuration, one entry per problem so that

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Sentinel errors shared by every backend. Callers test them with errors.Is.
@@ -457,6 +458,12 @@ type Env struct {
 	// then, so that the lock, the recovery records and the files it
 	// changes always name one store.
 	LockKey string
+	// Space is the free-space budget the backend claims every file it
+	// writes from (see fsutil.Space): the agent shares one among the runs
+	// it has in flight at once, so that runs writing to one file system
+	// together leave the headroom Papyra's appends need. Nil: the
+	// backend's own.
+	Space *fsutil.Space
 }
 
 // Factory builds a backend for one target.

@@ -215,7 +215,7 @@ func TestBackend_Headroom(t *testing.T) {
 				return layout{d, filepath.Join(d, "quarantine"), t.TempDir(), ""}
 			},
 			valid: (7 << 20) / k, corrupt: (5 << 19) / k, lineLen: 100, fill: "z", fail: true, upFront: true,
-			where: func(l layout) string { return l.quarantine }, what: "held for this run's other files there",
+			where: func(l layout) string { return l.quarantine }, what: "held for other files the agent is writing there",
 		},
 		{
 			name: "RecoveryRecordOnAFullFileSystem",
@@ -498,5 +498,44 @@ targets:
 	}
 	if tf, err := os.ReadFile(filepath.Join(fsDir, "textfile", "papyra.prom")); err != nil || !strings.Contains(string(tf), `papyra_compact_runs_total{backend="jsonl",result="failure",target="issue"} 1`) {
 		t.Errorf("the textfile does not say the target failed: %v", err)
+	}
+}
+
+// TestBackend_HeadroomSharedWithAnotherRun: runs in flight at once (the
+// daemon's) share one budget: space another run holds on the file system
+// counts against this one's claims, and once it is given back the run
+// fits.
+func TestBackend_HeadroomSharedWithAnotherRun(t *testing.T) {
+	fsDir := testutil.Tmpfs(t, "8m")
+	path := filepath.Join(fsDir, "s.jsonl")
+	var b strings.Builder
+	b.WriteString(rec(0, old) + "\n")
+	for i := 1; b.Len() < 1<<20; i++ {
+		b.WriteString(rec(i, fresh) + "\n")
+		if i%10 == 0 {
+			b.WriteString(corruptLine(i, 100, "s"))
+		}
+	}
+	write(t, path, b.String(), 0o644)
+	space := fsutil.NewSpace()
+	// Another run holds all but 1 MiB of what may be written.
+	other, err := space.Claim("another run's rewrite", fsDir, testutil.FreeBytes(t, fsDir)-headroomOf(t, fsDir)-(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env(t.TempDir())
+	e.QuarantineDir = filepath.Join(fsDir, "quarantine")
+	e.Space = space
+	pol := config.Retention{MaxAgeSeconds: ptr[float64](600)}
+	_, err = compact(t, newBackendIn(t, path, e), pol)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "held for other files the agent is writing there") {
+		t.Fatalf("run while another holds the space: got %v, want ENOSPC counting what the other run holds", err)
+	}
+	if got := read(t, path); got != b.String() {
+		t.Fatal("the store changed after a failed run")
+	}
+	other.Release()
+	if _, err := compact(t, newBackendIn(t, path, e), pol); err != nil {
+		t.Fatalf("run once the other run is done: %v", err)
 	}
 }

@@ -52,7 +52,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: t.Path, owner: t.Owner, env: env, log: env.Logger, space: fsutil.NewSpace()}, nil
+	return &Backend{path: t.Path, owner: t.Owner, env: env, log: env.Logger, space: spaceOf(env)}, nil
 }
 
 // LockKey is the real path of target t's store, resolved as the
@@ -172,4 +172,12 @@ func (b *Backend) checkCtx(ctx context.Context) error {
 		return fmt.Errorf("compact %s: %w", b.path, err)
 	}
 	return nil
+}
+
+// spaceOf is env's free-space budget, or a new one.
+func spaceOf(env backends.Env) *fsutil.Space {
+	if env.Space != nil {
+		return env.Space
+	}
+	return fsutil.NewSpace()
 }

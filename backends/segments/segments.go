@@ -71,7 +71,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Backend{path: filepath.Clean(t.Path), owner: t.Owner, maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger, space: fsutil.NewSpace()}, nil
+	return &Backend{path: filepath.Clean(t.Path), owner: t.Owner, maxBytes: *t.MaxBytes, maxFiles: *t.MaxFiles, env: env, log: env.Logger, space: spaceOf(env)}, nil
 }
 
 // LockKey is the real directory of target t's store, resolved as the
@@ -372,4 +372,12 @@ func (s store) settle(ctx context.Context, d time.Duration) (listing, error) {
 		prev = cur
 	}
 	return prev, nil
+}
+
+// spaceOf is env's free-space budget, or a new one.
+func spaceOf(env backends.Env) *fsutil.Space {
+	if env.Space != nil {
+		return env.Space
+	}
+	return fsutil.NewSpace()
 }

@@ -22,15 +22,16 @@ import (
 // Headroom, free.
 const Headroom = 64 << 20
 
-// Space is the free-space budget of one run.
+// Space is the free-space budget of the runs an agent has in flight
+// (one run's, or the daemon's several at once).
 //
 // A run writes several files — the rewrite's temp copy, quarantine,
 // scratch, recovery records — and the agent writes state and the
 // textfile after it; any of them may share a file system with each other
 // and with the store. Each writer claims what it is about to write before
 // it writes it. A claim is granted when the file system's free space, less
-// what the run's other claims on the same file system (same st_dev) hold
-// but have not written yet, and less the claim, still leaves the headroom
+// what the other claims on the same file system (same st_dev) hold but
+// have not written yet, and less the claim, still leaves the headroom
 // (see Headroom). Free space is what an unprivileged writer may use
 // (f_bavail), whatever the agent's euid: Papyra runs unprivileged, and the
 // blocks reserved for root are no use to it.
@@ -203,7 +204,7 @@ func (c *Claim) fits(st *unix.Statfs_t, held, need int64) error {
 	}
 	others := ""
 	if held > 0 {
-		others = fmt.Sprintf(" (%s of it held for this run's other files there)", bytesize.IEC(held))
+		others = fmt.Sprintf(" (%s of it held for other files the agent is writing there)", bytesize.IEC(held))
 	}
 	return fmt.Errorf("%s needs %s in %s and must leave %s free there for Papyra's appends, but only %s is free%s: %w",
 		c.what, bytesize.IEC(need), c.dir, bytesize.IEC(reserve), bytesize.IEC(free), others, unix.ENOSPC)
