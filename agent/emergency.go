@@ -15,6 +15,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // Emergency free space (a target's keep_free, journald's SystemKeepFree=).
@@ -313,15 +314,27 @@ func unmetReason(stores []*emStore, dropped map[*emStore]map[uint64]bool, free, 
 			}
 		}
 	}
-	parts := []string{fmt.Sprintf("%d bytes free, keep_free %d", free, keep)}
+	parts := []string{fmt.Sprintf("%s free, keep_free %s", bytesize.IEC(free), bytesize.IEC(keep))}
 	if ctxErr != nil {
 		parts = append(parts, "the check was stopped")
 	}
-	parts = append(parts, fmt.Sprintf("left: %d segments (%d bytes) holding records younger than min_keep or future-dated, and the active files, which are never dropped", young, youngBytes))
+	left := "left: the active files, which are never dropped"
+	if young > 0 {
+		left = fmt.Sprintf("left: %d rotated %s (%s) holding records younger than min_keep (or stamped after now), and the active files, which are never dropped",
+			young, plural(young, "segment", "segments"), bytesize.IEC(youngBytes))
+	}
+	parts = append(parts, left)
 	if len(passed) > 0 {
 		parts = append(parts, "passed over: "+strings.Join(passed, "; "))
 	}
 	return strings.Join(parts, "; ")
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // logDrop logs one drop with its record range and time span.
@@ -385,7 +398,7 @@ func EmergencySummary(f EmergencyFS) []string {
 		out = append(out, line)
 	}
 	if f.Unmet != "" {
-		out = append(out, fmt.Sprintf("keep_free not met on the file system of %s (%s): %s", f.Dir, strings.Join(f.Targets, ", "), f.Unmet))
+		out = append(out, fmt.Sprintf("keep_free not met on the file system of %s (targets %s): %s", f.Dir, strings.Join(f.Targets, ", "), f.Unmet))
 	}
 	return out
 }

@@ -268,7 +268,7 @@ func TestEmergency_Unmet(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("dropped %v, want %v", got, want)
 	}
-	if f.Unmet == "" || !strings.Contains(f.Unmet, "1 segments") {
+	if f.Unmet == "" || !strings.Contains(f.Unmet, "left: 1 rotated segment (64.0 KiB) holding records younger than min_keep") {
 		t.Errorf("unmet %q, want the young segment named", f.Unmet)
 	}
 	after := snapshotDir(t, mnt)

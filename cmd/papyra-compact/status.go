@@ -64,6 +64,9 @@ type statusRow struct {
 	// Debt is the retention debt the last run that could tell found:
 	// empty when the store meets its policy, null when no run measured it.
 	Debt []statusDebt `json:"debt"`
+	// Emergency is what emergency drops (keep_free) did and the last
+	// check of the store's file system; absent for a target never checked.
+	Emergency *agent.EmergencyState `json:"emergency,omitempty"`
 }
 
 // statusDebt is one part of a target's retention debt.
@@ -191,6 +194,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				row.NextRun = nil
 			}
 		}
+		if e := row.Emergency; e != nil && e.Unmet {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("keep_free not met on the file system of target %s (check of %s): %s",
+				t.Name, e.LastCheck.UTC().Format(time.RFC3339), e.UnmetReason))
+		}
 		rep.Failing = rep.Failing || row.Failing
 		rep.Targets = append(rep.Targets, row)
 	}
@@ -218,6 +225,7 @@ func newStatusRow(t config.Target, st agent.TargetState) statusRow {
 		Failing:   st.Failing(),
 		LastError: st.LastError,
 		Counters:  st.Counters,
+		Emergency: st.Emergency,
 	}
 	if row.Backend == "" {
 		row.Backend = st.Backend
@@ -332,6 +340,26 @@ func printStatusTable(w io.Writer, rep statusReport) error {
 			}
 			fmt.Fprintf(tw, "  %s: %s%s\n", r.Target, d.Text, owed)
 		}
+	}
+	emHeader := false
+	for _, r := range rep.Targets {
+		e := r.Emergency
+		if e == nil || (e.DroppedSegments == 0 && !e.Unmet) {
+			continue
+		}
+		if !emHeader {
+			fmt.Fprintln(tw, "\nemergency drops (free space below keep_free):")
+			emHeader = true
+		}
+		line := fmt.Sprintf("  %s: %d segments dropped (%d records, %s)", r.Target, e.DroppedSegments, e.DroppedRecords, bytesize.IEC(int64(e.DroppedBytes)))
+		if !e.LastDrop.IsZero() {
+			line += ", the last at " + e.LastDrop.UTC().Format(time.RFC3339)
+		}
+		line += fmt.Sprintf("; last check %s: %s free, keep_free %s", e.LastCheck.UTC().Format(time.RFC3339), bytesize.IEC(e.FreeBytes), bytesize.IEC(e.KeepFreeBytes))
+		if e.Unmet {
+			line += " (NOT met)"
+		}
+		fmt.Fprintln(tw, line)
 	}
 	heldHeader := false
 	for _, r := range rep.Targets {

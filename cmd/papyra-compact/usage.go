@@ -178,7 +178,8 @@ CONFIGURATION
     7caa53ed338848108dfab2c38a7e9ff1) with its records' time span and
     counted (papyra_compact_emergency_*); when keep_free cannot be met,
     "keep_free not met" (MESSAGE_ID 75fc40c7ca4548eb881eb4d5e1646960)
-    says what is left, and papyra_compact_emergency_keep_free_unmet is 1.
+    says what is left, papyra_compact_emergency_keep_free_unmet is 1, and
+    status warns and exits 1.
 
     A jsonl or rotating target is refused (exit 1, nothing touched) when
     someone other than its owner could have aimed the agent at it: a

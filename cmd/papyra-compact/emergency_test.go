@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/papyra-compact/papyra-compact/internal/testutil"
+)
+
+// TestCLI_EmergencyFreeSpace: on a nearly full file system, `run` drops
+// the opted-in store's rotated segments before its targets, prints each
+// drop with its time span and says keep_free cannot be met (the active
+// file stays); `status` shows the drops, warns and exits 1.
+func TestCLI_EmergencyFreeSpace(t *testing.T) {
+	mnt := testutil.Tmpfs(t, "1536k")
+	data := filepath.Join(mnt, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	active := filepath.Join(data, "audit.log")
+	now := time.Now().Unix()
+	for i, days := range map[int]int64{0: 1, 1: 10, 2: 12} {
+		var b strings.Builder
+		for n := 0; b.Len() < 60<<10; n++ {
+			fmt.Fprintf(&b, `{"system_id": "local", "actor_address": {"system": "local", "actor_id": 1}, "event_type": "ActorStarted", "payload": {"n": %d}, "timestamp": %d.5, "kind": "event"}`+"\n",
+				n, now-days*86400+int64(n))
+		}
+		p := active
+		if i > 0 {
+			p += fmt.Sprint(".", i)
+		}
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "compact.yaml")
+	y := "state_dir: " + dir + "/state\nlock_dir: " + dir + "/lock\nquarantine_dir: " + dir + "/q\n" +
+		"metrics:\n  textfile: \"\"\ndefaults:\n  grace_period: 10ms\ntargets:\n" +
+		"  - {name: audit, kind: rotating, path: " + active + ", max_bytes: 1048576, max_files: 10, keep_free: 90%, min_keep: 1d}\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "filler"), make([]byte, testutil.FreeBytes(t, mnt)-100<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(active)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "run", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"audit: emergency drop of " + active + ".2: ",
+		"audit: emergency drop of " + active + ".1: ",
+		"keep_free not met on the file system of " + data,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("run output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("run:\n%s", out)
+	if strings.Index(out, ".2: ") > strings.Index(out, ".1: ") {
+		t.Errorf("not oldest first:\n%s", out)
+	}
+	for _, gone := range []string{active + ".1", active + ".2"} {
+		if _, err := os.Stat(gone); err == nil {
+			t.Errorf("%s still there", gone)
+		}
+	}
+	if after, err := os.ReadFile(active); err != nil || string(after) != string(before) {
+		t.Errorf("the active file changed: %v", err)
+	}
+	code, out, _ = cli(t, "status", "--config", cfg)
+	t.Logf("status:\n%s", out)
+	if code != 1 || !strings.Contains(out, "WARNING: keep_free not met on the file system of target audit") ||
+		!strings.Contains(out, "audit: 2 segments dropped (") || !strings.Contains(out, "(NOT met)") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	_, out, _ = cli(t, "status", "--config", cfg, "--json")
+	var rep struct {
+		Targets []struct {
+			Emergency struct {
+				DroppedSegments int  `json:"dropped_segments"`
+				DroppedRecords  int  `json:"dropped_records"`
+				Unmet           bool `json:"unmet"`
+			} `json:"emergency"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Targets) != 1 {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if e := rep.Targets[0].Emergency; e.DroppedSegments != 2 || e.DroppedRecords == 0 || !e.Unmet {
+		t.Errorf("status --json emergency: %+v", e)
+	}
+}
