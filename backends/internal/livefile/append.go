@@ -69,7 +69,7 @@ func (p *Progress) Append(old, dst *os.File, space *fsutil.Space, save, appended
 		if err := unix.Fstat(int(dst.Fd()), &dst0); err != nil {
 			return total, fmt.Errorf("stat %s: %w", dst.Name(), err)
 		}
-		claim, err := space.ClaimAt("the lines drained from the replaced file", int(dst.Fd()), dst.Name(), int64(len(chunk)))
+		claim, err := space.ClaimAt("draining the replaced file", int(dst.Fd()), dst.Name(), int64(len(chunk)))
 		if err != nil {
 			return total, err
 		}
