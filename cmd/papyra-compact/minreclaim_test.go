@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
@@ -209,4 +211,86 @@ func promLine(t *testing.T, prom []byte, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// TestMinReclaim_Rotating: on Papyra's rotating store the skip is whole:
+// no segment is dropped, rewritten or touched (same inode, same bytes),
+// and what max_records would remove is owed below min_reclaim; a
+// threshold the compaction meets compacts as without it.
+func TestMinReclaim_Rotating(t *testing.T) {
+	segments := []string{"store.log.7", "store.log.6", "store.log.5", "store.log.4", "store.log.3", "store.log.2", "store.log.1", "store.log"}
+	for _, tt := range []struct {
+		name string
+		min  string
+		skip bool
+	}{{"Skipped", `"90%"`, true}, {"Met", "1KiB", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			must(t, os.Mkdir(data, 0o755))
+			before := map[string]string{}
+			for _, s := range segments {
+				testutil.CopyFile(t, testutil.Fixture(t, "rotating/"+s), filepath.Join(data, s))
+				b, err := os.ReadFile(filepath.Join(data, s))
+				must(t, err)
+				st, err := os.Stat(filepath.Join(data, s))
+				must(t, err)
+				before[s] = fmt.Sprint(inodeOf(st), string(b))
+			}
+			cfg := filepath.Join(dir, "compact.yaml")
+			must(t, os.WriteFile(cfg, []byte("state_dir: "+dir+"/state\nlock_dir: "+dir+"/lock\nquarantine_dir: "+dir+"/q\n"+
+				"metrics:\n  textfile: "+dir+"/m.prom\ndefaults:\n  grace_period: 10ms\ntargets:\n"+
+				"  - name: audit\n    kind: rotating\n    path: "+data+"/store.log\n    max_bytes: 40000\n    max_files: 8\n"+
+				"    min_reclaim: "+tt.min+"\n    retention:\n      max_records: 700\n"), 0o644))
+			code, out, errs := cli(t, "run", "--config", cfg)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+			}
+			changed := 0
+			for _, s := range segments {
+				st, err := os.Stat(filepath.Join(data, s))
+				if err != nil {
+					changed++
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(data, s))
+				must(t, err)
+				if fmt.Sprint(inodeOf(st), string(b)) != before[s] {
+					changed++
+				}
+			}
+			_, js, _ := cli(t, "status", "--config", cfg, "--json")
+			var rep statusReport
+			must(t, json.Unmarshal([]byte(js), &rep))
+			debt := rep.Targets[0].Debt
+			if tt.skip {
+				if changed != 0 || !strings.Contains(out, "segments dropped 0, rewritten 0, untouched 8") || !strings.Contains(out, "compaction skipped below min_reclaim") {
+					t.Errorf("skip changed %d segments:\n%s", changed, out)
+				}
+				if len(debt) != 1 || debt[0].Reason != "below_min_reclaim" || debt[0].Records == nil || *debt[0].Records <= 0 {
+					t.Errorf("status debt: got %+v, want max_records' removals below min_reclaim", debt)
+				}
+				return
+			}
+			want, err := os.ReadFile(testutil.Fixture(t, "rotating/expected.max_records-700.jsonl"))
+			must(t, err)
+			var got []byte
+			for _, s := range segments {
+				b, err := os.ReadFile(filepath.Join(data, s))
+				if err == nil {
+					got = append(got, b...)
+				}
+			}
+			if changed == 0 || !bytes.Equal(got, want) || len(debt) != 0 {
+				t.Errorf("compaction: %d segments changed, survivors as Papyra's %v, debt %+v\n%s", changed, bytes.Equal(got, want), debt, out)
+			}
+		})
+	}
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
 }
