@@ -69,9 +69,9 @@ func NewWriter(space *fsutil.Space, dir, base string, now time.Time) *Writer {
 }
 
 // entryOverhead is the least an entry adds to its line's bytes, without
-// the source path: `{"source":"","line":0,"offset":0,"reason":"","raw":""}`
-// and a newline.
-const entryOverhead = len(`{"source":"","line":0,"offset":0,"reason":"","raw":""}`) + 1
+// the source path: `{"source":"","line":0,"offset":0,"reason":""}` and a
+// newline ("raw" is left out when the line is empty).
+const entryOverhead = len(`{"source":"","line":0,"offset":0,"reason":""}`) + 1
 
 // Estimate is a lower bound of the size of the quarantine file that holds
 // n lines of source totalling size bytes, terminators included: a line's
