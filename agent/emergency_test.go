@@ -639,3 +639,56 @@ func TestEmergency_OrderByNewestRecord(t *testing.T) {
 		t.Errorf("drops %+v, want b's store.log.3 alone (its newest record, 8 days old, is the oldest newest; a.4's is 3 days old)", f.Drops)
 	}
 }
+
+// TestEmergency_DaemonChecksBeforeFirstRuns: a daemon started on a file
+// system already below keep_free drops segments before any target's
+// first compaction starts.
+func TestEmergency_DaemonChecksBeforeFirstRuns(t *testing.T) {
+	mnt := smallFS(t, 1<<20+512<<10)
+	now := time.Now()
+	cfg := emStores(t, mnt, now)
+	dir := t.TempDir()
+	free := fill(t, mnt, 64<<10)
+	keep := free + segmentBytes/2
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s/state\nlock_dir: %s/lock\nquarantine_dir: %s/q\nmetrics:\n  textfile: \"\"\ndefaults:\n  grace_period: 10ms\ntargets:\n", dir, dir, dir)
+	for _, tg := range cfg.Targets {
+		fmt.Fprintf(&b, "  - {name: %s, kind: rotating, path: %s, max_bytes: %d, max_files: 10, interval: 1h", tg.Name, tg.Path, segmentBytes)
+		if tg.KeepFree != nil {
+			fmt.Fprintf(&b, ", keep_free: %d, min_keep: 1d", keep)
+		}
+		b.WriteString("}\n")
+	}
+	path := filepath.Join(dir, "compact.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.RunDaemon(ctx, agent.DaemonOptions{
+			ConfigPath: path, Registry: all.Backends(), Logger: slog.New(slog.DiscardHandler),
+			StopGrace: 5 * time.Second, EmergencyEvery: time.Hour,
+		})
+	}()
+	state := func(target string) agent.TargetState {
+		st, _, _ := agent.LoadTargetState(dir+"/state", target)
+		return st
+	}
+	eventually(t, 60*time.Second, "the first runs of every target", func() bool {
+		return state("a").LastResult != "" && state("b").LastResult != "" && state("c").LastResult != ""
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	e := state("a").Emergency
+	if e == nil || e.DroppedSegments != 1 || e.LastDrop.IsZero() {
+		t.Fatalf("emergency state of a: %+v", e)
+	}
+	for _, tg := range []string{"a", "b", "c"} {
+		if st := state(tg); !st.LastRun.After(e.LastDrop) {
+			t.Errorf("target %s started at %v, before the emergency drop at %v", tg, st.LastRun, e.LastDrop)
+		}
+	}
+}

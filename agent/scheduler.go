@@ -225,8 +225,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		runCtx:    runCtx,
 	}
 	defer close(l.gone)
+	// Free space first: no target starts before the first emergency
+	// check is over (the loop keeps pinging the watchdog meanwhile).
+	var checked <-chan struct{}
 	if s.opts.Emergency != nil {
-		stop := s.emergencyTicker(ctx, runCtx)
+		var stop func()
+		stop, checked = s.emergencyTicker(ctx, runCtx)
 		defer stop()
 	}
 	timer := time.NewTimer(time.Hour)
@@ -237,11 +241,22 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		_ = failpoint.Inject("scheduler-loop")
 		now := time.Now()
 		l.reconcile(s.opts.Source.Current(), now)
-		l.startDue(now)
+		if isClosed(checked) {
+			l.startDue(now)
+		}
 		l.report(now)
 		s.opts.Notifier.Watchdog()
 
-		timer.Reset(l.sleep(time.Now()))
+		wait := l.sleep(time.Now())
+		if !isClosed(checked) {
+			// Due targets wait for the first emergency check, which
+			// wakes the loop when it is over: no spinning meanwhile.
+			wait = time.Hour
+			if wd := s.opts.Notifier.WatchdogInterval(); wd > 0 {
+				wait = wd / 2
+			}
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return l.shutdown(cancelRuns)
@@ -253,22 +268,41 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// isClosed reports whether ch is closed; a nil channel counts as closed.
+func isClosed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // emergencyTicker runs the emergency check now and every EmergencyEvery
-// until ctx is done (no new check starts during the stop grace). A check
-// in flight then finishes under runCtx; stop cancels it and waits.
-func (s *Scheduler) emergencyTicker(ctx, runCtx context.Context) (stop func()) {
+// until ctx is done (no new check starts during the stop grace); checked
+// is closed, and the loop woken, once the first check is over. A check in
+// flight then finishes under runCtx; stop cancels it and waits.
+func (s *Scheduler) emergencyTicker(ctx, runCtx context.Context) (stop func(), checked <-chan struct{}) {
 	every := s.opts.EmergencyEvery
 	if every <= 0 {
 		every = DefaultEmergencyEvery
 	}
 	checkCtx, cancel := context.WithCancel(runCtx)
 	done := make(chan struct{})
+	first := make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			s.opts.Emergency(checkCtx)
+			if !isClosed(first) {
+				close(first)
+				s.Wake()
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -279,7 +313,7 @@ func (s *Scheduler) emergencyTicker(ctx, runCtx context.Context) (stop func()) {
 	return func() {
 		cancel()
 		<-done
-	}
+	}, first
 }
 
 // reconcile brings the schedule in line with snap.
