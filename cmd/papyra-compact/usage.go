@@ -276,7 +276,8 @@ EXPLAIN
     the store the units' sandbox does not let the service write.
 
     It works as any user: it never recovers an interrupted run, takes
-    the store's lock only when it can, and plans in the temporary
+    the store's lock only when it can (a run that starts meanwhile is
+    skipped as locked), and plans in the temporary
     directory when the state directory is not writable. When this user
     cannot read the store (a 0600 file, a Redis password_file only the
     service reads) or the configuration, it says so and shows the last
