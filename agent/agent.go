@@ -155,11 +155,14 @@ type Agent struct {
 	// flight (the daemon runs several at once): what they write to one
 	// file system is summed against its headroom.
 	space *fsutil.Space
+	// shedCache remembers what emergency checks read of rotated segments
+	// that have not changed since (see backends.ShedCache).
+	shedCache *backends.ShedCache
 }
 
 // New returns an agent.
 func New(cfg *config.Config, reg *backends.Registry, log *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, reg: reg, log: log, space: fsutil.NewSpace()}
+	return &Agent{cfg: cfg, reg: reg, log: log, space: fsutil.NewSpace(), shedCache: backends.NewShedCache()}
 }
 
 // ErrUnknownTarget is returned when Options.Targets names a target the

@@ -197,7 +197,7 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 	keys := map[string]bool{}
 	for n, i := range idx {
 		t := a.cfg.Targets[i]
-		s := &emStore{t: t, order: n, pol: backends.ShedPolicy{Now: now, MinKeep: time.Duration(*t.MinKeep)}}
+		s := &emStore{t: t, order: n, pol: backends.ShedPolicy{Now: now, MinKeep: time.Duration(*t.MinKeep), Cache: a.shedCache}}
 		stores = append(stores, s)
 		s.failed = a.openShed(ctx, s, keys)
 		if s.failed != "" {
@@ -272,6 +272,9 @@ func (a *Agent) openShed(ctx context.Context, s *emStore, keys map[string]bool) 
 		return "another target names the same store"
 	}
 	keys[key] = true
+	// Its own free-space budget, not the agent's shared one (env.Space
+	// unset): a drop may write into the headroom (Shedder), which must
+	// not extend to the compactions in flight beside it.
 	env := envFor(a.cfg, t, a.log.With("target", t.Name, "backend", t.Kind))
 	env.LockKey = key
 	if s.b, err = a.reg.New(t, env); err != nil {

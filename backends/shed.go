@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,9 @@ type ShedPolicy struct {
 	// MinKeep: a part whose newest record is younger than this is never
 	// a candidate (ShedSegment.Keep says so).
 	MinKeep time.Duration
+	// Cache, when set, spares reading parts read before that have not
+	// changed since.
+	Cache *ShedCache
 }
 
 // Cutoff is the newest time, in Unix seconds, a part may hold and still
@@ -127,4 +131,79 @@ type ShedStats struct {
 	// HasTimes.
 	Oldest, Newest float64
 	HasTimes       bool
+}
+
+// ShedCache remembers what a Shedder read of parts that have not changed
+// since (same inode, size, modification and change times), so that a
+// check repeated every minute while keep_free cannot be met does not read
+// every rotated segment again: nothing appends to a rotated segment. It
+// is safe for concurrent use; the zero value is not, use NewShedCache.
+type ShedCache struct {
+	mu sync.Mutex
+	m  map[ShedKey]ShedFacts
+	// hits counts lookups that found an entry (for tests and figures).
+	hits int64
+}
+
+// ShedKey identifies one unchanged part.
+type ShedKey struct {
+	Dev, Ino         uint64
+	Size             int64
+	MtimeNs, CtimeNs int64
+}
+
+// ShedFacts is what reading a part found, before any policy is applied.
+type ShedFacts struct {
+	Records, Other int64
+	Oldest, Newest float64
+	HasTimes       bool
+	// Undated is true when some line's time could not be read.
+	Undated bool
+	// NewestFinite is the newest finite timestamp (-Inf when none).
+	NewestFinite float64
+}
+
+// maxShedCache bounds a ShedCache: when full, it starts over.
+const maxShedCache = 1 << 16
+
+// NewShedCache returns an empty cache.
+func NewShedCache() *ShedCache { return &ShedCache{m: map[ShedKey]ShedFacts{}} }
+
+// Get returns the facts of k, if known. A nil cache knows nothing.
+func (c *ShedCache) Get(k ShedKey) (ShedFacts, bool) {
+	if c == nil {
+		return ShedFacts{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.m[k]
+	if ok {
+		c.hits++
+	}
+	return f, ok
+}
+
+// Put remembers f for k, and forgets parts of the same inode that differ.
+func (c *ShedCache) Put(k ShedKey, f ShedFacts) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxShedCache {
+		clear(c.m) // parts long gone; bounded memory matters more
+	}
+	for old := range c.m {
+		if old.Dev == k.Dev && old.Ino == k.Ino {
+			delete(c.m, old)
+		}
+	}
+	c.m[k] = f
+}
+
+// Hits is how many lookups found an entry.
+func (c *ShedCache) Hits() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits
 }

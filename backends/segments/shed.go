@@ -181,49 +181,20 @@ func (b *Backend) shedPlan(ctx context.Context) (*plan, error) {
 // +Infinity timestamp, or one after now, is a record Papyra keeps
 // forever or a writer's clock gone wrong: the segment is never shed.
 func shedInfo(ctx context.Context, g *seg, sp backends.ShedPolicy) (backends.ShedSegment, float64, error) {
+	key := backends.ShedKey{Dev: g.id.Dev, Ino: g.id.Ino, Size: g.st.Size, MtimeNs: g.st.Mtim.Nano(), CtimeNs: g.st.Ctim.Nano()}
+	f, ok := sp.Cache.Get(key)
+	if !ok {
+		var err error
+		if f, err = shedRead(ctx, g); err != nil {
+			return backends.ShedSegment{}, f.NewestFinite, err
+		}
+		sp.Cache.Put(key, f)
+	}
 	c := backends.ShedSegment{
 		Name: g.path, Position: g.index, Dev: g.id.Dev, Ino: g.id.Ino, Size: g.st.Size,
-		Oldest: math.Inf(1), Newest: math.Inf(-1),
+		Records: f.Records, Other: f.Other, Oldest: f.Oldest, Newest: f.Newest, HasTimes: f.HasTimes,
 	}
-	finite := math.Inf(-1)
-	undated := false
-	// Every record passes (no age retention): the block's entries carry
-	// each record's timestamp; nothing is written anywhere.
-	pol := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
-	err := classify.File(ctx, g.f, g.st.Size, pol, func(b *classify.Block) error {
-		if b.Torn {
-			c.Other++ // a torn last line: nothing appends to a rotated segment
-		}
-		r := scratch.NewReader(bytes.NewReader(b.Entries))
-		for range b.Lines {
-			e, err := r.Next()
-			if err != nil {
-				return err
-			}
-			switch e.Code {
-			case scratch.Keep:
-				c.Records++
-				if !e.HasTS || math.IsNaN(e.TS) || math.IsInf(e.TS, -1) {
-					undated = true
-					continue
-				}
-				c.Oldest, c.Newest, c.HasTimes = min(c.Oldest, e.TS), max(c.Newest, e.TS), true
-				if !math.IsInf(e.TS, 1) {
-					finite = max(finite, e.TS)
-				}
-			case scratch.Unsure:
-				// Papyra may read it as a record; its time is unknown.
-				c.Other++
-				undated = true
-			case scratch.Corrupt:
-				c.Other++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return c, finite, fmt.Errorf("scan %s: %w", g.path, err)
-	}
+	finite, undated := f.NewestFinite, f.Undated
 	if !c.HasTimes {
 		c.Oldest, c.Newest = 0, 0
 	}
@@ -248,6 +219,50 @@ func shedInfo(ctx context.Context, g *seg, sp backends.ShedPolicy) (backends.She
 		c.Keep = what
 	}
 	return c, finite, nil
+}
+
+// shedRead reads segment g whole, writing nothing, and returns what its
+// lines say about time.
+func shedRead(ctx context.Context, g *seg) (backends.ShedFacts, error) {
+	f := backends.ShedFacts{Oldest: math.Inf(1), Newest: math.Inf(-1), NewestFinite: math.Inf(-1)}
+	// Every record passes (no age retention): the block's entries carry
+	// each record's timestamp.
+	pol := classify.Policy{MaxLine: maxLine, MaxDepth: pyjson.DefaultMaxDepth}
+	err := classify.File(ctx, g.f, g.st.Size, pol, func(b *classify.Block) error {
+		if b.Torn {
+			f.Other++ // a torn last line: nothing appends to a rotated segment
+		}
+		r := scratch.NewReader(bytes.NewReader(b.Entries))
+		for range b.Lines {
+			e, err := r.Next()
+			if err != nil {
+				return err
+			}
+			switch e.Code {
+			case scratch.Keep:
+				f.Records++
+				if !e.HasTS || math.IsNaN(e.TS) || math.IsInf(e.TS, -1) {
+					f.Undated = true
+					continue
+				}
+				f.Oldest, f.Newest, f.HasTimes = min(f.Oldest, e.TS), max(f.Newest, e.TS), true
+				if !math.IsInf(e.TS, 1) {
+					f.NewestFinite = max(f.NewestFinite, e.TS)
+				}
+			case scratch.Unsure:
+				// Papyra may read it as a record; its time is unknown.
+				f.Other++
+				f.Undated = true
+			case scratch.Corrupt:
+				f.Other++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return f, fmt.Errorf("scan %s: %w", g.path, err)
+	}
+	return f, nil
 }
 
 // fmtTS prints Unix seconds in UTC when they are a plausible time.
