@@ -258,3 +258,55 @@ func TestShed_Refuses(t *testing.T) {
 		}
 	})
 }
+
+// TestShed_CacheSparesRereading: with a cache, a second listing does not
+// read segments that have not changed (same inode, size, mtime and
+// ctime); a segment rewritten in place with the same size and mtime
+// (its ctime moves) is read again and judged on what it holds now.
+func TestShed_CacheSparesRereading(t *testing.T) {
+	old := shedNow - 10*86400
+	active := lay(t, layout{0: rec(1, shedNow), 1: rec(2, old), 2: rec(3, old)})
+	s, _ := shedder(t, active)
+	pol := shedPolicy
+	pol.Cache = backends.NewShedCache()
+	ctx := context.Background()
+	if _, err := s.ShedCandidates(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	if h := pol.Cache.Hits(); h != 0 {
+		t.Fatalf("%d hits on a first listing", h)
+	}
+	cs, err := s.ShedCandidates(ctx, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := pol.Cache.Hits(); h != 2 {
+		t.Errorf("%d hits on the second listing, want both rotated segments", h)
+	}
+	if c := byPosition(cs)[1]; c.Keep != "" || c.Records != 1 {
+		t.Errorf("cached candidate %+v", c)
+	}
+	// Same size, same mtime, a young record now: must be read again.
+	st, err := os.Stat(active + ".1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	young := rec(2, shedNow-60)
+	if len(young) != int(st.Size()) {
+		t.Fatalf("test lines differ in length: %d, %d", len(young), st.Size())
+	}
+	time.Sleep(10 * time.Millisecond) // a ctime the rewrite cannot share with the listing's
+	if err := os.WriteFile(active+".1", []byte(young), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(active+".1", st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	cs, err = s.ShedCandidates(ctx, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := byPosition(cs)[1]; c.Keep == "" {
+		t.Errorf("a segment changed in place was judged from the cache: %+v", c)
+	}
+}
