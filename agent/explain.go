@@ -283,7 +283,7 @@ func (e *Explanation) plan(ctx context.Context, cfg *config.Config, reg *backend
 			e.Lock = "held by another process: " + ReadHolder(LockPath(cfg.LockDir, key))
 			e.Notes = append(e.Notes, "a run holds the store's lock: it may be changing the store right now")
 		default:
-			e.Lock = "not taken: " + err.Error()
+			e.Lock = "not taken (a run may change the store while it is read): " + err.Error()
 		}
 	}
 	pol := backends.Policy{Retention: cfg.Policy(t), Now: now, MaxClockSkew: cfg.ClockSkew(t), Explain: true}
