@@ -100,6 +100,16 @@
 // (never on disk); a store whose max_files differs from the writer's is
 // not held still (point 3) and may see such failed rotations.
 //
+// # Emergency drops
+//
+// The backend is a backends.Shedder (shed.go): for a target's keep_free,
+// ShedCandidates lists every rotated segment with the time span of its
+// records (read whole, nothing written), and Shed removes one by planning
+// it as a drop and every other segment as untouched, then running Apply —
+// so an emergency drop has every guarantee above (the anchor, inodes not
+// names, the size check, quarantine first, the run record). The active
+// file is never a candidate.
+//
 // Rejected: unlinking or renaming by name after a stat (a race with every
 // rotation), renumbering survivors to close gaps (more renames), flock
 // (Papyra ignores it), truncating or collapsing ranges in place (not crash
