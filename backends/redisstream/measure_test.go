@@ -161,14 +161,47 @@ func checkSizes(tb testing.TB, what string, cmds []redis.SlowLog, maxRead, maxTr
 	}
 }
 
+// timedAttempts is how many times a test may measure the agent's command
+// times against the server's own cost before it fails. SLOWLOG times
+// are wall time: on a loaded machine the server is descheduled in the
+// middle of commands, more often than the outliers a test allows, and
+// a reference measured a moment later may not meet the same load. A
+// step sized wrong is slow in every attempt, a descheduled server only
+// in some. Everything else (entries left, sizes asked for) is checked
+// in each attempt.
+const timedAttempts = 3
+
+// retryTimed runs attempt, which returns what its timing comparison
+// found wrong (nothing: it held), up to timedAttempts times on a server
+// emptied in between, and fails with the last attempt's findings when
+// none held.
+func retryTimed(t *testing.T, c redis.UniversalClient, attempt func() []string) {
+	t.Helper()
+	for i := 1; ; i++ {
+		slow := attempt()
+		if len(slow) == 0 || t.Failed() {
+			return
+		}
+		if i == timedAttempts {
+			for _, m := range slow {
+				t.Error(m)
+			}
+			t.Errorf("the command times above held in none of %d attempts", timedAttempts)
+			return
+		}
+		t.Logf("attempt %d of %d: %s; measuring again on a fresh stream", i, timedAttempts, strings.Join(slow, "; "))
+		must(t, c.FlushAll(context.Background()).Err())
+	}
+}
+
 // TestLargestCommand builds a large stream (1 M entries, 200 k with
 // -short) and compacts it twice, half by age then to the newest 50,000 by
 // count, reading the server's SLOWLOG (threshold 0). Every read and trim
 // step must ask for a bounded number of entries, and the agent's
 // commands must cost far less than reading 20 batches at once costs the
 // same server at the same time (a step sized wrong by that much, or an
-// unbounded one, fails). It logs the figures; bench/redis.sh holds the
-// 10 ms bound.
+// unbounded one, fails; that comparison is retried, see timedAttempts).
+// It logs the figures; bench/redis.sh holds the 10 ms bound.
 func TestLargestCommand(t *testing.T) {
 	n := 1_000_000
 	if testing.Short() {
@@ -177,44 +210,47 @@ func TestLargestCommand(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	c := newClient(t, srv.Addr)
 	const key = "papyra:local:events"
-	now, span := fill(t, c, key, n)
-	b := newBackend(t, target([]string{srv.Addr}, exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
-	for _, step := range []struct {
-		name string
-		ret  config.Retention
-		left int64
-	}{
-		{"AgeHalf", config.Retention{MaxAgeSeconds: ptr((span/2 + time.Minute).Seconds())}, int64(n / 2)},
-		{"Count50k", config.Retention{MaxRecords: ptr[int64](50_000)}, 50_000},
-	} {
-		slowlogOn(t, c, 100_000)
-		start := time.Now()
-		st, err := compact(t, b, backends.Policy{Retention: step.ret, Now: now})
-		took := time.Since(start)
-		if err != nil {
-			t.Fatalf("%s: %v", step.name, err)
+	retryTimed(t, c, func() (slow []string) {
+		now, span := fill(t, c, key, n)
+		b := newBackend(t, target([]string{srv.Addr}, exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
+		for _, step := range []struct {
+			name string
+			ret  config.Retention
+			left int64
+		}{
+			{"AgeHalf", config.Retention{MaxAgeSeconds: ptr((span/2 + time.Minute).Seconds())}, int64(n / 2)},
+			{"Count50k", config.Retention{MaxRecords: ptr[int64](50_000)}, 50_000},
+		} {
+			slowlogOn(t, c, 100_000)
+			start := time.Now()
+			st, err := compact(t, b, backends.Policy{Retention: step.ret, Now: now})
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("%s: %v", step.name, err)
+			}
+			if got := xlen(t, c, key); got != step.left {
+				t.Errorf("%s: %d entries left, want %d", step.name, got, step.left)
+			}
+			cmds := agentCommands(t, c)
+			var server time.Duration
+			for _, l := range cmds {
+				server += l.Duration
+			}
+			t.Logf("%s: removed %d of %d entries in %s (%.0f entries/s); %d commands, %s of server time, p50 %s, p99 %s, longest %s",
+				step.name, st.Removed(), st.RecordsBefore, took.Round(time.Millisecond), float64(st.Removed())/took.Seconds(),
+				len(cmds), server.Round(time.Microsecond), cmds[len(cmds)/2].Duration, cmds[len(cmds)/100].Duration, describe(cmds[0]))
+			checkSizes(t, step.name, cmds, 1000+1, 5000)
+			// Reading 20,000 entries: what a read sized 20 times too big, or
+			// a trim of some 100,000 entries, costs. Two outliers are
+			// allowed, for a descheduled server.
+			ref := serverCost(t, c, 3, "XRANGE", key, "-", "+", "COUNT", 20_000)
+			if len(cmds) > 2 && cmds[2].Duration > ref {
+				slow = append(slow, fmt.Sprintf("%s: longest commands %s, %s, %s: want all but two under %s, what reading 20,000 entries costs now",
+					step.name, describe(cmds[0]), describe(cmds[1]), describe(cmds[2]), ref))
+			}
 		}
-		if got := xlen(t, c, key); got != step.left {
-			t.Errorf("%s: %d entries left, want %d", step.name, got, step.left)
-		}
-		cmds := agentCommands(t, c)
-		var server time.Duration
-		for _, l := range cmds {
-			server += l.Duration
-		}
-		t.Logf("%s: removed %d of %d entries in %s (%.0f entries/s); %d commands, %s of server time, p50 %s, p99 %s, longest %s",
-			step.name, st.Removed(), st.RecordsBefore, took.Round(time.Millisecond), float64(st.Removed())/took.Seconds(),
-			len(cmds), server.Round(time.Microsecond), cmds[len(cmds)/2].Duration, cmds[len(cmds)/100].Duration, describe(cmds[0]))
-		checkSizes(t, step.name, cmds, 1000+1, 5000)
-		// Reading 20,000 entries: what a read sized 20 times too big, or
-		// a trim of some 100,000 entries, costs. Two outliers are
-		// allowed, for a descheduled server.
-		ref := serverCost(t, c, 3, "XRANGE", key, "-", "+", "COUNT", 20_000)
-		if len(cmds) > 2 && cmds[2].Duration > ref {
-			t.Errorf("%s: longest commands %s, %s, %s: want all but two under %s, what reading 20,000 entries costs now",
-				step.name, describe(cmds[0]), describe(cmds[1]), describe(cmds[2]), ref)
-		}
-	}
+		return slow
+	})
 }
 
 // bigRecord is a Papyra record of about size bytes: valid, so retention
@@ -228,7 +264,7 @@ func bigRecord(i int, ts float64, size int) string {
 // ones, in every plan mode. No command may cost more than a few times
 // what reading one such entry costs the same server: the steps are
 // sized by bytes, down to one entry. COUNT 100 over them took 653 ms
-// here.
+// here. The time comparison is retried (see timedAttempts).
 func TestLargeEntries(t *testing.T) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(t)
@@ -251,59 +287,62 @@ func TestLargeEntries(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			sys := "big-" + mode.name
 			key := "papyra:" + sys + ":events"
-			// 12 large old records (one of them 12 MB), 3 small old
-			// ones among them, then 20 fresh small ones.
-			old := now.Add(-48 * time.Hour)
-			var i int
-			add := func(at time.Time, size int) {
-				ts := float64(at.UnixMilli()) / 1000
-				data := papyra(i, ts)
-				if size > 0 {
-					data = bigRecord(i, ts, size)
+			retryTimed(t, c, func() (slow []string) {
+				// 12 large old records (one of them 12 MB), 3 small old
+				// ones among them, then 20 fresh small ones.
+				old := now.Add(-48 * time.Hour)
+				var i int
+				add := func(at time.Time, size int) {
+					ts := float64(at.UnixMilli()) / 1000
+					data := papyra(i, ts)
+					if size > 0 {
+						data = bigRecord(i, ts, size)
+					}
+					must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", at.UnixMilli()), Values: []any{"data", data}}).Err())
+					i++
 				}
-				must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", at.UnixMilli()), Values: []any{"data", data}}).Err())
-				i++
-			}
-			for j := range 18 {
-				size := big
-				switch j {
-				case 4:
-					size = 12 << 20
-				case 8, 9, 10:
-					size = 0
+				for j := range 18 {
+					size := big
+					switch j {
+					case 4:
+						size = 12 << 20
+					case 8, 9, 10:
+						size = 0
+					}
+					add(old.Add(time.Duration(j)*time.Second), size)
 				}
-				add(old.Add(time.Duration(j)*time.Second), size)
-			}
-			for j := range 20 {
-				add(now.Add(-time.Minute+time.Duration(j)*time.Millisecond), 0)
-			}
-			b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
-			ret := config.Retention{MaxAgeSeconds: ptr(3600.0)}
-			if mode.name == "Count" {
-				ret = config.Retention{MaxRecords: ptr[int64](20)}
-			}
-			slowlogOn(t, c, 100_000)
-			st, err := compact(t, b, backends.Policy{Retention: ret, Now: now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmds := agentCommands(t, c)
-			if n := xlen(t, c, key); n != 20 || st.Removed() != 18 {
-				t.Errorf("%d entries left, removed %d; want 20, 18", n, st.Removed())
-			}
-			// What one 8 MB entry costs to read, now, on this server:
-			// the floor for any command that must touch one.
-			must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "ref", ID: "1-0", Values: []any{"data", bigRecord(0, 1, big)}}).Err())
-			one := serverCost(t, c, 5, "XRANGE", "ref", "-", "+", "COUNT", 1)
-			bound := 4*one + 5*time.Millisecond
-			t.Logf("one 8 MB entry: %s to read; longest agent commands: %s, %s; %d commands", one, describe(cmds[0]), describe(cmds[1]), len(cmds))
-			// One outlier is allowed, for a descheduled server; a step
-			// over two or more large entries takes several times one.
-			if len(cmds) > 1 && cmds[1].Duration > bound {
-				t.Errorf("commands %s and %s: want all but one under %s (4 × one entry's %s + 5 ms)", describe(cmds[0]), describe(cmds[1]), bound, one)
-			}
-			checkSizes(t, mode.name, cmds, 1000+1, 5000)
-			must(t, c.Del(ctx, "ref").Err())
+				for j := range 20 {
+					add(now.Add(-time.Minute+time.Duration(j)*time.Millisecond), 0)
+				}
+				b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
+				ret := config.Retention{MaxAgeSeconds: ptr(3600.0)}
+				if mode.name == "Count" {
+					ret = config.Retention{MaxRecords: ptr[int64](20)}
+				}
+				slowlogOn(t, c, 100_000)
+				st, err := compact(t, b, backends.Policy{Retention: ret, Now: now})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmds := agentCommands(t, c)
+				if n := xlen(t, c, key); n != 20 || st.Removed() != 18 {
+					t.Errorf("%d entries left, removed %d; want 20, 18", n, st.Removed())
+				}
+				// What one 8 MB entry costs to read, now, on this server:
+				// the floor for any command that must touch one.
+				must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: "ref", ID: "1-0", Values: []any{"data", bigRecord(0, 1, big)}}).Err())
+				one := serverCost(t, c, 5, "XRANGE", "ref", "-", "+", "COUNT", 1)
+				bound := 4*one + 5*time.Millisecond
+				t.Logf("one 8 MB entry: %s to read; longest agent commands: %s, %s; %d commands", one, describe(cmds[0]), describe(cmds[1]), len(cmds))
+				// One outlier is allowed, for a descheduled server; a step
+				// over two or more large entries takes several times one.
+				if len(cmds) > 1 && cmds[1].Duration > bound {
+					slow = append(slow, fmt.Sprintf("commands %s and %s: want all but one under %s (4 × one entry's %s + 5 ms)", describe(cmds[0]), describe(cmds[1]), bound, one))
+				}
+				checkSizes(t, mode.name, cmds, 1000+1, 5000)
+				must(t, c.Del(ctx, "ref").Err())
+				return slow
+			})
 		})
 	}
 }
