@@ -422,11 +422,11 @@ func TestScheduler_Shutdown(t *testing.T) {
 			if !strings.Contains(logs.String(), tt.log) {
 				t.Errorf("log: got %q, want %q", logs.String(), tt.log)
 			}
-			seen := sock.WaitFor(t, time.Second, "STOPPING=1", func(m string) bool { return m == "STOPPING=1" })
+			seen := sock.WaitFor(t, 30*time.Second, "STOPPING=1", func(m string) bool { return m == "STOPPING=1" })
 			if slices.Contains(seen, "READY=1") {
 				t.Errorf("got READY=1 from the scheduler, want it left to the daemon: %q", seen)
 			}
-			rest := sock.WaitFor(t, time.Second, "final status", func(m string) bool { return m == "STATUS=stopped" })
+			rest := sock.WaitFor(t, 30*time.Second, "final status", func(m string) bool { return m == "STATUS=stopped" })
 			if !slices.ContainsFunc(rest, func(m string) bool { return strings.HasPrefix(m, "STATUS=stopping, waiting for a: ") }) {
 				t.Errorf("got %q, want a stopping status naming a", rest)
 			}
