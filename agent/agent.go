@@ -325,22 +325,32 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 		return backends.Stats{Debt: debt}, known, err
 	}
 	defer plan.Close()
-	planned := plan.Stats()
-	threshold, skip := belowMinReclaim(t, planned)
-	valve := checkValve(t, planned)
 	if opts.DryRun {
-		return Judge(t, planned), true, nil
+		return Judge(t, plan), true, nil
 	}
+	planned := plan.Stats()
+	rc := decideReclaim(t, plan, planned)
 	// A compaction too small to be worth its rewrite changes nothing, so
 	// the safety valve has nothing to refuse and nobody is paged.
-	if skip {
-		log.Info("compaction skipped below min_reclaim", "reclaim_bytes", planned.Reclaimed(), "min_reclaim_bytes", threshold, "records", planned.Removed())
-		return skipped(t, planned, threshold), true, nil
+	if rc.skip {
+		log.Info("compaction skipped below min_reclaim", "reclaim_bytes", planned.Reclaimed(), "min_reclaim_bytes", rc.threshold, "records", planned.Removed())
+		return skipped(planned, rc.debt), true, nil
 	}
+	// Rewrites too small to be worth it are skipped; the whole files
+	// retention removes are still dropped (an unlink each).
+	var owed []backends.Debt
+	if rc.skipRewrites {
+		log.Info("rewrites skipped below min_reclaim; whole segments still dropped", "rewrite_reclaim_bytes", rc.debt.Bytes,
+			"min_reclaim_bytes", rc.threshold, "records", rc.debt.Records, "drop_reclaim_bytes", rc.cheap.Reclaimed())
+		plan.(backends.RewriteSkipper).SkipRewrites()
+		planned = plan.Stats()
+		owed = []backends.Debt{rc.debt}
+	}
+	valve := checkValve(t, planned)
 	if valve != nil {
 		if !opts.Force {
 			st := planned
-			st.Debt = refusedDebt(planned)
+			st.Debt = append(append([]backends.Debt{}, refusedDebt(planned)...), owed...)
 			return st, true, valve
 		}
 		log.Warn("safety valve overridden by --force", "err", valve)
@@ -348,6 +358,10 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	st, err = b.Apply(ctx, plan)
 	if err != nil {
 		st.Debt = incompleteDebt(planned, st)
+	}
+	if len(owed) > 0 {
+		st.Notes = append(st.Notes, "rewrites skipped below min_reclaim: only whole files retention empties were dropped")
+		st.Debt = append(append([]backends.Debt{}, st.Debt...), owed...)
 	}
 	return st, true, err
 }

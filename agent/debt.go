@@ -39,21 +39,93 @@ func belowMinReclaim(t config.Target, s backends.Stats) (threshold int64, skip b
 	return threshold, s.Reclaimed() < threshold
 }
 
+// reclaim is what min_reclaim makes of one plan (decideReclaim).
+type reclaim struct {
+	threshold int64
+	// skip: the whole compaction is skipped; the store stays as it is.
+	skip bool
+	// skipRewrites: the plan's cheap work (whole files unlinked) goes
+	// ahead, its rewrites are skipped; cheap is what it then does and
+	// debt what the skipped rewrites would have removed.
+	skipRewrites bool
+	cheap        backends.Stats
+	debt         backends.Debt
+}
+
+// decideReclaim judges plan (whose stats are planned) against t's
+// min_reclaim. A plan that can keep its cheap work apart
+// (backends.RewriteSkipper: a rotating store's drops of wholly expired
+// segments) has its rewrites judged alone: when they would free less than
+// the threshold they are skipped and the drops go ahead, however little
+// these free, since an unlink costs nothing worth saving. Any other plan
+// (a JSON-lines file: its only work is a rewrite) is skipped whole or not
+// at all, as is a plan whose drops would change nothing.
+func decideReclaim(t config.Target, plan backends.Plan, planned backends.Stats) reclaim {
+	if rs, ok := plan.(backends.RewriteSkipper); ok && t.MinReclaim != nil && !t.MinReclaim.IsZero() {
+		if cheap, ok := rs.WithoutRewrites(); ok {
+			rw := rewritePart(planned, cheap)
+			threshold, skip := belowMinReclaim(t, rw)
+			switch {
+			case !skip:
+				return reclaim{}
+			case cheap.Removed() == 0 && cheap.Reclaimed() == 0 && cheap.Quarantined == 0 && cheap.BlankLines == 0:
+				// Nothing but rewrites: skipped whole, as any plan.
+			default:
+				why := "only its rewrites, which would free " + strings.TrimPrefix(minReclaimWhy(t, rw, threshold), "it would free ")
+				return reclaim{threshold: threshold, skipRewrites: true, cheap: cheap, debt: planDebt(backends.DebtBelowMinReclaim, why, rw)}
+			}
+		}
+	}
+	threshold, skip := belowMinReclaim(t, planned)
+	if !skip {
+		return reclaim{}
+	}
+	return reclaim{threshold: threshold, skip: true, debt: planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(t, planned, threshold), planned)}
+}
+
+// rewritePart is what a plan's rewrites alone do, in a store of the
+// plan's size: the plan less what it does without them.
+func rewritePart(planned, cheap backends.Stats) backends.Stats {
+	return backends.Stats{
+		RecordsBefore: planned.RecordsBefore,
+		RecordsAfter:  planned.RecordsBefore - (planned.Removed() - cheap.Removed()),
+		RemovedAge:    planned.RemovedAge - cheap.RemovedAge,
+		RemovedCount:  planned.RemovedCount - cheap.RemovedCount,
+		RemovedBytes:  planned.RemovedBytes - cheap.RemovedBytes,
+		Quarantined:   planned.Quarantined - cheap.Quarantined,
+		BlankLines:    planned.BlankLines - cheap.BlankLines,
+		BytesBefore:   planned.BytesBefore,
+		BytesAfter:    planned.BytesBefore - max(planned.Reclaimed()-cheap.Reclaimed(), 0),
+	}
+}
+
 // Judge returns a plan's stats as a real run (without --force) would
 // judge them, changing nothing: a compaction skipped below min_reclaim or
 // refused by the safety valve says so in a note, and owes what it would
-// leave in its Debt. Dry runs report it; `explain` can too.
-func Judge(t config.Target, planned backends.Stats) backends.Stats {
-	st := planned
-	st.Notes = append([]string{}, planned.Notes...)
-	if threshold, skip := belowMinReclaim(t, planned); skip {
-		st.Notes = append(st.Notes, "a run would skip the compaction below min_reclaim and change nothing")
-		st.Debt = append(append([]backends.Debt{}, planned.Debt...), planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(t, planned, threshold), planned))
+// leave in its Debt; one whose rewrites are skipped below min_reclaim
+// reports what it does without them. Dry runs report it; `explain` can
+// too.
+func Judge(t config.Target, plan backends.Plan) backends.Stats {
+	planned := plan.Stats()
+	rc := decideReclaim(t, plan, planned)
+	if rc.skip {
+		st := planned
+		st.Notes = append(append([]string{}, planned.Notes...), "a run would skip the compaction below min_reclaim and change nothing")
+		st.Debt = append(append([]backends.Debt{}, planned.Debt...), rc.debt)
 		return st
 	}
-	if err := checkValve(t, planned); err != nil {
+	st := planned
+	st.Notes = append([]string{}, planned.Notes...)
+	if rc.skipRewrites {
+		st = rc.cheap
+		st.Notes = append(st.Notes, "a run would skip the rewrites below min_reclaim and drop only whole files retention empties")
+	}
+	if err := checkValve(t, st); err != nil {
 		st.Notes = append(st.Notes, fmt.Sprintf("a run without --force would be refused: %v", err))
-		st.Debt = refusedDebt(planned)
+		st.Debt = refusedDebt(st)
+	}
+	if rc.skipRewrites {
+		st.Debt = append(append([]backends.Debt{}, st.Debt...), rc.debt)
 	}
 	return st
 }
@@ -72,7 +144,7 @@ func minReclaimWhy(t config.Target, s backends.Stats, threshold int64) string {
 // plan would have removed is debt. The oldest record is not known (the
 // plan only knows the oldest it would keep), so it is left out rather
 // than reported too young.
-func skipped(t config.Target, s backends.Stats, threshold int64) backends.Stats {
+func skipped(s backends.Stats, debt backends.Debt) backends.Stats {
 	out := backends.Stats{
 		RecordsBefore: s.RecordsBefore,
 		RecordsAfter:  s.RecordsBefore,
@@ -89,9 +161,8 @@ func skipped(t config.Target, s backends.Stats, threshold int64) backends.Stats 
 	if st := s.Stream; st != nil {
 		out.Stream = &backends.StreamStats{HeldBack: st.HeldBack}
 	}
-	why := minReclaimWhy(t, s, threshold)
 	out.Notes = append(out.Notes, "compaction skipped below min_reclaim, store unchanged")
-	out.Debt = append(append([]backends.Debt{}, s.Debt...), planDebt(backends.DebtBelowMinReclaim, why, s))
+	out.Debt = append(append([]backends.Debt{}, s.Debt...), debt)
 	return out
 }
 

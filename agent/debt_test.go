@@ -59,7 +59,8 @@ func TestSkipped(t *testing.T) {
 		BytesBefore: 10_000, BytesAfter: 7_000, OldestKept: 5, HasOldest: true,
 		Segments: &backends.SegmentStats{Dropped: 1, Rewritten: 1, Untouched: 3, BytesRead: 10_000},
 		Debt:     []backends.Debt{{Reason: backends.DebtHeldByGroup, Records: 4, Bytes: -1}}}
-	got := skipped(config.Target{Name: "s", MinReclaim: &min}, plan, min.Of(plan.BytesBefore))
+	tgt := config.Target{Name: "s", MinReclaim: &min}
+	got := skipped(plan, planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(tgt, plan, min.Of(plan.BytesBefore)), plan))
 	if got.Removed() != 0 || got.Quarantined != 0 || got.BlankLines != 0 || got.RecordsAfter != 100 || got.BytesAfter != 10_000 || got.Reclaimed() != 0 || got.HasOldest {
 		t.Errorf("skip stats: got %+v, want the store unchanged and no oldest", got)
 	}

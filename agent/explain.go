@@ -15,6 +15,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // Where an Explanation's figures come from (Explanation.Source).
@@ -309,10 +310,19 @@ func (e *Explanation) plan(ctx context.Context, cfg *config.Config, reg *backend
 	if guard != nil {
 		st.Debt = append(st.Debt, backends.Debt{Reason: backends.DebtClockGuard, Detail: guard.Error(), Records: -1, Bytes: -1})
 	}
-	if threshold, skip := belowMinReclaim(t, st); skip {
-		st.Debt = append(st.Debt, planDebt(backends.DebtBelowMinReclaim, minReclaimWhy(t, st, threshold), st))
-	} else if err := checkValve(t, st); err != nil {
-		st.Debt = append(st.Debt, planDebt(backends.DebtSafetyValve, err.Error(), st))
+	// A run whose rewrites are skipped still drops whole files: the
+	// valve judges those.
+	rc := decideReclaim(t, plan, st)
+	judged := st
+	if rc.skipRewrites {
+		judged = rc.cheap
+		e.Notes = append(e.Notes, fmt.Sprintf("a run drops the whole files retention empties (%s) and skips the rewrites below min_reclaim", bytesize.IEC(rc.cheap.Reclaimed())))
+	}
+	if rc.skip || rc.skipRewrites {
+		st.Debt = append(st.Debt, rc.debt)
+	}
+	if err := checkValve(t, judged); err != nil && !rc.skip {
+		st.Debt = append(st.Debt, planDebt(backends.DebtSafetyValve, err.Error(), judged))
 	}
 	return st, nil
 }

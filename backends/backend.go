@@ -171,6 +171,23 @@ type Plan interface {
 	Close() error
 }
 
+// RewriteSkipper is implemented by plans part of whose work is cheap
+// (whole files unlinked: a rotating store's wholly expired segments) and
+// part rewrites (files copied without what retention removes). A target's
+// min_reclaim judges the rewrites alone: when they would free less, the
+// agent keeps the cheap work and skips the rewrites, rather than skipping
+// both. A plan whose only work is a rewrite (one JSON-lines file) does not
+// implement it, and min_reclaim skips the whole plan or none of it.
+type RewriteSkipper interface {
+	// WithoutRewrites is what the plan would do if it rewrote nothing:
+	// every file it would rewrite left as it is. ok is false when the
+	// plan rewrites nothing (there is nothing to skip).
+	WithoutRewrites() (s Stats, ok bool)
+	// SkipRewrites makes the plan do only that: afterwards its Stats
+	// and Apply are those of WithoutRewrites.
+	SkipRewrites()
+}
+
 // Backend compacts one store. Implementations are not safe for concurrent
 // use; the agent runs one compaction per backend at a time and serializes
 // processes with a lock on the kind's LockKey.

@@ -119,7 +119,9 @@ type Target struct {
 	// free less than this (bytes, or a percentage of the store's size)
 	// changes nothing and reports what retention left as debt ("below
 	// min_reclaim"), so that a big store that expires a little every hour
-	// is not rewritten whole every hour. Unset or 0: every run compacts.
+	// is not rewritten whole every hour. On a rotating store it judges the
+	// rewrites alone: segments retention empties are dropped anyway.
+	// Unset or 0: every run compacts.
 	MinReclaim *Amount `yaml:"min_reclaim"`
 
 	// MaxClockSkew overrides defaults.max_clock_skew for this target.

@@ -64,6 +64,10 @@ type seg struct {
 	// are future-dated (Policy.Future) and the newest of them.
 	future       int64
 	newestFuture float64
+	// Of all the passed records, as scanned: what the segment keeps
+	// when its rewrite is skipped (plan.SkipRewrites).
+	scanFuture       int64
+	scanNewestFuture float64
 }
 
 func (s *seg) kept() int64 { return s.passed - s.keepFrom }
@@ -77,6 +81,9 @@ type plan struct {
 	scratch *livefile.Scratch
 	policy  backends.Policy
 	stats   backends.Stats
+	// cheap is what the plan does without its rewrites (WithoutRewrites),
+	// nil when it rewrites nothing.
+	cheap *backends.Stats
 }
 
 func (p *plan) Stats() backends.Stats {
@@ -414,13 +421,13 @@ func (sc *scanner) scan(ctx context.Context, p *plan, s *seg) error {
 	return nil
 }
 
-// decide picks each segment's action and fills the planned stats.
+// decide picks each segment's action and fills the planned stats, and
+// those of the plan without its rewrites.
 func (p *plan) decide() error {
-	s := &p.stats
 	var unread, unreadBytes int64
 	for _, g := range p.segs {
-		s.BytesBefore += g.st.Size
 		rotated := g.index != 0
+		g.scanFuture, g.scanNewestFuture = g.future, g.newestFuture
 		switch {
 		case !g.read:
 			g.act = actDrop
@@ -437,10 +444,67 @@ func (p *plan) decide() error {
 				return err
 			}
 		}
+	}
+	if unread > 0 {
+		p.stats.Ages = nil // records were left unread: their ages are unknown
+	}
+	base := p.stats
+	base.Segments = p.segStats()
+	if a := p.active(); a != nil {
+		base.Segments.Active, base.Segments.ActiveBytes = true, a.st.Size
+	}
+	p.stats = p.tally(base, false)
+	p.notes(unread, unreadBytes)
+	if _, rewritten, _ := p.counts(); rewritten > 0 {
+		cheap := p.tally(base, true)
+		cheap.Notes = append([]string(nil), p.stats.Notes...)
+		p.cheap = &cheap
+	}
+	return nil
+}
+
+// tally sums the planned stats of every segment onto base. With
+// skipRewrites, every segment planned for a rewrite counts as left as it
+// is: all its records and bytes stay, and its oldest record, which is
+// not known (planning dates only the records that pass age retention),
+// makes the store's unknown rather than reported too young.
+func (p *plan) tally(base backends.Stats, skipRewrites bool) backends.Stats {
+	s := base
+	seg := *base.Segments
+	s.Segments = &seg
+	oldestUnknown := false
+	for _, g := range p.segs {
+		s.BytesBefore += g.st.Size
+		rotated := g.index != 0
+		act := g.act
+		if skipRewrites && act == actRewrite {
+			act = actUntouched
+		}
+		switch act {
+		case actDrop:
+			seg.Dropped++
+		case actRewrite:
+			seg.Rewritten++
+		default:
+			seg.Untouched++
+		}
 		if !g.read {
 			continue
 		}
+		if !rotated {
+			s.TornTail = g.torn
+		}
 		s.RecordsBefore += g.recs
+		if act != g.act { // a skipped rewrite: the segment stays whole
+			s.RecordsAfter += g.recs
+			s.BytesAfter += g.st.Size
+			oldestUnknown = true
+			if g.scanFuture > 0 {
+				s.NewestFuture = max(s.NewestFuture, g.scanNewestFuture)
+				s.Future += g.scanFuture
+			}
+			continue
+		}
 		s.RecordsAfter += g.kept()
 		s.RemovedAge += g.aged
 		s.RemovedCount += g.removedCount
@@ -458,23 +522,41 @@ func (p *plan) decide() error {
 			s.NewestFuture = max(s.NewestFuture, g.newestFuture)
 			s.Future += g.future
 		}
-		if !rotated {
-			s.TornTail = g.torn
-		}
 	}
-	if unread > 0 {
-		s.Ages = nil // records were left unread: their ages are unknown
+	if oldestUnknown {
+		s.OldestKept, s.HasOldest = 0, false
 	}
 	if s.Future == 0 {
 		s.NewestFuture = 0
 	}
-	seg := p.segStats()
-	seg.Dropped, seg.Rewritten, seg.Untouched = p.counts()
-	if a := p.active(); a != nil {
-		seg.Active, seg.ActiveBytes = true, a.st.Size
+	return s
+}
+
+// WithoutRewrites implements backends.RewriteSkipper: the plan's drops of
+// whole segments, which cost an unlink each, without the rewrites.
+func (p *plan) WithoutRewrites() (backends.Stats, bool) {
+	if p.cheap == nil {
+		return backends.Stats{}, false
 	}
-	p.notes(unread, unreadBytes)
-	return nil
+	s := *p.cheap
+	s.Notes = append([]string(nil), p.cheap.Notes...)
+	seg := *s.Segments
+	s.Segments = &seg
+	return s, true
+}
+
+// SkipRewrites implements backends.RewriteSkipper: every segment planned
+// for a rewrite is left untouched by Apply.
+func (p *plan) SkipRewrites() {
+	if p.cheap == nil {
+		return
+	}
+	for _, g := range p.segs {
+		if g.act == actRewrite {
+			g.act = actUntouched
+		}
+	}
+	p.stats, p.cheap = *p.cheap, nil
 }
 
 // keepsUnsure reports whether g holds an Unsure line past its cut, which

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -213,18 +214,68 @@ func promLine(t *testing.T, prom []byte, prefix string) string {
 	return ""
 }
 
-// TestMinReclaim_Rotating: on Papyra's rotating store the skip is whole:
-// no segment is dropped, rewritten or touched (same inode, same bytes),
-// and what max_records would remove is owed below min_reclaim; a
-// threshold the compaction meets compacts as without it.
+// TestMinReclaim_Rotating: on Papyra's rotating store min_reclaim judges
+// the rewrites alone. Segments retention empties are dropped whatever the
+// threshold (an unlink each); the segment retention would rewrite (a
+// rotated boundary or the active file) is left as it is (same inode, same
+// bytes) when its rewrite would free less than min_reclaim, and what it
+// would remove is owed below min_reclaim; a rewrite that frees at least
+// the threshold runs as without it. A plan with no drops and a rewrite
+// below the threshold changes nothing, as on a JSON-lines store.
 func TestMinReclaim_Rotating(t *testing.T) {
 	segments := []string{"store.log.7", "store.log.6", "store.log.5", "store.log.4", "store.log.3", "store.log.2", "store.log.1", "store.log"}
+	// The fixture's lines, segment by segment: every line a record.
+	var lines [][]string
+	var all []string
+	for _, s := range segments {
+		b, err := os.ReadFile(testutil.Fixture(t, "rotating/"+s))
+		must(t, err)
+		l := strings.SplitAfter(string(b), "\n")
+		if l[len(l)-1] == "" {
+			l = l[:len(l)-1]
+		}
+		lines = append(lines, l)
+		all = append(all, l...)
+	}
+	// plan is what max_records n does to the fixture: the segments it
+	// drops (all their records go), the one it rewrites, and how many
+	// records and bytes that rewrite removes.
+	plan := func(n int) (dropped []string, boundary string, recs, bytes int) {
+		from := len(all) - n // index of the first kept record
+		at := 0
+		for i, l := range lines {
+			switch {
+			case at+len(l) <= from:
+				dropped = append(dropped, segments[i])
+			case at < from:
+				boundary, recs = segments[i], from-at
+				bytes = len(strings.Join(l[:recs], ""))
+			}
+			at += len(l)
+		}
+		return dropped, boundary, recs, bytes
+	}
+	_, _, _, free700 := plan(700)
 	for _, tt := range []struct {
-		name string
-		min  string
-		skip bool
-	}{{"Skipped", `"90%"`, true}, {"Met", "1KiB", false}} {
+		name       string
+		maxRecords int
+		min        string
+		// skipRewrite: the boundary's rewrite is below min_reclaim.
+		skipRewrite bool
+	}{
+		{"BoundarySkipped", 700, `"90%"`, true},
+		// The whole plan frees 158 KiB; only the rewrite is judged.
+		{"BoundaryJustUnder", 700, fmt.Sprint(free700 + 1), true},
+		{"BoundaryExactly", 700, fmt.Sprint(free700), false},
+		{"Met", 700, "1KiB", false},
+		{"ActiveSkipped", 100, `"90%"`, true},
+		{"ActiveMet", 100, "1B", false},
+		// No segment is emptied: the skip is whole, as before.
+		{"NoDrops", 1400, `"90%"`, true},
+		{"NoDropsMet", 1400, "1KiB", false},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
+			dropped, boundary, owed, owedBytes := plan(tt.maxRecords)
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")
 			must(t, os.Mkdir(data, 0o755))
@@ -241,51 +292,105 @@ func TestMinReclaim_Rotating(t *testing.T) {
 			must(t, os.WriteFile(cfg, []byte("state_dir: "+dir+"/state\nlock_dir: "+dir+"/lock\nquarantine_dir: "+dir+"/q\n"+
 				"metrics:\n  textfile: "+dir+"/m.prom\ndefaults:\n  grace_period: 10ms\ntargets:\n"+
 				"  - name: audit\n    kind: rotating\n    path: "+data+"/store.log\n    max_bytes: 40000\n    max_files: 8\n"+
-				"    min_reclaim: "+tt.min+"\n    retention:\n      max_records: 700\n"), 0o644))
+				"    min_reclaim: "+tt.min+"\n    retention:\n      max_records: "+fmt.Sprint(tt.maxRecords)+"\n"), 0o644))
+			_, dry, _ := cli(t, "run", "--config", cfg, "--dry-run")
+			_, explain, _ := cli(t, "explain", "--config", cfg, "--json", "audit")
 			code, out, errs := cli(t, "run", "--config", cfg)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 			}
-			changed := 0
+			// The segments as they are now, in Papyra's read order.
+			var got []byte
+			var same []string
 			for _, s := range segments {
 				st, err := os.Stat(filepath.Join(data, s))
 				if err != nil {
-					changed++
 					continue
 				}
 				b, err := os.ReadFile(filepath.Join(data, s))
 				must(t, err)
-				if fmt.Sprint(inodeOf(st), string(b)) != before[s] {
-					changed++
+				got = append(got, b...)
+				if fmt.Sprint(inodeOf(st), string(b)) == before[s] {
+					same = append(same, s)
 				}
 			}
 			_, js, _ := cli(t, "status", "--config", cfg, "--json")
 			var rep statusReport
 			must(t, json.Unmarshal([]byte(js), &rep))
 			debt := rep.Targets[0].Debt
-			if tt.skip {
-				if changed != 0 || !strings.Contains(out, "segments dropped 0, rewritten 0, untouched 8") || !strings.Contains(out, "compaction skipped below min_reclaim") {
-					t.Errorf("skip changed %d segments:\n%s", changed, out)
+			prom, err := os.ReadFile(filepath.Join(dir, "m.prom"))
+			must(t, err)
+			var ex struct {
+				Held []struct {
+					Reason  string `json:"reason"`
+					Records int64  `json:"records"`
+				} `json:"held"`
+			}
+			must(t, json.Unmarshal([]byte(explain), &ex))
+			if !tt.skipRewrite {
+				// As without min_reclaim: Papyra's survivors, no debt.
+				want := strings.Join(all[len(all)-tt.maxRecords:], "")
+				if tt.maxRecords == 700 {
+					w, err := os.ReadFile(testutil.Fixture(t, "rotating/expected.max_records-700.jsonl"))
+					must(t, err)
+					want = string(w)
 				}
-				if len(debt) != 1 || debt[0].Reason != "below_min_reclaim" || debt[0].Records == nil || *debt[0].Records <= 0 {
-					t.Errorf("status debt: got %+v, want max_records' removals below min_reclaim", debt)
+				if string(got) != want || len(debt) != 0 || strings.Contains(out, "min_reclaim") || strings.Contains(dry, "min_reclaim") || len(ex.Held) != 0 {
+					t.Errorf("compaction: survivors as Papyra's %v, debt %+v, explain held %+v\n%s\n%s", string(got) == want, debt, ex.Held, dry, out)
 				}
 				return
 			}
-			want, err := os.ReadFile(testutil.Fixture(t, "rotating/expected.max_records-700.jsonl"))
-			must(t, err)
-			var got []byte
+			// Every emptied segment is gone; every other is as it was,
+			// the boundary included.
+			var kept []string
 			for _, s := range segments {
-				b, err := os.ReadFile(filepath.Join(data, s))
-				if err == nil {
-					got = append(got, b...)
+				if !slices.Contains(dropped, s) {
+					kept = append(kept, s)
 				}
 			}
-			if changed == 0 || !bytes.Equal(got, want) || len(debt) != 0 {
-				t.Errorf("compaction: %d segments changed, survivors as Papyra's %v, debt %+v\n%s", changed, bytes.Equal(got, want), debt, out)
+			if !slices.Equal(same, kept) {
+				t.Errorf("segments left as they were: got %v, want %v (dropped %v, boundary %s)\n%s", same, kept, dropped, boundary, out)
+			}
+			if n := len(strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")); n != tt.maxRecords+owed {
+				t.Errorf("records left: got %d, want %d kept and the boundary's %d owed", n, tt.maxRecords, owed)
+			}
+			if len(debt) != 1 || debt[0].Reason != "below_min_reclaim" || debt[0].Records == nil || *debt[0].Records != int64(owed) ||
+				debt[0].Bytes == nil || *debt[0].Bytes != int64(owedBytes) {
+				t.Errorf("status debt: got %+v, want the boundary's %d records (%d bytes) below min_reclaim", debt, owed, owedBytes)
+			}
+			if len(ex.Held) != 1 || ex.Held[0].Reason != "below_min_reclaim" || ex.Held[0].Records != int64(owed) {
+				t.Errorf("explain held: got %+v, want the boundary's %d records below min_reclaim, as the run", ex.Held, owed)
+			}
+			removed := fmt.Sprintf(`papyra_compact_records_removed_total{backend="rotating",reason="count",target="audit"} %d`, len(all)-tt.maxRecords-owed)
+			debtLine := fmt.Sprintf(`papyra_compact_retention_debt_records{backend="rotating",reason="below_min_reclaim",target="audit"} %d`, owed)
+			if !bytes.Contains(prom, []byte(removed)) || !bytes.Contains(prom, []byte(debtLine)) {
+				t.Errorf("textfile lacks %s or %s:\n%s", removed, debtLine, prom)
+			}
+			counts := fmt.Sprintf("segments dropped %d, rewritten 0, untouched %d", len(dropped), len(segments)-len(dropped))
+			if !strings.Contains(out, counts) || !strings.Contains(out, fmt.Sprintf("retention debt: %s records", thousandsOf(owed))) {
+				t.Errorf("summary lacks %q or the debt:\n%s", counts, out)
+			}
+			if len(dropped) == 0 {
+				if !strings.Contains(out, "compaction skipped below min_reclaim, store unchanged") || !strings.Contains(dry, "a run would skip the compaction below min_reclaim") {
+					t.Errorf("no drops: want the whole compaction skipped\n%s\n%s", dry, out)
+				}
+				return
+			}
+			if !strings.Contains(out, "rewrites skipped below min_reclaim") || !strings.Contains(out, "only its rewrites, which would free") ||
+				!strings.Contains(dry, "a run would skip the rewrites below min_reclaim") || !strings.Contains(dry, counts) {
+				t.Errorf("summary or dry run does not say the rewrites were skipped and the drops done:\n%s\n%s", dry, out)
 			}
 		})
 	}
+}
+
+// thousandsOf formats n with thousands separators, as the summary does.
+func thousandsOf(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func inodeOf(fi os.FileInfo) uint64 {
