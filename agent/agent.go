@@ -340,7 +340,7 @@ func (a *Agent) compact(ctx context.Context, t config.Target, opts Options, log 
 	// retention removes are still dropped (an unlink each).
 	var owed []backends.Debt
 	if rc.skipRewrites {
-		log.Info("rewrites skipped below min_reclaim; whole segments still dropped", "rewrite_reclaim_bytes", rc.debt.Bytes,
+		log.Info("rewrites skipped below min_reclaim", "rewrite_reclaim_bytes", rc.debt.Bytes,
 			"min_reclaim_bytes", rc.threshold, "records", rc.debt.Records, "drop_reclaim_bytes", rc.cheap.Reclaimed())
 		plan.(backends.RewriteSkipper).SkipRewrites()
 		planned = plan.Stats()

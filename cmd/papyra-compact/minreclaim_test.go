@@ -384,6 +384,75 @@ func TestMinReclaim_Rotating(t *testing.T) {
 	}
 }
 
+// TestMinReclaim_RotatingValve: when a rotating store's rewrites are
+// skipped below min_reclaim, the safety valve judges what the run does,
+// the drops: a fraction between the drops' and the whole plan's lets them
+// through, a lower one refuses the run (nothing changes; both the drops
+// and the skipped rewrite are owed), and --force confirms the drops only.
+func TestMinReclaim_RotatingValve(t *testing.T) {
+	segments := []string{"store.log.7", "store.log.6", "store.log.5", "store.log.4", "store.log.3", "store.log.2", "store.log.1", "store.log"}
+	// max_records 100: the seven rotated segments (1,380 records, 92%)
+	// are emptied; the active file's rewrite removes its 20 oldest.
+	for _, tt := range []struct {
+		name     string
+		fraction string
+		force    bool
+		code     int
+		reasons  map[string]int64
+	}{
+		{"DropsUnderFraction", "0.925", false, 0, map[string]int64{"below_min_reclaim": 20}},
+		{"Refused", "0.5", false, 1, map[string]int64{"safety_valve": 1380, "below_min_reclaim": 20}},
+		{"Forced", "0.5", true, 0, map[string]int64{"below_min_reclaim": 20}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			must(t, os.Mkdir(data, 0o755))
+			for _, s := range segments {
+				testutil.CopyFile(t, testutil.Fixture(t, "rotating/"+s), filepath.Join(data, s))
+			}
+			active, err := os.ReadFile(filepath.Join(data, "store.log"))
+			must(t, err)
+			cfg := filepath.Join(dir, "compact.yaml")
+			must(t, os.WriteFile(cfg, []byte("state_dir: "+dir+"/state\nlock_dir: "+dir+"/lock\nquarantine_dir: "+dir+"/q\n"+
+				"defaults:\n  grace_period: 10ms\ntargets:\n"+
+				"  - name: audit\n    kind: rotating\n    path: "+data+"/store.log\n    max_bytes: 40000\n    max_files: 8\n"+
+				"    min_reclaim: \"90%\"\n    max_remove_fraction: "+tt.fraction+"\n    retention:\n      max_records: 100\n"), 0o644))
+			args := []string{"run", "--config", cfg}
+			if tt.force {
+				args = append(args, "--force")
+			}
+			code, out, errs := cli(t, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s\n%s", code, tt.code, out, errs)
+			}
+			left, err := filepath.Glob(filepath.Join(data, "store.log*"))
+			must(t, err)
+			now, err := os.ReadFile(filepath.Join(data, "store.log"))
+			must(t, err)
+			wantLeft := 1
+			if tt.code != 0 {
+				wantLeft = len(segments)
+			}
+			if len(left) != wantLeft || !bytes.Equal(now, active) {
+				t.Errorf("segments left: got %v, want %d, the active file untouched (%v)\n%s", left, wantLeft, bytes.Equal(now, active), out)
+			}
+			_, js, _ := cli(t, "status", "--config", cfg, "--json")
+			var rep statusReport
+			must(t, json.Unmarshal([]byte(js), &rep))
+			got := map[string]int64{}
+			for _, d := range rep.Targets[0].Debt {
+				if d.Records != nil {
+					got[d.Reason] += *d.Records
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.reasons) {
+				t.Errorf("debt: got %v, want %v", got, tt.reasons)
+			}
+		})
+	}
+}
+
 // thousandsOf formats n with thousands separators, as the summary does.
 func thousandsOf(n int) string {
 	s := fmt.Sprint(n)
