@@ -71,7 +71,8 @@ func decideReclaim(t config.Target, plan backends.Plan, planned backends.Stats) 
 			case cheap.Removed() == 0 && cheap.Reclaimed() == 0 && cheap.Quarantined == 0 && cheap.BlankLines == 0:
 				// Nothing but rewrites: skipped whole, as any plan.
 			default:
-				why := "only its rewrites, which would free " + strings.TrimPrefix(minReclaimWhy(t, rw, threshold), "it would free ")
+				why := "its rewrites would free " + strings.TrimPrefix(minReclaimWhy(t, rw, threshold), "it would free ") +
+					"; whole files retention empties are dropped"
 				return reclaim{threshold: threshold, skipRewrites: true, cheap: cheap, debt: planDebt(backends.DebtBelowMinReclaim, why, rw)}
 			}
 		}

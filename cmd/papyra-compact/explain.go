@@ -233,7 +233,7 @@ func heldWords(h agent.ExplainHeld) string {
 	case "approximate_trim":
 		return fmt.Sprintf("%s%s left by the approximate trim (XTRIM ~ removes whole stream nodes)%s.", about, n, since)
 	case "below_min_reclaim":
-		return fmt.Sprintf("%s%s that retention would remove stay: a run skips the compaction, %s%s.", about, n, h.Detail, since)
+		return fmt.Sprintf("%s%s that retention would remove stay below min_reclaim: %s%s.", about, n, h.Detail, since)
 	case agent.HeldClockGuard:
 		return "REFUSED by the clock guard, age retention would remove nothing: " + h.Detail +
 			"\n    (the figures above apply the rest of the policy, without max_age)"
