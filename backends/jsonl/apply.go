@@ -375,7 +375,10 @@ func (s *swap) drain(ctx context.Context, rec *recoveryRecord) error {
 	}
 	// A writer that opened the store before the rename may still hold the
 	// old inode: wait for it to close (bounded), or keep the old name.
-	if err := livefile.AwaitWriters(ctx, s.p.f, livefile.WritersBound(s.b.env.GracePeriod), s.b.log, once); err != nil {
+	check := livefile.NewWriterCheck(s.b.log, s.b.env.GracePeriod)
+	err := livefile.AwaitWriters(ctx, s.p.f, livefile.WritersBound(s.b.env.GracePeriod), check, once)
+	s.stats.Notes = append(s.stats.Notes, check.Notes()...)
+	if err != nil {
 		return err
 	}
 	frag, err := livefile.WaitFragment(s.p.f, func() int64 { return rec.Offset }, once)

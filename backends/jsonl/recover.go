@@ -202,7 +202,7 @@ func (b *Backend) recoverSwap(ctx context.Context, rec *recoveryRecord) error {
 	// A writer of the killed run's time may still hold the old inode:
 	// drain until it has closed it (bounded; otherwise it stays).
 	var n int64
-	err = livefile.AwaitWriters(ctx, old, livefile.WritersBound(b.env.GracePeriod), b.log, func() error {
+	err = livefile.AwaitWriters(ctx, old, livefile.WritersBound(b.env.GracePeriod), livefile.NewWriterCheck(b.log, b.env.GracePeriod), func() error {
 		k, err := b.appendOnce(rec, old, dst)
 		n += k
 		return err

@@ -277,7 +277,7 @@ func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *st
 	}
 	// A writer of the killed run's time may still hold the old inode:
 	// drain until it has closed it (bounded; otherwise it stays).
-	if err := livefile.AwaitWriters(ctx, old, bound, b.log, drain); err != nil {
+	if err := livefile.AwaitWriters(ctx, old, bound, livefile.NewWriterCheck(b.log, b.env.GracePeriod), drain); err != nil {
 		return err
 	}
 	if n > 0 {

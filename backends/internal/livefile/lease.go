@@ -42,9 +42,13 @@ func WritersBound(grace time.Duration) time.Duration { return max(10*grace, 30*t
 //
 // Where leases are not available (EACCES without CAP_LEASE on another
 // user's file, EINVAL on a file system without them or with
-// fs.leases-enable=0) it logs that at debug level once and returns after
-// one more drain: the grace period alone covered the writers, as before.
-func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, log *slog.Logger, once func() error) error {
+// fs.leases-enable=0) it returns after one more drain: the grace period
+// alone covered the writers. That is not silent: check records it (a
+// warning once per run, a note per file for the run's Stats.Notes),
+// since a writer descheduled past the grace period then loses its
+// record.
+func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, check *WriterCheck, once func() error) error {
+	log := check.log
 	deadline := time.Now().Add(bound)
 	waiting := false
 	for {
@@ -67,8 +71,7 @@ func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, log *slo
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY):
 			// Open for writing elsewhere.
 		default:
-			log.Debug("leases unavailable: a writer that holds the replaced file past the grace period is not waited for",
-				"file", f.Name(), "err", err)
+			check.unchecked(f.Name(), err)
 			return once()
 		}
 		if !waiting {
@@ -90,6 +93,42 @@ func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, log *slo
 		case <-time.After(DrainTick):
 		}
 	}
+}
+
+// WriterCheck is one run's account of the replaced files it could not
+// check for late writers (leases unavailable): the first one is logged as
+// a warning with the remedy, each one gives a note for the run's
+// Stats.Notes. Not safe for concurrent use.
+type WriterCheck struct {
+	log   *slog.Logger
+	grace time.Duration
+	notes []string
+}
+
+// NewWriterCheck starts the account of one run whose writers had grace
+// (the store's grace_period) to finish.
+func NewWriterCheck(log *slog.Logger, grace time.Duration) *WriterCheck {
+	return &WriterCheck{log: log, grace: grace}
+}
+
+// Notes says, one note per file, which replaced files were let go
+// without proof that no writer still held them.
+func (c *WriterCheck) Notes() []string { return append([]string(nil), c.notes...) }
+
+func (c *WriterCheck) unchecked(name string, err error) {
+	reason := err.Error()
+	switch {
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		reason = "no lease on another user's file without CAP_LEASE (" + reason + ")"
+	case errors.Is(err, unix.EINVAL):
+		reason = "the file system has no leases, or fs.leases-enable is 0 (" + reason + ")"
+	}
+	note := fmt.Sprintf("could not check for late writers of %s: %s; relied on grace_period %s", name, reason, c.grace)
+	if len(c.notes) == 0 {
+		c.log.Warn(note+": a writer paused longer than that loses its record",
+			"file", name, "remedy", "grant the process CAP_LEASE, as the shipped units do")
+	}
+	c.notes = append(c.notes, note)
 }
 
 func setLease(f *os.File, typ int) error {

@@ -66,7 +66,7 @@ func TestAwaitWriters(t *testing.T) {
 				cancel()
 			}
 			drains := 0
-			err := livefile.AwaitWriters(ctx, f, 200*time.Millisecond, quiet, func() error { drains++; return nil })
+			err := livefile.AwaitWriters(ctx, f, 200*time.Millisecond, livefile.NewWriterCheck(quiet, time.Second), func() error { drains++; return nil })
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("AwaitWriters: %v, want %v", err, tc.want)
 			}
@@ -103,7 +103,7 @@ func TestAwaitWritersWaitsForTheClose(t *testing.T) {
 		seen = livefile.Size(f)
 		return nil
 	}
-	if err := livefile.AwaitWriters(context.Background(), f, time.Hour, quiet, once); err != nil {
+	if err := livefile.AwaitWriters(context.Background(), f, time.Hour, livefile.NewWriterCheck(quiet, time.Second), once); err != nil {
 		t.Fatal(err)
 	}
 	if want := int64(len("{}\n{\"late\": 1}\n")); seen != want {
