@@ -238,9 +238,9 @@ func DescribeDebt(d backends.Debt) string {
 		if d.Estimated {
 			about = "about "
 		}
-		amount = about + thousands(d.Records) + " records"
+		amount = about + bytesize.Count(d.Records) + " records"
 		if d.Reason == backends.DebtHeldByGroup || d.Reason == backends.DebtApproximate {
-			amount = about + thousands(d.Records) + " entries"
+			amount = about + bytesize.Count(d.Records) + " entries"
 		}
 	}
 	if d.Bytes > 0 {

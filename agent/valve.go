@@ -6,6 +6,7 @@ import (
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
+	"github.com/papyra-compact/papyra-compact/internal/bytesize"
 )
 
 // checkValve is the safety valve: it returns an error wrapping ErrRefused
@@ -34,7 +35,7 @@ func checkValve(t config.Target, s backends.Stats) error {
 		about, estimated = "about ", ", estimated"
 	}
 	return fmt.Errorf("%w (%s): would remove %s%s of %s (%s of %s records%s) — clock jump? config typo? rerun with --force to confirm",
-		ErrRefused, *t.MaxRemoveFraction, about, percent(removed, total), t.Name, thousands(removed), thousands(total), estimated)
+		ErrRefused, *t.MaxRemoveFraction, about, percent(removed, total), t.Name, bytesize.Count(removed), bytesize.Count(total), estimated)
 }
 
 // percent formats removed/total as a percentage with at most one
@@ -47,17 +48,4 @@ func percent(removed, total int64) string {
 		return strconv.FormatInt(tenths/10, 10) + "%"
 	}
 	return fmt.Sprintf("%d.%d%%", tenths/10, tenths%10)
-}
-
-// thousands formats n with commas between groups of three digits.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := ""
-	if n < 0 {
-		neg, s = "-", s[1:]
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return neg + s
 }

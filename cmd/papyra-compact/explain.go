@@ -143,11 +143,11 @@ func printExplanation(w io.Writer, e *agent.Explanation) error {
 	if e.Source == agent.SourceLastRun {
 		verb = "held"
 	}
-	p("It %s %s records, %s.", verb, count(e.Records), bytesize.IEC(e.Bytes))
+	p("It %s %s records, %s.", verb, bytesize.Count(e.Records), bytesize.IEC(e.Bytes))
 	if e.Ages != nil {
 		p("  %-14s %11s %11s", "age", "records", "bytes")
 		for _, r := range e.Ages {
-			p("  %-14s %11s %11s", ageNames[r.Age], count(r.Records), bytesize.IEC(r.Bytes))
+			p("  %-14s %11s %11s", ageNames[r.Age], bytesize.Count(r.Records), bytesize.IEC(r.Bytes))
 		}
 	} else {
 		p("  (ages unknown: this store's records were not dated)")
@@ -159,11 +159,11 @@ func printExplanation(w io.Writer, e *agent.Explanation) error {
 		about = "about "
 	}
 	if e.Source == agent.SourceLastRun {
-		p("That run removed %s records and freed %s; %s records (%s) stayed%s:", count(r.Records), bytesize.IEC(r.Freed), count(e.Keep.Records), bytesize.IEC(e.Keep.Bytes), oldestWords(e.Keep.Oldest))
+		p("That run removed %s records and freed %s; %s records (%s) stayed%s:", bytesize.Count(r.Records), bytesize.IEC(r.Freed), bytesize.Count(e.Keep.Records), bytesize.IEC(e.Keep.Bytes), oldestWords(e.Keep.Oldest))
 	} else {
 		p("Retention would remove %s%s records now (by age %s, by count %s, by size %s) and free %s.",
-			about, count(r.Records), count(r.ByAge), count(r.ByCount), count(r.ByBytes), bytesize.IEC(r.Freed))
-		p("%s records (%s) stay%s:", count(e.Keep.Records), bytesize.IEC(e.Keep.Bytes), oldestWords(e.Keep.Oldest))
+			about, bytesize.Count(r.Records), bytesize.Count(r.ByAge), bytesize.Count(r.ByCount), bytesize.Count(r.ByBytes), bytesize.IEC(r.Freed))
+		p("%s records (%s) stay%s:", bytesize.Count(e.Keep.Records), bytesize.IEC(e.Keep.Bytes), oldestWords(e.Keep.Oldest))
 	}
 	var held int64
 	for _, h := range e.Held {
@@ -171,7 +171,7 @@ func printExplanation(w io.Writer, e *agent.Explanation) error {
 			held += h.Records
 		}
 	}
-	p("  %s inside the policy.", count(max(0, e.Keep.Records-held)))
+	p("  %s inside the policy.", bytesize.Count(max(0, e.Keep.Records-held)))
 	if f := e.Future; f.Records > 0 {
 		newest := "?"
 		if f.Newest != nil {
@@ -181,7 +181,7 @@ func printExplanation(w io.Writer, e *agent.Explanation) error {
 			}
 		}
 		p("  %s of them future-dated: stamped more than max_clock_skew (%s) ahead, the newest %s.",
-			count(f.Records), secondsWords(e.Policy.MaxClockSkew), newest)
+			bytesize.Count(f.Records), secondsWords(e.Policy.MaxClockSkew), newest)
 		p("    Kept, as Papyra keeps them; a writer's clock is wrong.")
 	}
 	for _, h := range e.Held {
@@ -219,7 +219,7 @@ func heldWords(h agent.ExplainHeld) string {
 	if h.Estimated {
 		about = "about "
 	}
-	n := count(h.Records)
+	n := bytesize.Count(h.Records)
 	if h.Records < 0 {
 		n = "?"
 	}
@@ -251,7 +251,7 @@ func policyWords(p agent.ExplainPolicy) string {
 		parts = append(parts, "max_age "+secondsWords(*p.MaxAgeSeconds))
 	}
 	if p.MaxRecords != nil {
-		parts = append(parts, "max_records "+count(*p.MaxRecords))
+		parts = append(parts, "max_records "+bytesize.Count(*p.MaxRecords))
 	}
 	if p.MaxTotalBytes != nil {
 		parts = append(parts, "max_total_bytes "+bytesize.IEC(*p.MaxTotalBytes))
@@ -300,18 +300,5 @@ func lines(n int64, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return count(n) + " " + what + "s"
-}
-
-// count formats n with thousands separators.
-func count(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := ""
-	if n < 0 {
-		neg, s = "-", s[1:]
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return neg + s
+	return bytesize.Count(n) + " " + what + "s"
 }

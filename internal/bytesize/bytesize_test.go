@@ -17,6 +17,13 @@ func TestFormat(t *testing.T) {
 		{"IEC", bytesize.IEC, 1023, "1023 B"},
 		{"IEC", bytesize.IEC, 1024, "1.0 KiB"},
 		{"IEC", bytesize.IEC, 3 << 30, "3.0 GiB"},
+		{"Count", bytesize.Count, 0, "0"},
+		{"Count", bytesize.Count, 999, "999"},
+		{"Count", bytesize.Count, 1000, "1,000"},
+		{"Count", bytesize.Count, 1204, "1,204"},
+		{"Count", bytesize.Count, 1234567, "1,234,567"},
+		{"Count", bytesize.Count, -42472, "-42,472"},
+		{"Count", bytesize.Count, -100, "-100"},
 	} {
 		t.Run(tt.name+"/"+tt.want, func(t *testing.T) {
 			if got := tt.f(tt.in); got != tt.want {
