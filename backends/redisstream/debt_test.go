@@ -163,35 +163,6 @@ func TestDebt_Approximate(t *testing.T) {
 	}
 }
 
-// TestDebt_RunTimeout: a run stopped at run_timeout owes, as
-// run_timeout, what its plan removes that it did not.
-func TestDebt_RunTimeout(t *testing.T) {
-	srv := testutil.StartRedis(t)
-	c := newClient(t, srv.Addr)
-	const key = "papyra:local:events"
-	now := oldStream(t, c, key, 3000)
-	// As TestRunDeadline: each 100-entry step waits 2 s, the run stops
-	// after 10 s.
-	b := newBackend(t, target([]string{srv.Addr}, slowTrim, exact, func(t *config.Target) {
-		t.RunTimeout, t.QuarantineCorrupt = ptr(config.Duration(10*time.Second)), ptr(false)
-	}))
-	pol := backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(60.0)}, Now: now}
-	pol.Progress = func(s backends.Step) {
-		if s.Phase == "trim" {
-			time.Sleep(2 * time.Second)
-		}
-	}
-	st, err := compact(t, b, pol)
-	if err != nil {
-		t.Fatalf("got %v, want a clean stop", err)
-	}
-	n := xlen(t, c, key)
-	got := debtOf(st, backends.DebtRunTimeout)
-	if d := got[key]; n == 0 || len(st.Debt) != 1 || d.Records != n || d.Bytes != -1 {
-		t.Errorf("run_timeout debt: got %+v with %d entries left, want exactly them", st.Debt, n)
-	}
-}
-
 // TestDebt_Incomplete: a run that fails part way owes, as incomplete,
 // what its plan removes that it did not; one that finishes every stream
 // and fails on a key of the wrong type still accounts for its debt (an

@@ -203,8 +203,8 @@ func TestFailures_WrongTypeSkipped(t *testing.T) {
 }
 
 // TestRunDeadline: when run_timeout passes, the run stops between two
-// commands and ends cleanly, reporting what it did, and the next run
-// continues.
+// commands and ends cleanly, reporting what it did and owing, as
+// run_timeout debt, exactly what is left, and the next run continues.
 func TestRunDeadline(t *testing.T) {
 	srv := testutil.StartRedis(t)
 	c := newClient(t, srv.Addr)
@@ -237,6 +237,9 @@ func TestRunDeadline(t *testing.T) {
 	}
 	if !noted {
 		t.Errorf("notes %q: want one saying the run stopped at run_timeout", st.Notes)
+	}
+	if d := debtOf(st, backends.DebtRunTimeout)[key]; len(st.Debt) != 1 || d.Records != n || d.Bytes != -1 {
+		t.Errorf("run_timeout debt: got %+v with %d entries left, want exactly them", st.Debt, n)
 	}
 	pol.Progress = nil
 	b = newBackend(t, target([]string{srv.Addr}, exact))
