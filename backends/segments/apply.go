@@ -36,6 +36,7 @@ type run struct {
 	swaps   []*swapped             // replacements in place
 	dropped map[*step]bool         // drops done
 	changed bool                   // the store's directory may have changed
+	check   *livefile.WriterCheck  // the old inodes let go unchecked for late writers
 }
 
 // swapped is a segment whose replacement is in place; its old inode stays
@@ -510,7 +511,8 @@ func (r *run) unfreeze() error {
 // the final stats.
 func (r *run) finish(ctx context.Context) error {
 	r.releaseClaims()
-	errs := []error{r.b.resolve(ctx, r.st, &r.rec, r.q, livefile.WritersBound(r.b.env.GracePeriod))}
+	errs := []error{r.b.resolve(ctx, r.st, &r.rec, r.q, livefile.WritersBound(r.b.env.GracePeriod), r.writerCheck())}
+	r.stats.Notes = append(r.stats.Notes, r.writerCheck().Notes()...)
 	for _, sw := range r.swaps {
 		errs = append(errs, sw.repl.Close())
 	}
@@ -543,7 +545,16 @@ func (r *run) fail(ctx context.Context) error {
 	} else {
 		_ = r.q.Close()
 	}
-	return r.b.resolve(ctx, r.st, &r.rec, nil, 0)
+	return r.b.resolve(ctx, r.st, &r.rec, nil, 0, r.writerCheck())
+}
+
+// writerCheck is the run's account of the old inodes it could not check
+// for late writers: one warning per run, one note per inode.
+func (r *run) writerCheck() *livefile.WriterCheck {
+	if r.check == nil {
+		r.check = livefile.NewWriterCheck(r.b.log, r.b.env.GracePeriod)
+	}
+	return r.check
 }
 
 func fileOf(f *os.File) (fileID, error) {

@@ -94,7 +94,7 @@ func (b *Backend) Recover(ctx context.Context) error {
 	}
 	var errs []error
 	if rec != nil {
-		if err := b.resolve(ctx, st, rec, nil, livefile.WritersBound(b.env.GracePeriod)); err != nil {
+		if err := b.resolve(ctx, st, rec, nil, livefile.WritersBound(b.env.GracePeriod), livefile.NewWriterCheck(b.log, b.env.GracePeriod)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -151,7 +151,7 @@ func (b *Backend) strays(st store, rec *runRecord) error {
 // fragments found while draining (nil: a writer of its own). An old inode
 // is drained until no writer holds it, for at most bound
 // (livefile.AwaitWriters); one still held keeps its step.
-func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quarantine.Writer, bound time.Duration) error {
+func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quarantine.Writer, bound time.Duration, check *livefile.WriterCheck) error {
 	own := q == nil
 	if own {
 		q = quarantine.NewWriter(b.space, b.env.QuarantineDir, st.base, time.Now())
@@ -159,7 +159,7 @@ func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quar
 	var errs []error
 	unresolved := false
 	for _, s := range rec.Steps {
-		if err := b.resolveStep(ctx, st, rec, s, q, bound); err != nil {
+		if err := b.resolveStep(ctx, st, rec, s, q, bound, check); err != nil {
 			errs = append(errs, err)
 			unresolved = true
 		}
@@ -181,7 +181,7 @@ func (b *Backend) resolve(ctx context.Context, st store, rec *runRecord, q *quar
 // resolveStep makes one step final: a side file that holds a copy or an
 // accounted-for inode is removed, an old active inode is drained first,
 // and a file we cannot account for is put back or reported.
-func (b *Backend) resolveStep(ctx context.Context, st store, rec *runRecord, s *step, q *quarantine.Writer, bound time.Duration) error {
+func (b *Backend) resolveStep(ctx context.Context, st store, rec *runRecord, s *step, q *quarantine.Writer, bound time.Duration, check *livefile.WriterCheck) error {
 	side := s.Side // a name in the store's directory
 	sst, err := st.d.Lstat(side)
 	if err != nil {
@@ -200,7 +200,7 @@ func (b *Backend) resolveStep(ctx context.Context, st store, rec *runRecord, s *
 		// Only the old active inode is expected to have grown; any inode
 		// that did is drained before it goes (several writers on one store,
 		// which Papyra does not support, would do that).
-		if err := b.drainSide(ctx, st, rec, s, side, q, bound); err != nil {
+		if err := b.drainSide(ctx, st, rec, s, side, q, bound, check); err != nil {
 			return err
 		}
 		return removeFile(st, side)
@@ -224,7 +224,7 @@ func (b *Backend) resolveStep(ctx context.Context, st store, rec *runRecord, s *
 // anything is appended again (livefile.Progress). The replacement is
 // found by inode wherever the writer has rotated it to; if it is gone,
 // the lines go to the active file.
-func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *step, side string, q *quarantine.Writer, bound time.Duration) error {
+func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *step, side string, q *quarantine.Writer, bound time.Duration, check *livefile.WriterCheck) error {
 	old, ost, err := st.openRegular(side, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ func (b *Backend) drainSide(ctx context.Context, st store, rec *runRecord, s *st
 	}
 	// A writer of the killed run's time may still hold the old inode:
 	// drain until it has closed it (bounded; otherwise it stays).
-	if err := livefile.AwaitWriters(ctx, old, bound, livefile.NewWriterCheck(b.log, b.env.GracePeriod), drain); err != nil {
+	if err := livefile.AwaitWriters(ctx, old, bound, check, drain); err != nil {
 		return err
 	}
 	if n > 0 {

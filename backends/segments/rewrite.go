@@ -375,15 +375,11 @@ func (r *run) drain(ctx context.Context) error {
 	}
 	// A writer that opened the active file before the exchange may still
 	// hold the old inode: wait for it to close (bounded), or keep it.
-	check := livefile.NewWriterCheck(r.b.log, r.b.env.GracePeriod)
 	for _, sw := range live {
-		if err = livefile.AwaitWriters(ctx, sw.s.f, livefile.WritersBound(r.b.env.GracePeriod), check, func() error { return r.drainOnce(sw) }); err != nil {
-			break
+		err := livefile.AwaitWriters(ctx, sw.s.f, livefile.WritersBound(r.b.env.GracePeriod), r.writerCheck(), func() error { return r.drainOnce(sw) })
+		if err != nil {
+			return err
 		}
-	}
-	r.stats.Notes = append(r.stats.Notes, check.Notes()...)
-	if err != nil {
-		return err
 	}
 	for _, sw := range live {
 		if err := r.drainFragment(sw); err != nil {

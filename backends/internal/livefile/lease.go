@@ -71,7 +71,7 @@ func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, check *W
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EBUSY):
 			// Open for writing elsewhere.
 		default:
-			check.unchecked(f.Name(), err)
+			check.unchecked(f, err)
 			return once()
 		}
 		if !waiting {
@@ -98,11 +98,13 @@ func AwaitWriters(ctx context.Context, f *os.File, bound time.Duration, check *W
 // WriterCheck is one run's account of the replaced files it could not
 // check for late writers (leases unavailable): the first one is logged as
 // a warning with the remedy, each one gives a note for the run's
-// Stats.Notes. Not safe for concurrent use.
+// Stats.Notes: one per inode, however many names it was checked under
+// (the active file, then its side name). Not safe for concurrent use.
 type WriterCheck struct {
 	log   *slog.Logger
 	grace time.Duration
 	notes []string
+	seen  map[[2]uint64]bool // dev, ino
 }
 
 // NewWriterCheck starts the account of one run whose writers had grace
@@ -115,7 +117,19 @@ func NewWriterCheck(log *slog.Logger, grace time.Duration) *WriterCheck {
 // without proof that no writer still held them.
 func (c *WriterCheck) Notes() []string { return append([]string(nil), c.notes...) }
 
-func (c *WriterCheck) unchecked(name string, err error) {
+func (c *WriterCheck) unchecked(f *os.File, err error) {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil {
+		id := [2]uint64{st.Dev, st.Ino}
+		if c.seen[id] {
+			return
+		}
+		if c.seen == nil {
+			c.seen = map[[2]uint64]bool{}
+		}
+		c.seen[id] = true
+	}
+	name := f.Name()
 	reason := err.Error()
 	switch {
 	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):

@@ -40,7 +40,8 @@ func (w *warnings) lines() []string {
 // without leases), AwaitWriters cannot tell whether a writer still holds
 // the file: it drains once more and returns, and the run says so: one
 // warning for the whole run, naming the remedy, and one note per file
-// naming it, the reason and the grace period relied on. Without
+// naming it, the reason and the grace period relied on (one per inode,
+// whatever name it is checked under). Without
 // CAP_LEASE, the run's own files still get leases (the proof holds).
 func TestAwaitWritersWithoutLeases(t *testing.T) {
 	t.Run("NoCapLease", func(t *testing.T) {
@@ -119,6 +120,16 @@ func TestAwaitWritersWithoutLeases(t *testing.T) {
 			if drains != 1 {
 				t.Errorf("%s drained %d times without a lease, want 1", p, drains)
 			}
+		}
+		// The same inode again, under another descriptor (a side name):
+		// no second note, no second warning.
+		again, err := os.Open(names[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer again.Close()
+		if err := livefile.AwaitWriters(context.Background(), again, time.Second, check, func() error { return nil }); err != nil {
+			t.Fatalf("AwaitWriters on %s again: %v", names[1], err)
 		}
 		checkUnchecked(t, check, &w, names, "file system has no leases")
 	})
