@@ -169,7 +169,7 @@ func checkSizes(tb testing.TB, what string, cmds []redis.SlowLog, maxRead, maxTr
 // step sized wrong is slow in every attempt, a descheduled server only
 // in some. Everything else (entries left, sizes asked for) is checked
 // in each attempt.
-const timedAttempts = 3
+const timedAttempts = 5
 
 // retryTimed runs attempt, which returns what its timing comparison
 // found wrong (nothing: it held), up to timedAttempts times on a server
@@ -264,7 +264,9 @@ func bigRecord(i int, ts float64, size int) string {
 // ones, in every plan mode. No command may cost more than a few times
 // what reading one such entry costs the same server: the steps are
 // sized by bytes, down to one entry. COUNT 100 over them took 653 ms
-// here. The time comparison is retried (see timedAttempts).
+// here. The time comparison is retried (see timedAttempts); the reads'
+// COUNTs are also checked against the bytes the agent had read before
+// them (checkReadBytes), which no load changes.
 func TestLargeEntries(t *testing.T) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(t)
@@ -319,12 +321,16 @@ func TestLargeEntries(t *testing.T) {
 				if mode.name == "Count" {
 					ret = config.Retention{MaxRecords: ptr[int64](20)}
 				}
+				// The stream as the agent first reads it, to replay its reads.
+				must(t, c.Copy(ctx, key, "orig", 0, true).Err())
 				slowlogOn(t, c, 100_000)
 				st, err := compact(t, b, backends.Policy{Retention: ret, Now: now})
 				if err != nil {
 					t.Fatal(err)
 				}
 				cmds := agentCommands(t, c)
+				checkReadBytes(t, c, mode.name, cmds, key, "orig")
+				must(t, c.Del(ctx, "orig").Err())
 				if n := xlen(t, c, key); n != 20 || st.Removed() != 18 {
 					t.Errorf("%d entries left, removed %d; want 20, 18", n, st.Removed())
 				}
@@ -344,6 +350,62 @@ func TestLargeEntries(t *testing.T) {
 				return slow
 			})
 		})
+	}
+}
+
+// checkReadBytes replays, on orig (a copy of key taken before the
+// compaction), every read of key the agent sent before its first trim,
+// in order, and checks each read's COUNT against the bytes of the
+// entries the reads before it returned, as entries.go promises: at most
+// step bytes (1 MB) at the size of the largest entry read lately (the
+// largest of the last read, or half the previous figure), and never less
+// than one entry. So one large entry brings the next read down to one
+// entry, and a few small entries after it do not let the count jump
+// back. (A read sized on small entries may still meet a run of large
+// ones: the agent cannot know sizes before reading.) Unlike the times
+// SLOWLOG gives, what a read returns does not depend on the machine's
+// load. Reads after the first trim are left out: orig still holds what
+// the trim removed.
+func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string) {
+	tb.Helper()
+	const stepBytes = 1 << 20
+	ctx := context.Background()
+	inOrder := append([]redis.SlowLog(nil), cmds...)
+	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
+	replayed := 0
+	var recent int64 // the largest entry read lately, halving at every read
+	var last string
+	for _, l := range inOrder {
+		a := l.Args
+		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && (a[4] == "minid" || a[4] == "maxlen") {
+			break // the first trim
+		}
+		if len(a) < 6 || a[1] != key || !strings.EqualFold(a[4], "COUNT") ||
+			!(strings.EqualFold(a[0], "XRANGE") || strings.EqualFold(a[0], "XREVRANGE")) {
+			continue
+		}
+		count, err := strconv.ParseInt(a[5], 10, 64)
+		if err != nil {
+			tb.Fatalf("%s: %s: COUNT %q", what, describe(l), a[5])
+		}
+		if recent > 0 && count > max(1, stepBytes/recent) {
+			tb.Errorf("%s: %s after %s, which returned entries of up to %d bytes lately: want COUNT at most %d (reads are sized by bytes, down to one entry)",
+				what, describe(l), last, recent, max(1, stepBytes/recent))
+		}
+		msgs := redis.NewXMessageSliceCmd(ctx, a[0], orig, a[2], a[3], a[4], a[5])
+		if err := c.Process(ctx, msgs); err != nil {
+			tb.Fatalf("%s: replaying %s: %v", what, describe(l), err)
+		}
+		replayed++
+		var largest int64
+		for _, m := range msgs.Val() {
+			d, _ := m.Values["data"].(string)
+			largest = max(largest, int64(len(d)))
+		}
+		recent, last = max(largest, recent/2), describe(l)
+	}
+	if replayed == 0 {
+		tb.Errorf("%s: no read of %s before the first trim, want the agent's reads replayed", what, key)
 	}
 }
 
