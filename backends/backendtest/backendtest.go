@@ -392,3 +392,37 @@ func Numbers(t *testing.T, lines []string) []int {
 	}
 	return out
 }
+
+// CheckLateWriterNotes checks what a file backend's run reports about the
+// late-writer check (livefile.AwaitWriters): with CAP_LEASE, nothing;
+// without it, exactly one note in notes naming the file (prefix
+// "could not check for late writers of "+of), the capability and the grace
+// period relied on, and exactly one warning in logged (a text log at
+// level WARN and above).
+func CheckLateWriterNotes(t *testing.T, notes []string, logged string, capLease bool, of, grace string) {
+	t.Helper()
+	var late []string
+	for _, n := range notes {
+		if strings.Contains(n, "late writers") {
+			late = append(late, n)
+		}
+	}
+	warns := strings.Count(logged, "level=WARN")
+	if capLease {
+		if len(late) != 0 || warns != 0 {
+			t.Errorf("with CAP_LEASE: notes %q, log:\n%s", late, logged)
+		}
+		return
+	}
+	if len(late) != 1 {
+		t.Fatalf("notes %q, want one about the unchecked late writers", notes)
+	}
+	for _, want := range []string{"could not check for late writers of " + of, "CAP_LEASE", "relied on grace_period " + grace} {
+		if !strings.Contains(late[0], want) {
+			t.Errorf("note %q does not say %q", late[0], want)
+		}
+	}
+	if warns != 1 || !strings.Contains(logged, "could not check for late writers") {
+		t.Errorf("want one warning about the unchecked late writers, got:\n%s", logged)
+	}
+}

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/papyra-compact/papyra-compact/backends/backendtest"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/testutil"
 )
@@ -37,7 +36,7 @@ func TestBackend_UncheckedLateWritersAreReported(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !tc.capLease && os.Getenv(noCapLeaseEnv) == "" {
-				reexecWithoutCapLease(t)
+				testutil.RerunWithoutCapLease(t, noCapLeaseEnv)
 				return
 			}
 			if os.Geteuid() != 0 {
@@ -64,52 +63,7 @@ func TestBackend_UncheckedLateWritersAreReported(t *testing.T) {
 			if err := unix.Stat(path, &st); err != nil || st.Uid != 65534 {
 				t.Errorf("store owner %d (%v), want 65534", st.Uid, err)
 			}
-			var notes []string
-			for _, n := range stats.Notes {
-				if strings.Contains(n, "late writers") {
-					notes = append(notes, n)
-				}
-			}
-			warns := strings.Count(logged.String(), "level=WARN")
-			if tc.capLease {
-				if len(notes) != 0 || warns != 0 {
-					t.Errorf("with CAP_LEASE: notes %q, log:\n%s", notes, logged.String())
-				}
-				return
-			}
-			if len(notes) != 1 {
-				t.Fatalf("notes %q, want one about the unchecked late writers", stats.Notes)
-			}
-			for _, want := range []string{"could not check for late writers of " + path + ":", "CAP_LEASE", "relied on grace_period 50ms"} {
-				if !strings.Contains(notes[0], want) {
-					t.Errorf("note %q does not say %q", notes[0], want)
-				}
-			}
-			if warns != 1 || !strings.Contains(logged.String(), "could not check for late writers") {
-				t.Errorf("want one warning about the unchecked late writers, got:\n%s", logged.String())
-			}
+			backendtest.CheckLateWriterNotes(t, stats.Notes, logged.String(), tc.capLease, path+":", "50ms")
 		})
-	}
-}
-
-// reexecWithoutCapLease runs the calling subtest again in a copy of the
-// test binary that has every capability but CAP_LEASE (setpriv,
-// util-linux).
-func reexecWithoutCapLease(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		testutil.SkipOrFail(t, "the test gives the store to another user: needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		testutil.SkipOrFail(t, "setpriv (util-linux) not found: %v", err)
-	}
-	run := "^" + strings.ReplaceAll(t.Name(), "/", "$/^") + "$"
-	cmd := exec.Command(setpriv, "--inh-caps=-lease", "--bounding-set=-lease", "--",
-		os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), noCapLeaseEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("without CAP_LEASE (%v):\n%s", err, out)
 	}
 }

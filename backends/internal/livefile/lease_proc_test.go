@@ -164,21 +164,7 @@ func checkUnchecked(t *testing.T, check *livefile.WriterCheck, w *warnings, name
 // as a run started by hand or by a unit without it would.
 func runWithoutCapLease(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testutil.SkipOrFail(t, "the test gives a file to another user: needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		testutil.SkipOrFail(t, "setpriv (util-linux) not found: %v", err)
-	}
-	run := "^" + strings.ReplaceAll(t.Name(), "/", "$/^") + "$"
-	cmd := exec.Command(setpriv, "--inh-caps=-lease", "--bounding-set=-lease", "--",
-		os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("without CAP_LEASE (%v):\n%s", err, out)
-	}
+	out := testutil.RerunWithoutCapLease(t, childEnv)
 	if !capLeaseGone(t, out) {
 		t.Fatalf("the child still had CAP_LEASE:\n%s", out)
 	}
