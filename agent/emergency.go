@@ -16,6 +16,7 @@ import (
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/config"
 	"github.com/papyra-compact/papyra-compact/internal/bytesize"
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Emergency free space (a target's keep_free, journald's SystemKeepFree=).
@@ -112,11 +113,8 @@ func statSpace(dir string) (fsSpace, error) {
 	if err := unix.Statfs(dir, &fs); err != nil {
 		return fsSpace{}, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	bs := fs.Frsize
-	if bs <= 0 {
-		bs = fs.Bsize
-	}
-	return fsSpace{dev: uint64(st.Dev), avail: int64(fs.Bavail) * bs, size: int64(fs.Blocks) * bs}, nil
+	avail, size := fsutil.Usable(&fs)
+	return fsSpace{dev: uint64(st.Dev), avail: avail, size: size}, nil
 }
 
 // emStore is one opted-in store during a check.

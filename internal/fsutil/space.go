@@ -190,12 +190,26 @@ func (c *Claim) statfs(st *unix.Statfs_t) error {
 	return nil
 }
 
+// Usable returns the bytes of the file system st describes that an
+// unprivileged writer may still use (f_bavail, whatever our euid: Papyra
+// runs unprivileged, and the blocks reserved for root are not free to
+// it) and the file system's size, both counted in f_frsize units as
+// statfs(2) defines them. The headroom and the emergency check
+// (keep_free) judge free space by it alike.
+func Usable(st *unix.Statfs_t) (avail, size int64) {
+	unit := st.Frsize
+	if unit <= 0 {
+		unit = st.Bsize
+	}
+	return int64(st.Bavail) * unit, int64(st.Blocks) * unit
+}
+
 // fits reports, as an error wrapping ENOSPC, whether need more bytes fit
 // on the file system st describes when held bytes are already promised.
 func (c *Claim) fits(st *unix.Statfs_t, held, need int64) error {
 	bs := int64(st.Bsize)
-	free := int64(st.Bavail) * bs
-	reserve := min(int64(st.Blocks)*bs/100, Headroom)
+	free, size := Usable(st)
+	reserve := min(size/100, Headroom)
 	if c.s != nil { // add holds c.s.mu
 		reserve = max(reserve-c.s.dip, 0)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/papyra-compact/papyra-compact/internal/fsutil"
 )
 
 // Tmpfs mounts a tmpfs of size (a mount option value: "20m", "96k") on a
@@ -27,14 +29,15 @@ func Tmpfs(t testing.TB, size string) string {
 }
 
 // FreeBytes is what an unprivileged writer may still write on dir's file
-// system (f_bavail).
+// system, as the agent judges it (fsutil.Usable).
 func FreeBytes(t testing.TB, dir string) int64 {
 	t.Helper()
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		t.Fatal(err)
 	}
-	return int64(st.Bavail) * st.Bsize
+	avail, _ := fsutil.Usable(&st)
+	return avail
 }
 
 // Ext4 makes an ext4 file system of size bytes with reserved% of its
