@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 )
@@ -171,15 +170,21 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		}
 	}
 	if !sp.boundary.isZero() {
-		n, bound, err := b.trim(ctx, sp, "minid", sp.boundary.String(), prog, &st)
+		n, bound, err := b.trim(ctx, sp, sp.boundary.String(), prog, &st)
 		trimmed, floorBound = trimmed+n, bound
 		if err != nil {
 			return finish(err)
 		}
 	}
-	if sp.maxlen > 0 {
-		n, _, err := b.trim(ctx, sp, "maxlen", strconv.FormatInt(sp.maxlen, 10), prog, &st)
-		trimmed += n
+	if sp.maxlen > 0 && !sp.readBelow.isZero() {
+		// The plan read the oldest entries beyond max_records and cut
+		// them (countUnreadable): trimming up to the last cut removes
+		// exactly those, bounded like any MINID trim. Entries Papyra adds
+		// meanwhile are the next run's, as for age. XTRIM MAXLEN would
+		// remove unread entries, whose size only a script reading them
+		// could bound, at several times their cost when they are large.
+		n, bound, err := b.trim(ctx, sp, sp.readBelow.String(), prog, &st)
+		trimmed, floorBound = trimmed+n, floorBound || bound
 		if err != nil {
 			return finish(err)
 		}
@@ -254,51 +259,53 @@ func (b *Backend) measure(ctx context.Context, sp *streamPlan, st *backends.Stat
 	}
 }
 
-// trim runs trimScript in bounded steps until it removes nothing: whole
-// nodes with "~ … LIMIT", then, unless approximate, exact steps for what
-// is left. Where the plan read the entries below the threshold, it cut
-// them into runs of at most trimBytes (sp.cuts): the trim goes from cut to
-// cut with MINID, so that no step frees more than trimBytes and one
-// entry, whatever the mix of sizes. Beyond the cuts, each step reads the
-// oldest entry it may remove first and frees at most stepBytes' worth of
-// entries that size (trimScript). Counts grow with the time the steps
-// take (sizer), and trim_limit caps them. bound reports that a consumer
-// group's floor stopped the trim short of the threshold.
-func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold string, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
+// trim runs trimScript (XTRIM MINID, lowered to the consumer-group
+// floor) in bounded steps until it removes nothing: whole nodes with
+// "~ … LIMIT", then, unless approximate, exact steps for what is left.
+// Where the plan read the entries below the threshold, it cut them into
+// runs of at most trimBytes (sp.cuts): the trim goes from cut to cut, so
+// that no step frees more than trimBytes and one entry, whatever the mix
+// of sizes. Past the cuts (only when a group's floor rose during the run
+// above what the plan read), each step reads the oldest entry it may
+// remove first and frees at most stepBytes' worth of entries that size
+// (trimScript). Counts grow with the time the steps take (sizer), and
+// trim_limit caps them. bound reports that a consumer group's floor
+// stopped the trim short of the threshold.
+func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
+	thr, err := parseID(threshold)
+	if err != nil {
+		return 0, false, b.fail("XTRIM", sp.key, err)
+	}
 	pace := b.pacer(sp.key)
 	size := newSizer(b.cfg.trimLimit)
-	step := func(mode, threshold, approx string, limit, budget int64) (int64, int64, bool, error) {
+	step := func(threshold, approx string, limit, budget int64) (int64, int64, bool, error) {
 		if err := pace.wait(ctx); err != nil {
 			return 0, 0, false, err
 		}
-		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, mode, threshold, approx, limit, budget).Slice()
+		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, "minid", threshold, approx, limit, budget).Slice()
 		took := pace.done()
 		if err != nil {
-			return 0, 0, false, b.failCtx(ctx, fmt.Sprintf("XTRIM %s %s", mode, threshold), sp.key, err)
+			return 0, 0, false, b.failCtx(ctx, "XTRIM MINID "+threshold, sp.key, err)
 		}
 		n, _ := res[0].(int64)
 		used, _ := res[1].(string)
 		flag, _ := res[2].(string)
 		first, _ := res[3].(int64)
 		size.done(n, 0, took)
-		switch flag {
-		case "missing":
+		if flag == "missing" {
 			st.Notes = append(st.Notes, sp.key+" was deleted during the run")
-			return n, first, false, errStop
-		case "groups":
-			st.Notes = append(st.Notes, fmt.Sprintf("max_records not applied to %s: consumer groups appeared after planning; the next run applies it", sp.key))
 			return n, first, false, errStop
 		}
 		removed += n
 		prog.add(n)
-		return n, first, mode == "minid" && used != threshold, nil
+		return n, first, used != threshold, nil
 	}
 	// approx trims whole nodes below t until none is left (or the floor
 	// stops it).
-	approx := func(mode, t string, budget int64) error {
+	approx := func(t string, budget int64) error {
 		for {
 			limit := size.next()
-			n, first, floor, err := step(mode, t, "1", limit, budget)
+			n, first, floor, err := step(t, "1", limit, budget)
 			bound = bound || floor
 			if err != nil {
 				return err
@@ -322,22 +329,18 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 			}
 		}
 	}
-	var thr streamID
-	if mode == "minid" {
-		if thr, err = parseID(threshold); err != nil {
-			return 0, false, b.fail("XTRIM", sp.key, err)
+	stop := func(err error) (int64, bool, error) {
+		if errors.Is(err, errStop) {
+			return removed, bound, nil
 		}
+		return removed, bound, err
 	}
-	// The plan's cuts below the threshold (all of them with maxlen: the
-	// plan read the entries MAXLEN removes, oldest first).
-	for len(sp.cuts) > 0 && (mode == "maxlen" || !thr.less(sp.cuts[0])) {
+	// The plan's cuts below the threshold.
+	for len(sp.cuts) > 0 && !thr.less(sp.cuts[0]) {
 		c := sp.cuts[0]
 		sp.cuts = sp.cuts[1:]
-		if err := approx("minid", c.String(), 0); err != nil {
-			if errors.Is(err, errStop) {
-				return removed, bound, nil
-			}
-			return removed, bound, err
+		if err := approx(c.String(), 0); err != nil {
+			return stop(err)
 		}
 		if bound {
 			sp.cuts = nil // a group's floor is below the next cuts
@@ -345,72 +348,41 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, mode, threshold stri
 	}
 	// Entries below readBelow were read by the plan: the cuts bound them.
 	budget := int64(stepBytes)
-	if mode == "minid" && !sp.readBelow.less(thr) {
+	if !sp.readBelow.less(thr) {
 		budget = 0
 	}
-	if err := approx(mode, threshold, budget); err != nil {
-		if errors.Is(err, errStop) {
-			return removed, bound, nil
-		}
-		return removed, bound, err
+	if err := approx(threshold, budget); err != nil {
+		return stop(err)
 	}
 	if b.cfg.approximate {
 		return removed, bound, nil
 	}
-	// Exact steps: read what is left below the threshold, sized like a
-	// read, and trim it up to the last entry read.
-	read := newSizer(exactStep)
+	// Exact steps: read what is left below the threshold (a partial node
+	// of small entries, normally: a large entry lives alone in its node
+	// and went with the approximate steps), sized like any read, and trim
+	// it up to the last entry read.
+	rd := b.newReader(sp.key, "-", "("+threshold, false, exactStep)
+	rd.pace = pace // one pace for the reads and the steps between them
 	for {
-		var t string
-		if mode == "minid" {
-			count := read.next()
-			msgs, err := b.xrange(ctx, sp.key, "-", "("+threshold, count+1, false)
-			if err != nil {
-				return removed, bound, err
-			}
-			if len(msgs) == 0 {
-				return removed, bound, nil
-			}
-			var largest int64
-			for _, m := range msgs {
-				largest = max(largest, m.size())
-			}
-			t = threshold
-			if int64(len(msgs)) > count {
-				last, err := parseID(msgs[count-1].id)
-				if err != nil {
-					return removed, bound, b.fail("XRANGE", sp.key, err)
-				}
-				t = last.next().String()
-			}
-			n, _, floor, err := step(mode, t, "0", 0, 0)
-			bound = bound || floor
-			read.done(n, largest, pace.last)
-			if errors.Is(err, errStop) {
-				return removed, bound, nil
-			}
-			if err != nil || n == 0 {
-				return removed, bound, err
-			}
-			continue
+		msgs, err := rd.next(ctx, 0)
+		if err != nil || len(msgs) == 0 {
+			return stop(err)
 		}
-		n, err := b.client.XLen(ctx, sp.key).Result()
+		last, err := parseID(msgs[len(msgs)-1].id)
 		if err != nil {
-			return removed, bound, b.failCtx(ctx, "XLEN", sp.key, err)
+			return removed, bound, b.fail("XRANGE", sp.key, err)
 		}
-		if n <= sp.maxlen {
-			return removed, bound, nil
+		t := threshold
+		if last.next().less(thr) {
+			t = last.next().String()
 		}
-		t = strconv.FormatInt(max(sp.maxlen, n-read.next()), 10)
-		n, _, floor, err := step(mode, t, "0", 0, 0)
+		n, _, floor, err := step(t, "0", 0, 0)
 		bound = bound || floor
-		read.done(n, 0, pace.last)
-		if errors.Is(err, errStop) {
-			return removed, bound, nil
-		}
 		if err != nil || n == 0 {
-			return removed, bound, err
+			return stop(err)
 		}
+		// What is left starts at the oldest entry again.
+		rd.cursor, rd.ended = "-", false
 	}
 }
 
@@ -419,7 +391,7 @@ var errStop = errors.New("stop")
 
 // attribute turns what the server removed into the per-rule counts. The
 // trimmed prefix is oldest first: age, then count, then bytes, as planned;
-// more than planned (estimates, or MAXLEN meeting new entries) is counted
+// more than planned (estimates) is counted
 // for the rule that trimmed last. Corrupt entries trimmed with the prefix
 // are not records.
 func (b *Backend) attribute(st *backends.Stats, planned backends.Stats, sp *streamPlan, trimmed, deleted int64) {

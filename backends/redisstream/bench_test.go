@@ -7,7 +7,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,7 +46,10 @@ import (
 //
 // It fails when the trim did not remove what the shape makes old (no
 // work measured), when the slowest agent command is over 10 ms (for
-// large and mixed, over twice what reading one large entry costs), or
+// large and mixed, over twice what reading one large entry costs; mixed
+// excuses, and prints apart, only each read sized on small entries that
+// first met large ones: Redis tells an entry's size only by returning
+// it, see entries.go), or
 // when the writer's XADD p99 during the trim is over twice its baseline.
 func BenchmarkTrimUnderLoad(b *testing.B) {
 	ctx := context.Background()
@@ -72,6 +77,9 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		maxAge float64
 		mods   = []func(*config.Target){exact, benchOverrides(b)}
 		want   int64 // entries the trim must remove
+		// written holds the IDs the mixed shape wrote, in order, large
+		// ones marked, to tell which reads met large entries.
+		shapeIDs []writtenID
 	)
 	switch shape {
 	case "long":
@@ -134,9 +142,14 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		at := now.Add(-48 * time.Hour)
 		var i int
 		for _, part := range []struct{ small, large int }{{small, n / 2}, {small, n - n/2}} {
-			write(b, c, key, series(at, part.small, time.Millisecond))
+			recs := series(at, part.small, time.Millisecond)
+			write(b, c, key, recs)
+			for _, r := range recs {
+				shapeIDs = append(shapeIDs, writtenID{streamIDText{uint64(r.ms), uint64(r.seq)}, false})
+			}
 			at = at.Add(time.Duration(part.small) * time.Millisecond)
 			for range part.large {
+				shapeIDs = append(shapeIDs, writtenID{streamIDText{uint64(at.UnixMilli()), 0}, true})
 				must(b, c.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", at.UnixMilli()),
 					Values: []any{"data", bigRecord(i, float64(at.UnixMilli())/1000, mb<<20)}}).Err())
 				at = at.Add(time.Millisecond)
@@ -253,8 +266,27 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		fmt.Printf("reading one large entry costs %s (median of 5)\n", one)
 		limit = max(limit, 2*one)
 	}
-	if cmds[0].Duration > limit {
-		b.Errorf("longest command %s, want at most %s", describe(cmds[0]), limit)
+	// The one exception entries.go documents: a read sized on small
+	// entries that meets several large ones (Redis tells an entry's size
+	// only by returning it). Reported apart, and only that read excused.
+	excused := map[int64]bool{}
+	if shape == "mixed" {
+		for _, fc := range firstContacts(b, cmds, key, shapeIDs) {
+			excused[fc.l.ID] = true
+			fmt.Printf("first read to meet large entries after small ones (the exception entries.go documents): %s returned %d large entries\n", describe(fc.l), fc.large)
+		}
+	}
+	for i, l := range cmds {
+		if excused[l.ID] {
+			continue
+		}
+		if i > 0 {
+			fmt.Printf("slowest other agent command: %s (bound %s)\n", describe(l), limit)
+		}
+		if l.Duration > limit {
+			b.Errorf("command %s, want at most %s", describe(l), limit)
+		}
+		break // the longest first: the rest are shorter
 	}
 	if p99, base := quantile(during, 0.99), quantile(baseline, 0.99); p99 > 2*base {
 		b.Errorf("writer XADD p99 during the trim %s, want at most twice the baseline's %s", p99, base)
@@ -306,4 +338,71 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// writtenID is one entry a bench shape wrote, and whether it is large.
+type writtenID struct {
+	id    streamIDText
+	large bool
+}
+
+type firstContact struct {
+	l     redis.SlowLog
+	large int
+}
+
+// firstContacts replays, on the IDs the shape wrote (in order), the
+// agent's forward reads of key before its first trim, and returns those
+// that returned two or more large entries right after a read that
+// returned none: the reads sized on small entries that met large ones.
+func firstContacts(tb testing.TB, cmds []redis.SlowLog, key string, written []writtenID) []firstContact {
+	inOrder := slices.Clone(cmds)
+	slices.SortFunc(inOrder, func(a, b redis.SlowLog) int { return int(a.ID - b.ID) })
+	// bound is the index of the first written entry past x ("(x": after
+	// it, "x": at it), or the ends for "-" and "+".
+	bound := func(x string, after bool) int {
+		switch x {
+		case "-":
+			return 0
+		case "+":
+			return len(written)
+		}
+		if len(x) > 0 && x[0] == '(' {
+			x, after = x[1:], !after
+		}
+		id := parseIDText(tb, x)
+		return sort.Search(len(written), func(i int) bool {
+			if after {
+				return id.less(written[i].id)
+			}
+			return !written[i].id.less(id)
+		})
+	}
+	var out []firstContact
+	prev := -1
+	for _, l := range inOrder {
+		a := l.Args
+		if len(a) >= 5 && strings.EqualFold(a[0], "EVALSHA") && a[3] == key && a[4] == "minid" {
+			break
+		}
+		if len(a) < 6 || !strings.EqualFold(a[0], "XRANGE") || a[1] != key || !strings.EqualFold(a[4], "COUNT") {
+			continue
+		}
+		count, err := strconv.Atoi(a[5])
+		if err != nil {
+			tb.Fatalf("%s: COUNT %q", describe(l), a[5])
+		}
+		lo, hi := bound(a[2], false), bound(a[3], true)
+		var large int
+		for _, w := range written[lo:max(lo, min(hi, lo+count))] {
+			if w.large {
+				large++
+			}
+		}
+		if large >= 2 && prev == 0 {
+			out = append(out, firstContact{l, large})
+		}
+		prev = large
+	}
+	return out
 }

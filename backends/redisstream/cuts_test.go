@@ -22,7 +22,11 @@ import (
 // thresholds of the trim steps in SLOWLOG, how many bytes each range
 // between two successive thresholds holds. 80 MB of 4 MB entries between
 // small ones would otherwise go in one step (freeing costs Redis about
-// 0.1 ms per MB, reading several ms: what counts at gigabytes).
+// 0.1 ms per MB, reading several ms: what counts at gigabytes). No step
+// may size itself by reading inside the script either (a budget in its
+// arguments): that reads the oldest entry at several times its cost. So
+// max_records beyond what Plan walks (MaxRecords) is trimmed up to the
+// cuts too: XTRIM MAXLEN freed unread entries, sized by such a read.
 func TestTrimCuts(t *testing.T) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(t)
@@ -34,7 +38,11 @@ func TestTrimCuts(t *testing.T) {
 	}{
 		{"Scan", func(*config.Target) {}},
 		{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }},
+		{"MaxRecords", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }},
 	} {
+		if mode.name == "MaxRecords" && testing.Short() {
+			continue // 100,000 fresh entries
+		}
 		t.Run(mode.name, func(t *testing.T) {
 			sys := "cuts-" + strings.ToLower(mode.name)
 			key := "papyra:" + sys + ":events"
@@ -63,22 +71,38 @@ func TestTrimCuts(t *testing.T) {
 				at = at.Add(time.Millisecond)
 			}
 			addSmall(100)
-			write(t, c, key, series(now.Add(-time.Minute), 10, time.Millisecond))
+			// Fresh entries: 10, or with MaxRecords more than Plan walks
+			// back over (walkCap), one ms apart, so that max_records
+			// removes exactly the old ones.
+			fresh, ret := 10, config.Retention{MaxAgeSeconds: ptr(3600.0)}
+			if mode.name == "MaxRecords" {
+				fresh = 100_001
+				ret = config.Retention{MaxRecords: ptr(int64(fresh))}
+			}
+			write(t, c, key, series(now.Add(-time.Duration(fresh+10)*time.Millisecond), fresh, time.Millisecond))
 
 			b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
 			slowlogOn(t, c, 100_000)
-			st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: now})
+			st, err := compact(t, b, backends.Policy{Retention: ret, Now: now})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := xlen(t, c, key); n != 10 || st.Removed() != 220 {
-				t.Fatalf("%d left, removed %d; want 10, 220", n, st.Removed())
+			if n := xlen(t, c, key); n != int64(fresh) || st.Removed() != 220 {
+				t.Fatalf("%d left, removed %d; want %d, 220", n, st.Removed(), fresh)
 			}
 			// trimScript's arguments: sha, 1, key, mode, threshold, approx, limit, budget.
 			seen := map[string]bool{}
 			var thresholds []streamIDText
 			for _, l := range agentCommands(t, c) {
 				a := l.Args
+				if len(a) >= 9 && strings.EqualFold(a[0], "EVALSHA") && a[2] == "1" && a[3] == key {
+					if a[4] != "minid" {
+						t.Errorf("%s: a trim step that is not up to a threshold read by the plan", describe(l))
+					}
+					if a[8] != "0" {
+						t.Errorf("%s: a trim step that reads the oldest entry inside the script to size itself", describe(l))
+					}
+				}
 				if len(a) >= 9 && strings.EqualFold(a[0], "EVALSHA") && a[4] == "minid" && !seen[a[5]] {
 					seen[a[5]] = true
 					thresholds = append(thresholds, parseIDText(t, a[5]))
@@ -112,7 +136,7 @@ type streamIDText struct{ ms, seq uint64 }
 
 func (a streamIDText) less(b streamIDText) bool { return a.ms < b.ms || a.ms == b.ms && a.seq < b.seq }
 
-func parseIDText(t *testing.T, s string) streamIDText {
+func parseIDText(t testing.TB, s string) streamIDText {
 	t.Helper()
 	var id streamIDText
 	if _, err := fmt.Sscanf(s, "%d-%d", &id.ms, &id.seq); err != nil {

@@ -46,25 +46,23 @@ func (b *Backend) heldDebt(ctx context.Context, key string, held []backends.Held
 }
 
 // approximateLeft counts what an approximate trim left of what it should
-// have removed: for MAXLEN the entries beyond max_records, for MINID the
-// entries below the boundary that no group holds (below every group's
+// have removed: the entries below the boundary (with max_records trimmed
+// as a MAXLEN would, below the plan's last cut) that no group holds (below every group's
 // floor; those at or above one are held_by_group). estimated is true
 // when there were more than approxCount to read.
 func (b *Backend) approximateLeft(ctx context.Context, sp *streamPlan, groups []groupFloor) (n int64, estimated bool, err error) {
 	if !b.cfg.approximate {
 		return 0, false, nil
 	}
-	if sp.maxlen > 0 {
-		l, err := b.client.XLen(ctx, sp.key).Result()
-		if err != nil {
-			return 0, false, b.failCtx(ctx, "XLEN", sp.key, err)
-		}
-		return max(0, l-sp.maxlen), false, nil
+	threshold := sp.boundary
+	if sp.maxlen > 0 && threshold.less(sp.readBelow) {
+		// max_records was trimmed up to the plan's last cut (Apply):
+		// what is left below it is what the approximate trim left.
+		threshold = sp.readBelow
 	}
-	if sp.boundary.isZero() {
+	if threshold.isZero() {
 		return 0, false, nil
 	}
-	threshold := sp.boundary
 	for _, g := range groups {
 		if g.floor.less(threshold) {
 			threshold = g.floor

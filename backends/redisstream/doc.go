@@ -36,11 +36,16 @@
 //   - Count: the last max_records entries are kept. Plan finds the
 //     boundary by walking back from the newest entry when it is cheap
 //     (max_records up to 100,000) or needed (bytes retention, consumer
-//     groups); otherwise Apply uses XTRIM MAXLEN, refused by the server
-//     side script if a consumer group appeared meanwhile. Entries are
-//     counted as Papyra's own XTRIM MAXLEN counts them, unless the stream
-//     was read whole (age_by timestamp, quarantine_corrupt), when only
-//     records Papyra can read count, as in Papyra's reader.
+//     groups); otherwise it reads the oldest entries beyond max_records
+//     (it reads what it removes anyway, to count the unreadable ones),
+//     and Apply trims them with MINID up to the last one read, as XTRIM
+//     MAXLEN would at planning time: entries Papyra adds meanwhile are
+//     the next run's, as for age, and no step frees entries nobody read
+//     (MAXLEN would, sized only by a script reading the oldest entry at
+//     several times its cost). Entries are counted as Papyra's own XTRIM
+//     MAXLEN counts them, unless the stream was read whole (age_by
+//     timestamp, quarantine_corrupt), when only records Papyra can read
+//     count, as in Papyra's reader.
 //   - Bytes: walking back from the newest entry with XREVRANGE … COUNT,
 //     Papyra's Python-repr sizes (package pyjson) are summed until the
 //     first record that does not fit; the boundary is the oldest one that
@@ -62,10 +67,20 @@
 // first meets a run of large entries after small ones reads up to its
 // count of them (reading entry by entry in a script would bound it, at
 // several times the cost of each large entry and ten times the cost of
-// small ones). Trims need no reading: the plan has read every entry it
+// small ones). Loops never read past what they need: a walk back from
+// the newest entry stops at the age boundary (the range ends there) and
+// with max_records reads at most one entry past the n-th; the age guard
+// reads no more than completes its window. The plan's first look at a
+// stream is XLEN and the first and last entries, one command each
+// (XINFO STREAM returns both entries whole: two large entries in one
+// command). Trims need no reading: the plan has read every entry it
 // removes, and cuts them into runs of at most 16 MiB; each trim step
 // (XTRIM MINID ~ … LIMIT, in a script) frees at most one run and one
-// entry, and trim_limit caps it. Entries are read only where the run
+// entry, and trim_limit caps it; max_records beyond the walk is trimmed
+// the same way up to the last entry the plan read, never with a blind
+// XTRIM MAXLEN. Only when a group's floor rises during the run above
+// what the plan read does a step size itself by reading the oldest entry
+// inside the script. Entries are read only where the run
 // needs their contents (the age guard, walks for count and bytes, scans
 // for quarantine or age_by timestamp, and, without quarantine, the
 // entries it removes, to count the unreadable ones); the plan keeps no
@@ -90,7 +105,7 @@
 // summary form walks every consumer: 175 ms per step at 100,000
 // consumers). Every trim and delete runs in a Lua script that reads that
 // floor and applies the command in one atomic step, lowering MINID to the
-// floor and refusing MAXLEN and XDEL at or above it, so an entry a group
+// floor and refusing XDEL at or above it, so an entry a group
 // has not acknowledged or not yet received is never removed, even by a
 // group created after planning. The stats report how many entries each
 // group held back (Stats.Stream.HeldBack), at a cost bounded by the number of

@@ -284,20 +284,9 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 	default:
 		return nil, &wrongTypeError{endpoint: b.endpoint, key: key, typ: typ}
 	}
-	// XINFO STREAM returns the first and last entries whole: two entries'
-	// cost (the floor, for a large one).
-	info, err := b.client.XInfoStream(ctx, key).Result()
+	sp, err := b.ends(ctx, sys, key)
 	if err != nil {
-		return nil, b.failCtx(ctx, "XINFO STREAM", key, err)
-	}
-	sp := &streamPlan{system: sys, key: key, length: info.Length, walked: -1}
-	if info.Length > 0 {
-		if sp.first, err = parseID(info.FirstEntry.ID); err == nil {
-			sp.last, err = parseID(info.LastEntry.ID)
-		}
-		if err != nil {
-			return nil, b.fail("XINFO STREAM", key, err)
-		}
+		return nil, err
 	}
 	if sp.groups, err = b.floors(ctx, key); err != nil {
 		return nil, err
@@ -338,6 +327,61 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 	sp.scanned = nil // only needed for the counts above
 	if s.Stream != nil {
 		s.Debt = b.heldDebt(ctx, key, s.Stream.HeldBack, sp.groups)
+	}
+	return sp, nil
+}
+
+// ends reads the stream's length and its first and last IDs, each with a
+// command of its own: XINFO STREAM would return the first and last
+// entries whole in one command, two entries' cost, where one is the floor
+// (two large entries of 8 MB took twice what reading one takes). The
+// reads are paced like every other read. Entries added between the
+// commands are after last and left to the next run; the length is an
+// estimate used for figures, not for what is removed.
+func (b *Backend) ends(ctx context.Context, sys, key string) (*streamPlan, error) {
+	pace := b.pacer(key)
+	if err := pace.wait(ctx); err != nil {
+		return nil, err
+	}
+	n, err := b.client.XLen(ctx, key).Result()
+	pace.done()
+	if err != nil {
+		return nil, b.failCtx(ctx, "XLEN", key, err)
+	}
+	sp := &streamPlan{system: sys, key: key, length: n, walked: -1}
+	if n == 0 {
+		return sp, nil
+	}
+	for _, end := range []struct {
+		id   *streamID
+		rev  bool
+		name string
+	}{{&sp.last, true, "XREVRANGE"}, {&sp.first, false, "XRANGE"}} {
+		if err := pace.wait(ctx); err != nil {
+			return nil, err
+		}
+		start, stop := "-", "+"
+		if end.rev {
+			start, stop = "+", "-"
+		}
+		msgs, err := b.xrange(ctx, key, start, stop, 1, end.rev)
+		pace.done()
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) == 0 {
+			// Trimmed to nothing since XLEN (by Papyra or by hand).
+			sp.length = 0
+			return sp, nil
+		}
+		if *end.id, err = parseID(msgs[0].id); err != nil {
+			return nil, b.fail(end.name, key, err)
+		}
+	}
+	if sp.last.less(sp.first) {
+		// Trimmed between the two reads: nothing of the last read is left.
+		sp.length = 0
+		sp.first, sp.last = streamID{}, streamID{}
 	}
 	return sp, nil
 }

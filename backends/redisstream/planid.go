@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 )
@@ -10,8 +11,9 @@ import (
 const (
 	// walkCap is the largest max_records for which Plan finds the count
 	// boundary by reading the newest entries (when nothing else needs the
-	// walk); above it, and only without consumer groups, Apply trims with
-	// XTRIM MAXLEN instead, reading nothing.
+	// walk); above it, and only without consumer groups, Plan reads the
+	// oldest entries beyond max_records instead (countUnreadable) and
+	// Apply trims up to the last one read.
 	walkCap = 100_000
 	// guardBatch, guardWindow and guardMax shape the age-boundary check:
 	// entries just below the ID boundary are read at most guardBatch at a time,
@@ -38,7 +40,8 @@ func cutoffID(pol backends.Policy) streamID {
 
 // planByID plans a stream without reading it whole: age is the ID time
 // (a MINID boundary, checked by guard), count and bytes walk back from the
-// newest entry as far as they need, or count is left to XTRIM MAXLEN.
+// newest entry as far as they need, or count removes the oldest entries
+// beyond max_records (sp.maxlen, read by countUnreadable).
 func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Policy) error {
 	ret := pol.Retention
 	s := &sp.stats
@@ -105,22 +108,29 @@ func (b *Backend) planByID(ctx context.Context, sp *streamPlan, pol backends.Pol
 func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 	s := &sp.stats
 	todo := s.Removed()
-	if todo <= 0 || sp.boundary.isZero() && sp.maxlen == 0 {
+	if sp.boundary.isZero() && sp.maxlen == 0 || sp.maxlen > 0 && todo <= 0 {
 		return nil
 	}
 	end := "+"
+	var bound streamID
 	if !sp.boundary.isZero() && sp.maxlen == 0 {
-		bound := sp.boundary
+		bound = sp.boundary
 		if f, ok := sp.floor(); ok && f.less(bound) {
 			bound = f
 		}
 		end = "(" + bound.String()
+		// Every entry below the boundary, not the estimate of how many
+		// there are: the cuts must cover all that the trim removes, or
+		// Apply's steps past them would have to read the oldest entry
+		// inside a script (several times its cost when it is large).
+		todo = math.MaxInt64
 	}
 	k := newClassifier()
 	rd := b.newReader(sp.key, "-", end, false, b.cfg.batch)
 	var (
-		read int64
-		cut  cutter
+		read      int64
+		cut       cutter
+		exhausted bool
 	)
 	for read < todo {
 		msgs, err := rd.next(ctx, todo-read)
@@ -128,6 +138,7 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 			return err
 		}
 		if len(msgs) == 0 {
+			exhausted = true
 			break
 		}
 		for _, m := range msgs {
@@ -146,6 +157,9 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 		read += int64(len(msgs))
 	}
 	sp.cuts, sp.readBelow = cut.end()
+	if exhausted && sp.readBelow.less(bound) {
+		sp.readBelow = bound // every entry below it was read
+	}
 	// They are not records: take them from the rules, oldest first.
 	streamStats(s).RemovedCorrupt = sp.unreadable
 	s.RecordsBefore -= sp.unreadable
@@ -184,15 +198,30 @@ func (b *Backend) walk(ctx context.Context, sp *streamPlan, age streamID, n int6
 		k        = newClassifier()
 		total    int64
 		lastKept streamID
-		rd       = b.newReader(sp.key, sp.last.String(), "-", true, b.cfg.batch)
+		end      = "-"
 	)
+	// The walk never reads an entry it does not need: none below the age
+	// boundary (the range ends there), and with max_records no more than
+	// the one past the n-th. Each read it spares could be a large entry
+	// met by a step sized on small ones.
+	if !age.isZero() {
+		end = age.String()
+	}
+	rd := b.newReader(sp.key, sp.last.String(), end, true, b.cfg.batch)
 	for {
-		msgs, err := rd.next(ctx, 0)
+		var limit int64
+		if n > 0 {
+			limit = n - w.kept + 1
+		}
+		msgs, err := rd.next(ctx, limit)
 		if err != nil {
 			return w, err
 		}
 		if len(msgs) == 0 {
-			return w, nil // stopEnd
+			if !age.isZero() && sp.first.less(age) {
+				w.stop, w.boundary = stopAge, age
+			}
+			return w, nil // stopEnd, or every entry at or above age read
 		}
 		for _, m := range msgs {
 			id, err := parseID(m.id)
@@ -315,7 +344,9 @@ func (b *Backend) runGuard(ctx context.Context, sp *streamPlan, g *guard) error 
 	k := newClassifier()
 	rd := b.newReader(sp.key, "("+g.age.String(), "-", true, guardBatch)
 	for {
-		msgs, err := rd.next(ctx, 0)
+		// No more than the check can still use: what completes the
+		// window, within guardMax.
+		msgs, err := rd.next(ctx, int64(min(guardWindow-g.sinceMove, guardMax-g.seen)))
 		if err != nil || len(msgs) == 0 {
 			return err
 		}

@@ -97,11 +97,8 @@ func (b *Backend) checkPermissions(ctx context.Context, p *plan) error {
 		add("XPENDING", k, "g", "-", "+", "1")
 		add("XRANGE", k, "-", "+", "COUNT", "1")
 		add("XLEN", k)
-		if !sp.boundary.isZero() {
+		if !sp.boundary.isZero() || sp.maxlen > 0 {
 			add("XTRIM", k, "MINID", "~", "0-1", "LIMIT", "1")
-		}
-		if sp.maxlen > 0 {
-			add("XTRIM", k, "MAXLEN", "~", "1", "LIMIT", "1")
 		}
 		if len(sp.del) > 0 || len(sp.corrupt) > 0 {
 			add("XDEL", k, "0-1")

@@ -64,63 +64,43 @@ local function floor(key)
 end
 `
 
-// trimScript trims KEYS[1] once.
+// trimScript trims KEYS[1] once with XTRIM MINID.
 //
-//	ARGV[1] "minid" or "maxlen"; ARGV[2] the threshold;
+//	ARGV[1] "minid"; ARGV[2] the threshold;
 //	ARGV[3] "1" approximate (~ with LIMIT ARGV[4]) or "0" exact;
 //	ARGV[5] the step's byte budget, or 0 when the caller knows the
 //	bytes below the threshold (a cut of the plan, see cutter).
 //
-// MINID is lowered to the consumer-group floor. MAXLEN is refused when
-// the stream has groups, since it cannot be bounded by the floor: it
-// returns {0, "", "groups"}. With a budget, an approximate step of more
-// than one entry first reads the oldest entry it may remove (one
-// entry's cost, and next to nothing for Papyra's small records): an
-// entry larger than the budget lives alone in its node, and the step
+// MINID is lowered to the consumer-group floor. With a budget, an
+// approximate step of more than one entry first reads the oldest entry
+// it may remove (one entry's cost, several times that inside a script
+// for a large one; Apply needs a budget only past what the plan read):
+// an entry larger than the budget lives alone in its node, and the step
 // then frees that node only. The reply is {removed, threshold used,
 // floor or "", size of the oldest entry still to trim when nothing was
 // removed, else 0}, or {0, "", "missing", 0} when the stream is gone.
 var trimScript = redis.NewScript(luaIDs + `
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {0, '', 'missing', 0} end
--- firstSize is the size of the oldest entry below the ID below (false:
--- the oldest entry), 0 when there is none. It reads that entry only.
+if ARGV[1] ~= 'minid' then return redis.error_reply('trim mode ' .. ARGV[1]) end
+-- firstSize is the size of the oldest entry below the ID below, 0 when
+-- there is none. It reads that entry only.
 local function firstSize(below)
-  local e
-  if below then
-    e = redis.call('XRANGE', key, '-', '(' .. below, 'COUNT', 1)[1]
-  else
-    e = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
-  end
+  local e = redis.call('XRANGE', key, '-', '(' .. below, 'COUNT', 1)[1]
   if not e then return 0 end
   local n = #e[1]
   for _, v in ipairs(e[2]) do n = n + #v end
   return n
 end
 local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
-local function bounded(below)
-  if ARGV[3] == '1' and limit > 1 and budget > 0 then
-    local s = firstSize(below)
-    if s > 0 then limit = math.max(1, math.min(limit, math.floor(budget / s))) end
-  end
-end
 local f = floor(key)
-local n
-if ARGV[1] == 'maxlen' then
-  if f then return {0, '', 'groups', 0} end
-  bounded(false)
-  if ARGV[3] == '1' then
-    n = redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2], 'LIMIT', limit)
-  else
-    n = redis.call('XTRIM', key, 'MAXLEN', '=', ARGV[2])
-  end
-  local left = 0
-  if n == 0 and redis.call('XLEN', key) > tonumber(ARGV[2]) then left = firstSize(false) end
-  return {n, ARGV[2], '', left}
-end
 local b = ARGV[2]
 if f and idlt(f, b) then b = f end
-bounded(b)
+if ARGV[3] == '1' and limit > 1 and budget > 0 then
+  local s = firstSize(b)
+  if s > 0 then limit = math.max(1, math.min(limit, math.floor(budget / s))) end
+end
+local n
 if ARGV[3] == '1' then
   n = redis.call('XTRIM', key, 'MINID', '~', b, 'LIMIT', limit)
 else
