@@ -281,6 +281,7 @@ func TestLargeEntries(t *testing.T) {
 		{"QuarantineScan", func(*config.Target) {}, true},
 		{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, true},
 		{"Count", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, false},
+		{"AgeAndCount", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, false},
 		{"ByTimestamp", func(t *config.Target) { t.AgeBy, t.QuarantineCorrupt = "timestamp", ptr(false) }, false},
 	} {
 		if testing.Short() && !mode.short {
@@ -318,8 +319,12 @@ func TestLargeEntries(t *testing.T) {
 				}
 				b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
 				ret := config.Retention{MaxAgeSeconds: ptr(3600.0)}
-				if mode.name == "Count" {
+				switch mode.name {
+				case "Count":
 					ret = config.Retention{MaxRecords: ptr[int64](20)}
+				case "AgeAndCount":
+					// A walk back from the newest entry, to the age boundary.
+					ret.MaxRecords = ptr[int64](1000)
 				}
 				// The stream as the agent first reads it, to replay its reads.
 				must(t, c.Copy(ctx, key, "orig", 0, true).Err())
@@ -330,6 +335,7 @@ func TestLargeEntries(t *testing.T) {
 				}
 				cmds := agentCommands(t, c)
 				checkReadBytes(t, c, mode.name, cmds, key, "orig")
+				checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big)
 				must(t, c.Del(ctx, "orig").Err())
 				if n := xlen(t, c, key); n != 20 || st.Removed() != 18 {
 					t.Errorf("%d entries left, removed %d; want 20, 18", n, st.Removed())
@@ -363,8 +369,9 @@ func TestLargeEntries(t *testing.T) {
 // largest of the last read, or half the previous figure), and never less
 // than one entry. So one large entry brings the next read down to one
 // entry, and a few small entries after it do not let the count jump
-// back. (A read sized on small entries may still meet a run of large
-// ones: the agent cannot know sizes before reading.) Unlike the times
+// back. Each loop (reads that follow each other) starts at one entry.
+// (A read sized on small entries may still meet a run of large ones:
+// the agent cannot know sizes before reading.) Unlike the times
 // SLOWLOG gives, what a read returns does not depend on the machine's
 // load. Reads after the first trim are left out: orig still holds what
 // the trim removed.
@@ -377,6 +384,11 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 	replayed := 0
 	var recent int64 // the largest entry read lately, halving at every read
 	var last string
+	// A loop's reads follow each other: each starts right after the last
+	// entry the one before returned, in the same direction, to the same
+	// end. A read that does not is another loop, which starts at one
+	// entry and knows nothing of the last loop's sizes.
+	var loopNext string
 	for _, l := range inOrder {
 		a := l.Args
 		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && (a[4] == "minid" || a[4] == "maxlen") {
@@ -395,6 +407,12 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 		if err != nil {
 			tb.Fatalf("%s: %s: COUNT %q", what, describe(l), a[5])
 		}
+		if loop := a[0] + " " + a[2] + " " + a[3]; loop != loopNext {
+			if count != 1 {
+				tb.Errorf("%s: %s starts a loop at COUNT %d, want 1 (the entries ahead are unknown)", what, describe(l), count)
+			}
+			recent = 0
+		}
 		if recent > 0 && count > max(1, stepBytes/recent) {
 			tb.Errorf("%s: %s after %s, which returned entries of up to %d bytes lately: want COUNT at most %d (reads are sized by bytes, down to one entry)",
 				what, describe(l), last, recent, max(1, stepBytes/recent))
@@ -410,10 +428,82 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 			largest = max(largest, int64(len(d)))
 		}
 		recent, last = max(largest, recent/2), describe(l)
+		loopNext = ""
+		if n := len(msgs.Val()); n > 0 {
+			loopNext = a[0] + " (" + msgs.Val()[n-1].ID + " " + a[3]
+		}
 	}
 	if replayed == 0 {
 		tb.Errorf("%s: no read of %s before the first trim, want the agent's reads replayed", what, key)
 	}
+}
+
+// checkOneLargePerRead replays on orig (a copy of key taken before the
+// compaction) every read of key the agent sent before its first trim,
+// and fails for each that returned more than one entry of at least
+// large bytes: a read that returns two costs twice the floor. Unlike
+// times, what a read returns does not depend on the machine's load.
+func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string, large int) {
+	tb.Helper()
+	ctx := context.Background()
+	inOrder := append([]redis.SlowLog(nil), cmds...)
+	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
+	for _, l := range inOrder {
+		a := l.Args
+		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && a[4] == "minid" {
+			return // the first trim: orig no longer matches key
+		}
+		if len(a) < 6 || a[1] != key || !(strings.EqualFold(a[0], "XRANGE") || strings.EqualFold(a[0], "XREVRANGE")) {
+			continue
+		}
+		msgs := redis.NewXMessageSliceCmd(ctx, a[0], orig, a[2], a[3], a[4], a[5])
+		if err := c.Process(ctx, msgs); err != nil {
+			tb.Fatalf("%s: replaying %s: %v", what, describe(l), err)
+		}
+		var n int
+		for _, m := range msgs.Val() {
+			if d, _ := m.Values["data"].(string); len(d) >= large {
+				n++
+			}
+		}
+		if n > 1 {
+			tb.Errorf("%s: %s returned %d entries of %d bytes or more, want at most one per command", what, describe(l), n, large)
+		}
+	}
+}
+
+// TestGuardReadsOnlyItsWindow: the age guard reads back from the ID
+// boundary until guardWindow (100) entries in a row are ones Papyra
+// drops. Exactly that many small entries lie below the boundary, and
+// large ones below them: the guard's steps, sized on the small entries,
+// must end with its window, not read on into the large entries it does
+// not need (its step of 64 after 63 entries read 27 of them).
+func TestGuardReadsOnlyItsWindow(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const big = 4 << 20
+	key := "papyra:guard:events"
+	now := time.Now().Truncate(time.Millisecond)
+	old := now.Add(-48 * time.Hour)
+	for j := range 30 {
+		at := old.Add(time.Duration(j) * time.Millisecond)
+		must(t, c.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", at.UnixMilli()),
+			Values: []any{"data", bigRecord(j, float64(at.UnixMilli())/1000, big)}}).Err())
+	}
+	write(t, c, key, series(old.Add(time.Second), 100, time.Millisecond))
+	write(t, c, key, series(now.Add(-time.Minute), 10, time.Millisecond))
+	must(t, c.Copy(ctx, key, "orig", 0, true).Err())
+	slowlogOn(t, c, 100_000)
+	b := newBackend(t, target([]string{srv.Addr}, system("guard"), exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := xlen(t, c, key); n != 10 || st.Removed() != 130 {
+		t.Errorf("%d entries left, removed %d; want 10, 130", n, st.Removed())
+	}
+	checkOneLargePerRead(t, c, "guard", agentCommands(t, c), key, "orig", big)
 }
 
 // TestManyConsumers: a group with 30,000 consumers and pending entries.
@@ -526,6 +616,7 @@ func TestLargeAtBothEnds(t *testing.T) {
 			}
 			cmds := agentCommands(t, c)
 			checkReadBytes(t, c, mode.name, cmds, key, "orig")
+			checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big)
 			must(t, c.Del(ctx, "orig", key).Err())
 			for _, l := range cmds {
 				a := l.Args
