@@ -335,7 +335,7 @@ func TestLargeEntries(t *testing.T) {
 				}
 				cmds := agentCommands(t, c)
 				checkReadBytes(t, c, mode.name, cmds, key, "orig")
-				checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big)
+				checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big, false)
 				must(t, c.Del(ctx, "orig").Err())
 				if n := xlen(t, c, key); n != 20 || st.Removed() != 18 {
 					t.Errorf("%d entries left, removed %d; want 20, 18", n, st.Removed())
@@ -346,12 +346,13 @@ func TestLargeEntries(t *testing.T) {
 				one := serverCost(t, c, 5, "XRANGE", "ref", "-", "+", "COUNT", 1)
 				bound := 4*one + 5*time.Millisecond
 				t.Logf("one 8 MB entry: %s to read; longest agent commands: %s, %s; %d commands", one, describe(cmds[0]), describe(cmds[1]), len(cmds))
-				// No outlier is allowed: a descheduled server is what the
-				// attempts are for, and a single step over two or more
-				// large entries (a walk sized on the small fresh entries
-				// reading on into the old ones took 197 ms) is the bug.
-				if cmds[0].Duration > bound {
-					slow = append(slow, fmt.Sprintf("command %s: want every one under %s (4 × one entry's %s + 5 ms)", describe(cmds[0]), bound, one))
+				// One outlier is allowed, for a descheduled server; a step
+				// over two or more large entries takes several times one.
+				// (A single such step is what checkOneLargePerRead finds,
+				// whatever the load: a walk sized on the small fresh
+				// entries read on into the old ones, 197 ms, once.)
+				if len(cmds) > 1 && cmds[1].Duration > bound {
+					slow = append(slow, fmt.Sprintf("commands %s and %s: want all but one under %s (4 × one entry's %s + 5 ms)", describe(cmds[0]), describe(cmds[1]), bound, one))
 				}
 				checkSizes(t, mode.name, cmds, 1000+1, 5000)
 				must(t, c.Del(ctx, "ref").Err())
@@ -443,11 +444,15 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 // and fails for each that returned more than one entry of at least
 // large bytes: a read that returns two costs twice the floor. Unlike
 // times, what a read returns does not depend on the machine's load.
-func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string, large int) {
+// With firstContact, a read right after one that returned no large
+// entry may return several: a step sized on small entries that met
+// large ones, which the agent cannot foresee (entries.go); only that one.
+func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string, large int, firstContact bool) {
 	tb.Helper()
 	ctx := context.Background()
 	inOrder := append([]redis.SlowLog(nil), cmds...)
 	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
+	prev := -1 // large entries the previous read returned
 	for _, l := range inOrder {
 		a := l.Args
 		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && a[4] == "minid" {
@@ -466,9 +471,10 @@ func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, c
 				n++
 			}
 		}
-		if n > 1 {
+		if n > 1 && !(firstContact && prev == 0) {
 			tb.Errorf("%s: %s returned %d entries of %d bytes or more, want at most one per command", what, describe(l), n, large)
 		}
+		prev = n
 	}
 }
 
@@ -503,7 +509,7 @@ func TestGuardReadsOnlyItsWindow(t *testing.T) {
 	if n := xlen(t, c, key); n != 10 || st.Removed() != 130 {
 		t.Errorf("%d entries left, removed %d; want 10, 130", n, st.Removed())
 	}
-	checkOneLargePerRead(t, c, "guard", agentCommands(t, c), key, "orig", big)
+	checkOneLargePerRead(t, c, "guard", agentCommands(t, c), key, "orig", big, false)
 }
 
 // TestManyConsumers: a group with 30,000 consumers and pending entries.
@@ -616,7 +622,7 @@ func TestLargeAtBothEnds(t *testing.T) {
 			}
 			cmds := agentCommands(t, c)
 			checkReadBytes(t, c, mode.name, cmds, key, "orig")
-			checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big)
+			checkOneLargePerRead(t, c, mode.name, cmds, key, "orig", big, false)
 			must(t, c.Del(ctx, "orig", key).Err())
 			for _, l := range cmds {
 				a := l.Args

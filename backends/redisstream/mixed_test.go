@@ -74,6 +74,7 @@ func TestMixedSizes(t *testing.T) {
 					}
 					cmds := agentCommands(t, c)
 					checkReadBytes(t, c, order, cmds, key, "orig")
+					checkOneLargePerRead(t, c, order, cmds, key, "orig", big, order == "SmallFirst")
 					must(t, c.Del(ctx, "orig").Err())
 					if n := xlen(t, c, key); n != 20 || st.Removed() != nBig+nSmall {
 						t.Errorf("%d entries left, removed %d; want 20, %d", n, st.Removed(), nBig+nSmall)
