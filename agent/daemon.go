@@ -56,7 +56,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &daemonHooks{log: log, check: o.CheckConfig}
+	d := &daemonHooks{log: log, check: o.CheckConfig, unmet: &UnmetLog{}}
 	reloader, err := NewReloader(ReloaderOptions{
 		Path:     o.ConfigPath,
 		Registry: o.Registry,
@@ -96,9 +96,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) error {
 		Emergency: func(ctx context.Context) {
 			snap := reloader.Current()
 			if !OptedIn(snap.Config) {
+				d.unmet.forget(nil)
 				return
 			}
-			if err := rec.RecordEmergency(snap.Agent.Emergency(ctx, EmergencyOptions{})); err != nil {
+			// The daemon's memory of what it logged, not the agent's: a
+			// reload builds a new agent, and must not repeat the error.
+			if err := rec.RecordEmergency(snap.Agent.Emergency(ctx, EmergencyOptions{Unmet: d.unmet})); err != nil {
 				log.Error("cannot record the emergency check in the state directory and textfile; status and metrics are stale", "err", err)
 			}
 		},
@@ -139,6 +142,9 @@ type daemonHooks struct {
 	sched *Scheduler
 	check func(*config.Config) string
 	src   *notedSource
+	// unmet is what the emergency checks logged of keep_free not met;
+	// only the emergency ticker's goroutine uses it.
+	unmet *UnmetLog
 }
 
 // notedSource is the reloader as the scheduler's source, with a standing

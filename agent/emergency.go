@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,7 +53,22 @@ const (
 	MsgEmergencyDrop  = "emergency drop"
 	MsgKeepFreeUnmet  = "keep_free not met"
 	MsgEmergencyBelow = "free space below keep_free"
+	// MsgKeepFreeMet is the daemon's word that a file system it had
+	// logged MsgKeepFreeUnmet for has keep_free free again (see
+	// UnmetLog); a pass has nothing to compare with and never says it.
+	MsgKeepFreeMet = "keep_free met again"
 )
+
+// UnmetReminderEvery is how often the daemon repeats MsgKeepFreeUnmet
+// while a file system stays unmet for the same cause. The check runs
+// every minute, and a file system filled by stores that did not opt in
+// can stay unmet for days: one error a minute would bury everything else
+// in the journal and teach operators to skip it. The metrics, the state
+// and `status` carry the standing condition on every check; the journal
+// needs the change, and a reminder often enough that a look at the last
+// hour (`journalctl --since -1h`, a log alert with an hour's window)
+// still finds it: hourly is 24 lines a day instead of 1440.
+const UnmetReminderEvery = time.Hour
 
 // EmergencyDrop is one segment removed to free space.
 type EmergencyDrop struct {
@@ -77,6 +93,9 @@ type EmergencyFS struct {
 	// Unmet says why keep_free is still not met after the check; "" when
 	// it is.
 	Unmet string
+	// cause is what of Unmet makes it a new verdict for the log (see
+	// unmetCause).
+	cause string
 }
 
 // EmergencyReport is one check over every opted-in file system.
@@ -89,6 +108,102 @@ type EmergencyReport struct {
 type EmergencyOptions struct {
 	// Now judges min_keep; zero means the wall clock.
 	Now time.Time
+	// Unmet is the memory of a process that checks again and again (the
+	// daemon): with it, MsgKeepFreeUnmet is logged when a file system
+	// becomes unmet or the cause changes, then once every
+	// UnmetReminderEvery, and MsgKeepFreeMet when it is met again; the
+	// warnings of a check of a file system already reported unmet go to
+	// debug. Nil logs every verdict: a `run` pass is a process of its
+	// own, so there is nothing it would repeat.
+	Unmet *UnmetLog
+}
+
+// UnmetLog remembers, per file system (st_dev), which keep_free-not-met
+// verdict was last logged and when. The zero value is ready to use.
+type UnmetLog struct {
+	// Now is the clock of the reminders; nil means time.Now.
+	Now func() time.Time
+
+	mu sync.Mutex
+	fs map[uint64]unmetLogged
+}
+
+// unmetLogged is what was logged about one unmet file system.
+type unmetLogged struct {
+	cause string
+	// since is when it was first logged unmet, last when it was last
+	// logged.
+	since, last time.Time
+}
+
+func (u *UnmetLog) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
+}
+
+// quiet reports whether dev was logged unmet and no reminder is due: the
+// warnings of its check then go to debug. Nil is never quiet.
+func (u *UnmetLog) quiet(dev uint64) bool {
+	if u == nil {
+		return false
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e, ok := u.fs[dev]
+	return ok && u.now().Sub(e.last) < UnmetReminderEvery
+}
+
+// unmet records that dev is unmet for cause and reports whether to log
+// it: the first time, when the cause changed, or as a reminder once
+// UnmetReminderEvery has passed since it was last logged. since is when
+// it was first logged (for a reminder).
+func (u *UnmetLog) unmet(dev uint64, cause string) (log, reminder bool, since time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := u.now()
+	e, ok := u.fs[dev]
+	switch {
+	case !ok || e.cause != cause:
+		if !ok {
+			e.since = now
+		}
+		if u.fs == nil {
+			u.fs = map[uint64]unmetLogged{}
+		}
+		u.fs[dev] = unmetLogged{cause: cause, since: e.since, last: now}
+		return true, false, e.since
+	case now.Sub(e.last) >= UnmetReminderEvery:
+		e.last = now
+		u.fs[dev] = e
+		return true, true, e.since
+	}
+	return false, false, e.since
+}
+
+// met forgets dev and reports whether it had been logged unmet, and
+// since when.
+func (u *UnmetLog) met(dev uint64) (was bool, since time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e, ok := u.fs[dev]
+	delete(u.fs, dev)
+	return ok, e.since
+}
+
+// forget drops, without a word, every file system but those in checked:
+// one no longer checked (its targets dropped keep_free or went away) has
+// no verdict to continue, and is logged afresh should it come back
+// unmet.
+func (u *UnmetLog) forget(checked []uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for dev := range u.fs {
+		if !slices.Contains(checked, dev) {
+			delete(u.fs, dev)
+		}
+	}
 }
 
 // OptedIn reports whether any target of cfg set keep_free.
@@ -127,6 +242,9 @@ type emStore struct {
 	pol    backends.ShedPolicy
 	cands  []backends.ShedSegment
 	failed string // why it is passed over for the rest of the check
+	// dropFailed: failed is a drop that failed; locked: failed is
+	// another run holding the store's lock.
+	dropFailed, locked bool
 }
 
 func (s *emStore) close() {
@@ -175,17 +293,55 @@ func (a *Agent) Emergency(ctx context.Context, o EmergencyOptions) EmergencyRepo
 	for _, dev := range order {
 		f := byDev[dev]
 		if f.FreeBefore < f.KeepFree && ctx.Err() == nil {
-			a.shed(ctx, f, targets[dev], now)
+			a.shed(ctx, f, targets[dev], now, o.Unmet.quiet(dev))
 		}
+		a.logVerdict(ctx, f, o.Unmet)
 		rep.FileSystems = append(rep.FileSystems, *f)
+	}
+	if o.Unmet != nil {
+		o.Unmet.forget(order)
 	}
 	return rep
 }
 
-// shed frees space on one file system.
-func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Time) {
+// logVerdict logs what the check of f found: every keep_free not met
+// without u (a pass), and with u (the daemon) only its changes and
+// reminders (see EmergencyOptions.Unmet). The report, and so the state
+// and metrics, say it on every check whatever is logged.
+func (a *Agent) logVerdict(ctx context.Context, f *EmergencyFS, u *UnmetLog) {
 	log := a.log.With("dir", f.Dir)
-	log.Warn(MsgEmergencyBelow, "free_bytes", f.FreeBefore, "keep_free_bytes", f.KeepFree, "targets", strings.Join(f.Targets, ","))
+	switch {
+	case f.Unmet != "" && u == nil:
+		log.Error(MsgKeepFreeUnmet, "free_bytes", f.FreeAfter, "keep_free_bytes", f.KeepFree, "reason", f.Unmet)
+	case f.Unmet != "":
+		// A check stopped short (the daemon is stopping) judges nothing
+		// new: what it left undone, the next process's check does.
+		if ctx.Err() != nil {
+			return
+		}
+		if ok, reminder, since := u.unmet(f.Dev, f.cause); ok {
+			attrs := []any{"free_bytes", f.FreeAfter, "keep_free_bytes", f.KeepFree, "reason", f.Unmet}
+			if reminder {
+				attrs = append(attrs, "reminder", true, "unmet_since", since)
+			}
+			log.Error(MsgKeepFreeUnmet, attrs...)
+		}
+	case u != nil && f.FreeAfter >= f.KeepFree:
+		if was, since := u.met(f.Dev); was {
+			log.Info(MsgKeepFreeMet, "free_bytes", f.FreeAfter, "keep_free_bytes", f.KeepFree, "unmet_since", since)
+		}
+	}
+}
+
+// shed frees space on one file system. quiet sends its warnings to
+// debug: the daemon already reported the file system unmet.
+func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Time, quiet bool) {
+	log := a.log.With("dir", f.Dir)
+	warn, fail := slog.LevelWarn, slog.LevelError
+	if quiet {
+		warn, fail = slog.LevelDebug, slog.LevelDebug
+	}
+	log.Log(ctx, warn, MsgEmergencyBelow, "free_bytes", f.FreeBefore, "keep_free_bytes", f.KeepFree, "targets", strings.Join(f.Targets, ","))
 	var stores []*emStore
 	defer func() {
 		for _, s := range stores {
@@ -199,7 +355,7 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 		stores = append(stores, s)
 		s.failed = a.openShed(ctx, s, keys)
 		if s.failed != "" {
-			log.Warn("emergency check: store passed over", "target", t.Name, "reason", s.failed)
+			log.Log(ctx, warn, "emergency check: store passed over", "target", t.Name, "reason", s.failed)
 		}
 	}
 	type cand struct {
@@ -234,8 +390,8 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 		}
 		st, err := c.s.sh.Shed(ctx, c.s.pol, c.c)
 		if err != nil {
-			c.s.failed = fmt.Sprintf("emergency drop of %s failed: %v", c.c.Name, err)
-			log.Error("emergency drop failed; the store is passed over until the next check", "target", c.s.t.Name, "segment", c.c.Name, "err", err)
+			c.s.failed, c.s.dropFailed = fmt.Sprintf("emergency drop of %s failed: %v", c.c.Name, err), true
+			log.Log(ctx, fail, "emergency drop failed; the store is passed over until the next check", "target", c.s.t.Name, "segment", c.c.Name, "err", err)
 			continue
 		}
 		if dropped[c.s] == nil {
@@ -254,8 +410,37 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 	f.FreeAfter = free
 	if free < f.KeepFree {
 		f.Unmet = unmetReason(stores, dropped, free, f.KeepFree, ctx.Err())
-		log.Error(MsgKeepFreeUnmet, "free_bytes", free, "keep_free_bytes", f.KeepFree, "reason", f.Unmet)
+		f.cause = unmetCause(stores)
 	}
+}
+
+// unmetCause is what makes a keep_free-not-met verdict a new one for the
+// daemon's log: the stores a drop failed in, the stores passed over, or
+// else nothing left that may go. Sizes and counts are left out (they
+// move on every check), and so is a store whose lock another run holds:
+// a compaction in flight holds it for a while, and the next check looks
+// at it again, so a lock alone would make every compaction log twice.
+func unmetCause(stores []*emStore) string {
+	var failed, passed []string
+	for _, s := range stores {
+		switch {
+		case s.dropFailed:
+			failed = append(failed, s.t.Name)
+		case s.failed != "" && !s.locked:
+			passed = append(passed, s.t.Name)
+		}
+	}
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, "drop failed: "+strings.Join(failed, ","))
+	}
+	if len(passed) > 0 {
+		parts = append(parts, "passed over: "+strings.Join(passed, ","))
+	}
+	if len(parts) == 0 {
+		return "nothing left to drop"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // openShed locks s's store, builds its backend and lists its candidates;
@@ -285,6 +470,7 @@ func (a *Agent) openShed(ctx context.Context, s *emStore, keys map[string]bool) 
 	s.sh = sh
 	if key != "" {
 		if s.lock, err = TryLock(a.cfg.LockDir, key, t.Name+" (emergency)"); err != nil {
+			s.locked = errors.Is(err, backends.ErrLocked)
 			return err.Error()
 		}
 	}
