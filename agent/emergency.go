@@ -93,9 +93,11 @@ type EmergencyFS struct {
 	// Unmet says why keep_free is still not met after the check; "" when
 	// it is.
 	Unmet string
-	// cause is what of Unmet makes it a new verdict for the log (see
-	// unmetCause).
-	cause string
+	// cause is what of Unmet makes it a new verdict for the log;
+	// partial says a store was not looked at, so that cause may miss
+	// what it would have found (see unmetCause).
+	cause   string
+	partial bool
 }
 
 // EmergencyReport is one check over every opted-in file system.
@@ -158,14 +160,18 @@ func (u *UnmetLog) quiet(dev uint64) bool {
 // unmet records that dev is unmet for cause and reports whether to log
 // it: the first time, when the cause changed, or as a reminder once
 // UnmetReminderEvery has passed since it was last logged. since is when
-// it was first logged (for a reminder).
-func (u *UnmetLog) unmet(dev uint64, cause string) (log, reminder bool, since time.Time) {
+// it was first logged (for a reminder). A partial cause (a store another
+// run held the lock of was not looked at) does not replace a known one:
+// the store's failure may well still be there, and a compaction in
+// flight would otherwise log the error twice, once for a cause missing
+// it and once when it comes back.
+func (u *UnmetLog) unmet(dev uint64, cause string, partial bool) (log, reminder bool, since time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := u.now()
 	e, ok := u.fs[dev]
 	switch {
-	case !ok || e.cause != cause:
+	case !ok || e.cause != cause && !partial:
 		if !ok {
 			e.since = now
 		}
@@ -319,7 +325,7 @@ func (a *Agent) logVerdict(ctx context.Context, f *EmergencyFS, u *UnmetLog) {
 		if ctx.Err() != nil {
 			return
 		}
-		if ok, reminder, since := u.unmet(f.Dev, f.cause); ok {
+		if ok, reminder, since := u.unmet(f.Dev, f.cause, f.partial); ok {
 			attrs := []any{"free_bytes", f.FreeAfter, "keep_free_bytes", f.KeepFree, "reason", f.Unmet}
 			if reminder {
 				attrs = append(attrs, "reminder", true, "unmet_since", since)
@@ -410,7 +416,7 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 	f.FreeAfter = free
 	if free < f.KeepFree {
 		f.Unmet = unmetReason(stores, dropped, free, f.KeepFree, ctx.Err())
-		f.cause = unmetCause(stores)
+		f.cause, f.partial = unmetCause(stores)
 	}
 }
 
@@ -419,14 +425,17 @@ func (a *Agent) shed(ctx context.Context, f *EmergencyFS, idx []int, now time.Ti
 // else nothing left that may go. Sizes and counts are left out (they
 // move on every check), and so is a store whose lock another run holds:
 // a compaction in flight holds it for a while, and the next check looks
-// at it again, so a lock alone would make every compaction log twice.
-func unmetCause(stores []*emStore) string {
+// at it again. partial says there was such a store, so the cause may
+// miss what it holds (see UnmetLog.unmet).
+func unmetCause(stores []*emStore) (cause string, partial bool) {
 	var failed, passed []string
 	for _, s := range stores {
 		switch {
 		case s.dropFailed:
 			failed = append(failed, s.t.Name)
-		case s.failed != "" && !s.locked:
+		case s.locked:
+			partial = true
+		case s.failed != "":
 			passed = append(passed, s.t.Name)
 		}
 	}
@@ -438,9 +447,9 @@ func unmetCause(stores []*emStore) string {
 		parts = append(parts, "passed over: "+strings.Join(passed, ","))
 	}
 	if len(parts) == 0 {
-		return "nothing left to drop"
+		return "nothing left to drop", partial
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), partial
 }
 
 // openShed locks s's store, builds its backend and lists its candidates;

@@ -126,6 +126,14 @@ func TestEmergency_UnmetLoggedOnChange(t *testing.T) {
 	if n := logCount(logs.String(), "WARN", agent.MsgEmergencyBelow); n != 1 {
 		t.Errorf("%d warnings %q over 4 checks of a file system already reported unmet, want 1", n, agent.MsgEmergencyBelow)
 	}
+	// A check the stopping daemon cuts short says nothing: not met
+	// again (it looked at nothing), not unmet.
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	if rep := a.Emergency(stopped, agent.EmergencyOptions{Now: now, Unmet: u}); len(rep.FileSystems) != 1 {
+		t.Fatalf("stopped check: %+v", rep)
+	}
+	want("a stopped check", 1, 0, 0)
 
 	// The cause changes: an old segment of corrupt lines turns up,
 	// whose drop fails.
@@ -147,6 +155,26 @@ func TestEmergency_UnmetLoggedOnChange(t *testing.T) {
 	if l := logLines(logs.String(), "ERROR", agent.MsgKeepFreeUnmet); !strings.Contains(l[1], "failed") {
 		t.Errorf("the error of the new cause does not say it: %s", l[1])
 	}
+	// Another run (a compaction) holding a's lock hides a's failure from
+	// a check or two: that is no new cause, neither then nor after.
+	key, err := all.Backends().LockKey(cfg.Targets[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := agent.TryLock(cfg.LockDir, key, "a compaction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		clock = clock.Add(time.Minute)
+		if f := check(true); !strings.Contains(f.Unmet, "passed over") {
+			t.Fatalf("unmet %q, want the locked store named", f.Unmet)
+		}
+	}
+	l.Unlock()
+	clock = clock.Add(time.Minute)
+	check(true)
+	want("a's lock held by another run for two checks, then released", 2, 0, 0)
 	// Then nothing new until the reminder is due, not even the failed
 	// drop's own error (it went to debug from the start: the file
 	// system was already reported unmet, and the error of the new cause
@@ -186,6 +214,17 @@ func TestEmergency_UnmetLoggedOnChange(t *testing.T) {
 	check(true)
 	check(true)
 	want("unmet again", 4, 1, 1)
+
+	// A file system no longer checked (keep_free gone from its targets)
+	// is forgotten: checked again, still unmet, it is logged afresh.
+	cfg.Targets[1].KeepFree, cfg.Targets[2].KeepFree = nil, nil
+	if rep := a.Emergency(context.Background(), agent.EmergencyOptions{Now: now, Unmet: u}); len(rep.FileSystems) != 0 {
+		t.Fatalf("checked without keep_free: %+v", rep)
+	}
+	cfg.Targets[1].KeepFree, cfg.Targets[2].KeepFree = unmet, &config.Amount{Bytes: 1}
+	clock = clock.Add(time.Minute)
+	check(true)
+	want("keep_free set again", 5, 1, 1)
 }
 
 // TestEmergency_UnmetEveryPass: a `run` pass is a process of its own,
