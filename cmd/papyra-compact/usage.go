@@ -179,7 +179,9 @@ CONFIGURATION
     counted (papyra_compact_emergency_*); when keep_free cannot be met,
     "keep_free not met" (MESSAGE_ID 75fc40c7ca4548eb881eb4d5e1646960)
     says what is left, papyra_compact_emergency_keep_free_unmet is 1, and
-    status warns and exits 1.
+    status warns and exits 1. Every run logs it; the daemon logs it when
+    a file system becomes unmet or the cause changes, then hourly as a
+    reminder, and "keep_free met again" when it recovers.
 
     A jsonl or rotating target is refused (exit 1, nothing touched) when
     someone other than its owner could have aimed the agent at it: a
