@@ -179,12 +179,16 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 	if sp.maxlen > 0 && !sp.readBelow.isZero() {
 		// The plan read the oldest entries beyond max_records and cut
 		// them (countUnreadable): trimming up to the last cut removes
-		// exactly those, bounded like any MINID trim. Entries Papyra adds
-		// meanwhile are the next run's, as for age. XTRIM MAXLEN would
+		// exactly those, bounded like any MINID trim. XTRIM MAXLEN would
 		// remove unread entries, whose size only a script reading them
 		// could bound, at several times their cost when they are large.
 		n, bound, err := b.trim(ctx, sp, sp.readBelow.String(), prog, &st)
 		trimmed, floorBound = trimmed+n, floorBound || bound
+		if err == nil && !bound {
+			// What Papyra added meanwhile pushes more past max_records.
+			n, bound, err = b.trimAdded(ctx, sp, prog, &st)
+			trimmed, floorBound = trimmed+n, floorBound || bound
+		}
 		if err != nil {
 			return finish(err)
 		}
@@ -383,6 +387,69 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, pr
 		}
 		// What is left starts at the oldest entry again.
 		rd.cursor, rd.ended = "-", false
+	}
+}
+
+// trimAdded removes, for max_records beyond the walk (sp.maxlen), the
+// oldest entries that what Papyra added during the run pushed past
+// max_records, as XTRIM MAXLEN would at the end of the run, but read
+// first: each read is sized like any other (one entry when large), its
+// unreadable entries are counted apart as the plan's were, and the trim
+// goes up to the last entry read. It never removes more than XLEN less
+// max_records said was over: each read starts at the oldest entry (an
+// approximate trim leaves part of a node), so only the entries it
+// returned are below the cut.
+func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
+	k := newClassifier()
+	rd := b.newReader(sp.key, "-", "+", false, b.cfg.batch)
+	classified := sp.readBelow // entries below it were classified (by the plan, at first)
+	for {
+		rd.cursor, rd.ended = "-", false
+		if err := rd.pace.wait(ctx); err != nil {
+			return removed, bound, err
+		}
+		l, err := b.client.XLen(ctx, sp.key).Result()
+		rd.pace.done()
+		if err != nil {
+			return removed, bound, b.failCtx(ctx, "XLEN", sp.key, err)
+		}
+		over := l - sp.maxlen
+		if over <= 0 {
+			return removed, bound, nil
+		}
+		msgs, err := rd.next(ctx, over)
+		if err != nil || len(msgs) == 0 {
+			return removed, bound, err
+		}
+		for _, m := range msgs {
+			id, err := parseID(m.id)
+			if err != nil {
+				return removed, bound, b.fail("XRANGE", sp.key, err)
+			}
+			if id.less(classified) {
+				continue // left by an approximate trim, counted already
+			}
+			classified = id.next()
+			if v := k.entry(m, false); v.corrupt {
+				sp.unreadable++ // logged with the plan's (Apply)
+				if len(sp.unreadableLog) < maxLogged {
+					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+				}
+			}
+		}
+		last, err := parseID(msgs[len(msgs)-1].id)
+		if err != nil {
+			return removed, bound, b.fail("XRANGE", sp.key, err)
+		}
+		sp.readBelow = last.next()
+		if err := rd.pace.wait(ctx); err != nil {
+			return removed, bound, err
+		}
+		n, floor, err := b.trim(ctx, sp, sp.readBelow.String(), prog, st)
+		removed, bound = removed+n, bound || floor
+		if err != nil || floor || n == 0 {
+			return removed, bound, err
+		}
 	}
 }
 

@@ -38,14 +38,15 @@
 //     (max_records up to 100,000) or needed (bytes retention, consumer
 //     groups); otherwise it reads the oldest entries beyond max_records
 //     (it reads what it removes anyway, to count the unreadable ones),
-//     and Apply trims them with MINID up to the last one read, as XTRIM
-//     MAXLEN would at planning time: entries Papyra adds meanwhile are
-//     the next run's, as for age, and no step frees entries nobody read
-//     (MAXLEN would, sized only by a script reading the oldest entry at
-//     several times its cost). Entries are counted as Papyra's own XTRIM
-//     MAXLEN counts them, unless the stream was read whole (age_by
-//     timestamp, quarantine_corrupt), when only records Papyra can read
-//     count, as in Papyra's reader.
+//     and Apply trims them with MINID up to the last one read; the
+//     entries that what Papyra adds meanwhile pushes past max_records
+//     are read the same way, then trimmed, so the run ends at
+//     max_records as XTRIM MAXLEN would, but no step frees entries
+//     nobody read (MAXLEN would, sized only by a script reading the
+//     oldest entry at several times its cost). Entries are counted as
+//     Papyra's own XTRIM MAXLEN counts them, unless the stream was read
+//     whole (age_by timestamp, quarantine_corrupt), when only records
+//     Papyra can read count, as in Papyra's reader.
 //   - Bytes: walking back from the newest entry with XREVRANGE … COUNT,
 //     Papyra's Python-repr sizes (package pyjson) are summed until the
 //     first record that does not fit; the boundary is the oldest one that
@@ -77,8 +78,8 @@
 // removes, and cuts them into runs of at most 16 MiB; each trim step
 // (XTRIM MINID ~ … LIMIT, in a script) frees at most one run and one
 // entry, and trim_limit caps it; max_records beyond the walk is trimmed
-// the same way up to the last entry the plan read, never with a blind
-// XTRIM MAXLEN. Only when a group's floor rises during the run above
+// the same way up to the last entry read, never with a blind XTRIM
+// MAXLEN. Only when a group's floor rises during the run above
 // what the plan read does a step size itself by reading the oldest entry
 // inside the script. Entries are read only where the run
 // needs their contents (the age guard, walks for count and bytes, scans

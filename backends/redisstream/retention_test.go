@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +256,78 @@ func TestRetention_MaxLen(t *testing.T) {
 		if st.RemovedCount != 250_000-n {
 			t.Errorf("approximate=%v: RemovedCount %d, want %d", approx, st.RemovedCount, 250_000-n)
 		}
+	}
+}
+
+// TestRetention_MaxLenAddedDuringRun: max_records beyond what Plan walks,
+// with entries Papyra adds between Plan and Apply. Those push more of
+// the oldest entries past max_records than the plan read: 5 of 8 MB, an
+// unreadable one and small ones. The run still leaves exactly
+// max_records (within a node when approximate), counts the unreadable
+// entry apart, and never trims entries it did not read first: no trim
+// step sizes itself inside the script (a budget in its arguments), none
+// is a MAXLEN, and no read asks for two entries after a large one.
+func TestRetention_MaxLenAddedDuringRun(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const keep, planned, added, big = 120_000, 50, 104, 8 << 20
+	for _, approx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("approximate=%v", approx), func(t *testing.T) {
+			sys := fmt.Sprintf("maxlen-added-%v", approx)
+			key := "papyra:" + sys + ":events"
+			at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+			add := func(recs []rec) {
+				write(t, c, key, recs)
+				at = at.Add(time.Duration(len(recs)) * time.Millisecond)
+			}
+			// planned small, 5 large, 1 unreadable, then small up to keep+planned.
+			add(series(at, planned, time.Millisecond))
+			var large []rec
+			for j := range 5 {
+				ms := at.Add(time.Duration(j) * time.Millisecond).UnixMilli()
+				large = append(large, rec{ms: ms, fields: []any{"data", bigRecord(j, float64(ms)/1000, big)}})
+			}
+			add(large)
+			add([]rec{{ms: at.UnixMilli(), fields: []any{"data", "not json"}}})
+			add(series(at, keep+planned-planned-5-1, time.Millisecond))
+			if n := xlen(t, c, key); n != keep+planned {
+				t.Fatalf("wrote %d entries, want %d", n, keep+planned)
+			}
+			b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
+				t.Approximate, t.QuarantineCorrupt = ptr(approx), ptr(false)
+			}))
+			must(t, b.Recover(ctx))
+			p, err := b.Plan(ctx, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](keep)}, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			add(series(at, added, time.Millisecond)) // Papyra, between Plan and Apply
+			slowlogOn(t, c, 100_000)
+			st, err := b.Apply(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := xlen(t, c, key)
+			if n < keep || !approx && n != keep || n >= keep+100 {
+				t.Errorf("%d entries left, want %d (or less than a node more)", n, keep)
+			}
+			if got := st.Removed(); got != keep+planned+added-n-1 {
+				t.Errorf("Removed %d records, want %d (and the unreadable entry)", got, keep+planned+added-n-1)
+			}
+			if st.Stream == nil || st.Stream.RemovedCorrupt != 1 {
+				t.Errorf("RemovedCorrupt: %+v, want 1 (the unreadable entry past the plan)", st.Stream)
+			}
+			for _, l := range agentCommands(t, c) {
+				a := l.Args
+				switch {
+				case len(a) >= 9 && strings.EqualFold(a[0], "EVALSHA") && a[3] == key && (a[4] != "minid" || a[8] != "0"):
+					t.Errorf("%s: a trim step not up to entries read first", describe(l))
+				case len(a) >= 3 && strings.EqualFold(a[0], "XTRIM"):
+					t.Errorf("%s: a trim outside the scripts", describe(l))
+				}
+			}
+		})
 	}
 }
