@@ -34,6 +34,10 @@ const (
 	MessageIDEmergencyDrop = "7caa53ed338848108dfab2c38a7e9ff1"
 	// MessageIDKeepFreeUnmet marks "keep_free not met".
 	MessageIDKeepFreeUnmet = "75fc40c7ca4548eb881eb4d5e1646960"
+	// MessageIDKeepFreeMet marks "keep_free met again": the daemon's
+	// word that a file system it reported unmet has room again, so that
+	// an alert on the unmet ID can be closed by the same query.
+	MessageIDKeepFreeMet = "f288c0ede6204136b4e5dd7d4d4b3177"
 )
 
 // Messages with a MESSAGE_ID. LogResult uses them; they are constants so
@@ -58,6 +62,8 @@ func messageID(msg string) (string, bool) {
 		return MessageIDEmergencyDrop, true
 	case MsgKeepFreeUnmet:
 		return MessageIDKeepFreeUnmet, true
+	case MsgKeepFreeMet:
+		return MessageIDKeepFreeMet, true
 	}
 	return "", false
 }

@@ -176,6 +176,12 @@ func TestJournalHandler_Fields(t *testing.T) {
 		{"LockedIsInfoWithoutID", func() {
 			agent.LogResult(ctx, log, agent.Result{Target: "o", Kind: "jsonl", Outcome: agent.OutcomeLocked, Err: backends.ErrLocked})
 		}, map[string]string{"PRIORITY": "6", "PAPYRA_OUTCOME": "skipped_locked"}, []string{"MESSAGE_ID"}},
+		{"EmergencyDropHasID", func() { log.Warn(agent.MsgEmergencyDrop, "target", "audit") },
+			map[string]string{"MESSAGE_ID": agent.MessageIDEmergencyDrop, "PRIORITY": "4"}, nil},
+		{"KeepFreeUnmetHasID", func() { log.Error(agent.MsgKeepFreeUnmet, "free_bytes", 1) },
+			map[string]string{"MESSAGE_ID": agent.MessageIDKeepFreeUnmet, "PRIORITY": "3"}, nil},
+		{"KeepFreeMetHasID", func() { log.Info(agent.MsgKeepFreeMet, "free_bytes", 2) },
+			map[string]string{"MESSAGE_ID": agent.MessageIDKeepFreeMet, "PRIORITY": "6"}, nil},
 		{"WarnPriority", func() { log.Warn("w") }, map[string]string{"PRIORITY": "4", "MESSAGE": "w"}, nil},
 		{"GroupsAndNames", func() {
 			log.With("target", "t1").WithGroup("redis").Info("g", slog.Group("lease", "ttl", 3*time.Second), "shard-id", 7)

@@ -181,7 +181,8 @@ CONFIGURATION
     says what is left, papyra_compact_emergency_keep_free_unmet is 1, and
     status warns and exits 1. Every run logs it; the daemon logs it when
     a file system becomes unmet or the cause changes, then hourly as a
-    reminder, and "keep_free met again" when it recovers.
+    reminder, and "keep_free met again" (MESSAGE_ID
+    f288c0ede6204136b4e5dd7d4d4b3177) when it recovers.
 
     A jsonl or rotating target is refused (exit 1, nothing touched) when
     someone other than its owner could have aimed the agent at it: a
