@@ -201,7 +201,7 @@ e2e: package
 	@echo ">> packaging/e2e/run.sh"
 	@NFPM=$(TOOLS)/nfpm GO=$(GO) packaging/e2e/run.sh
 
-ci: deps lint checkmetrics verify-units test e2e
+ci: deps lint checkmetrics verify-units test e2e lintian
 	@echo ">> ci: OK"
 
 clean:

@@ -291,12 +291,13 @@ expect_eq "timer enabled on first install" "enabled" E systemctl is-enabled papy
 expect_eq "timer started" "active" E systemctl is-active papyra-compact.timer
 expect_eq "daemon not started" "inactive" prop papyra-compact-daemon.service ActiveState
 expect_eq "conffiles" "/etc/papyra/compact.yaml" S "dpkg-query -W -f='\${Conffiles}\n' papyra-compact | awk 'NF {print \$1}'"
-expect "units are not conffiles; man page, completion, rules, dashboard, copyright, changelog shipped" S '
+expect "units are not conffiles; man page, completion, rules, dashboard, copyright, changelog, journal catalog shipped" S '
     for f in /usr/lib/systemd/system/papyra-compact.service /usr/lib/systemd/system/papyra-compact.timer \
         /usr/lib/systemd/system/papyra-compact-daemon.service /usr/share/man/man1/papyra-compact.1.gz \
         /usr/share/bash-completion/completions/papyra-compact /usr/share/papyra-compact/prometheus/papyra-compact.rules.yml \
         /usr/share/papyra-compact/grafana/papyra-compact.json /usr/share/doc/papyra-compact/copyright \
-        /usr/share/doc/papyra-compact/changelog.Debian.gz; do test -s "$f" || { echo "missing $f"; exit 1; }; done'
+        /usr/share/doc/papyra-compact/changelog.Debian.gz /usr/lib/systemd/catalog/papyra-compact.catalog; do
+        test -s "$f" || { echo "missing $f"; exit 1; }; done'
 expect "bash completion loads" E bash -c '. /usr/share/bash-completion/completions/papyra-compact && complete -p papyra-compact >/dev/null'
 verify_units
 expect "papyra-compact check accepts the shipped configuration" S 'papyra-compact check >/dev/null'
@@ -333,6 +334,8 @@ expect_eq "journal, events: records removed as status reports them" \
     "$(jq -r '.targets[] | select(.target=="events") | .removed' "$WORK/status.json")" jfield events PAPYRA_RECORDS_REMOVED
 expect_eq "journal: the unit and transport of the entries" "papyra-compact.service journal" \
     S 'echo $(for f in _SYSTEMD_UNIT _TRANSPORT; do journalctl --no-pager -u papyra-compact.service -o export PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | sed -n "s/^$f=//p"; done)'
+expect "journalctl -x explains the run-finished entry (the catalog, indexed by systemd's trigger)" \
+    S 'journalctl --no-pager -x -u papyra-compact.service PAPYRA_TARGET=orders MESSAGE_ID=5fdeba466a02400189832fd0d9994704 | grep -q "papyra-compact finished a run of target orders"'
 expect_eq "no node_exporter, and yet no run failed to record its metrics" "0" \
     S 'journalctl --no-pager -u papyra-compact.service | grep -c "cannot record\|cannot write the metrics" || true'
 prom=/proc/$LEADER/root/var/lib/prometheus/node-exporter/papyra_compact.prom
@@ -500,11 +503,12 @@ S 'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q papyra-compact' >"$WORK/a
     { cat "$WORK/apt-remove.log"; die "apt remove"; }
 expect_eq "daemon stopped" "inactive" E systemctl is-active papyra-compact-daemon.service
 expect_eq "timer stopped" "inactive" E systemctl is-active papyra-compact.timer
-expect "binary, units, sysusers and tmpfiles entries gone" S '! test -e /usr/bin/papyra-compact &&
+expect "binary, units, sysusers and tmpfiles entries, journal catalog gone" S '! test -e /usr/bin/papyra-compact &&
     for u in papyra-compact.timer papyra-compact.service papyra-compact-daemon.service; do
         ! test -e /usr/lib/systemd/system/$u || exit 1
         case "$(systemctl show -P LoadState $u)" in not-found | masked) ;; *) exit 1 ;; esac
-    done && ! test -e /usr/lib/sysusers.d/papyra-compact.conf && ! test -e /usr/lib/tmpfiles.d/papyra-compact.conf'
+    done && ! test -e /usr/lib/sysusers.d/papyra-compact.conf && ! test -e /usr/lib/tmpfiles.d/papyra-compact.conf &&
+    ! test -e /usr/lib/systemd/catalog/papyra-compact.catalog && ! journalctl --list-catalog | grep -q papyra-compact'
 expect "the textfile is gone with the package (no stale series)" S '! test -e /var/lib/prometheus/node-exporter/papyra_compact.prom'
 for i in $(seq 100); do scrape | grep -q '^papyra_compact_' || break; sleep 0.1; done
 expect "node_exporter exports no papyra_compact series any more" B '! { exec 3<>/dev/tcp/127.0.0.1/9100 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3; } | grep -q "^papyra_compact_"'
