@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 )
@@ -170,7 +171,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		}
 	}
 	if !sp.boundary.isZero() {
-		n, bound, err := b.trim(ctx, sp, sp.boundary.String(), prog, &st)
+		n, bound, _, err := b.trim(ctx, sp, sp.boundary.String(), 0, prog, &st)
 		trimmed, floorBound = trimmed+n, bound
 		if err != nil {
 			return finish(err)
@@ -182,7 +183,10 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		// exactly those, bounded like any MINID trim. XTRIM MAXLEN would
 		// remove unread entries, whose size only a script reading them
 		// could bound, at several times their cost when they are large.
-		n, bound, err := b.trim(ctx, sp, sp.readBelow.String(), prog, &st)
+		// No step leaves fewer than max_records (others may have removed
+		// entries since the plan read them): a step that would is
+		// refused, and trimAdded reads again.
+		n, bound, _, err := b.trim(ctx, sp, sp.readBelow.String(), sp.maxlen, prog, &st)
 		trimmed, floorBound = trimmed+n, floorBound || bound
 		if err == nil && !bound {
 			// What Papyra added meanwhile pushes more past max_records.
@@ -275,18 +279,32 @@ func (b *Backend) measure(ctx context.Context, sp *streamPlan, st *backends.Stat
 // (trimScript). Counts grow with the time the steps take (sizer), and
 // trim_limit caps them. bound reports that a consumer group's floor
 // stopped the trim short of the threshold.
-func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
+//
+// With keep > 0 (max_records beyond the walk), no step leaves fewer than
+// keep entries: each tells the script at most how many entries are below
+// its threshold (sp.cutCounts, sp.readCount, or the exact step's read),
+// and the script refuses the step when XLEN less that is below keep.
+// short reports such a refusal, which ends the trim: others removed
+// entries since they were counted, and the caller reads again.
+func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, keep int64, prog *progress, st *backends.Stats) (removed int64, bound, short bool, err error) {
 	thr, err := parseID(threshold)
 	if err != nil {
-		return 0, false, b.fail("XTRIM", sp.key, err)
+		return 0, false, false, b.fail("XTRIM", sp.key, err)
 	}
 	pace := b.pacer(sp.key)
 	size := newSizer(b.cfg.trimLimit)
+	// below is at most how many entries are below the threshold of the
+	// next step (only read with keep > 0).
+	var below int64
 	step := func(threshold, approx string, limit, budget int64) (int64, int64, bool, error) {
 		if err := pace.wait(ctx); err != nil {
 			return 0, 0, false, err
 		}
-		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, "minid", threshold, approx, limit, budget).Slice()
+		args := []any{"minid", threshold, approx, limit, budget}
+		if keep > 0 {
+			args = append(args, keep, max(0, below))
+		}
+		res, err := trimScript.Run(ctx, b.client, []string{sp.key}, args...).Slice()
 		took := pace.done()
 		if err != nil {
 			return 0, 0, false, b.failCtx(ctx, "XTRIM MINID "+threshold, sp.key, err)
@@ -300,7 +318,13 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, pr
 			st.Notes = append(st.Notes, sp.key+" was deleted during the run")
 			return n, first, false, errStop
 		}
+		if len(res) > 4 && res[4] == int64(1) {
+			short = true // refused: the caller reads again
+			return 0, 0, false, errStop
+		}
 		removed += n
+		below -= n
+		sp.removedSince += n
 		prog.add(n)
 		return n, first, used != threshold, nil
 	}
@@ -333,33 +357,42 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, pr
 			}
 		}
 	}
-	stop := func(err error) (int64, bool, error) {
+	stop := func(err error) (int64, bool, bool, error) {
 		if errors.Is(err, errStop) {
-			return removed, bound, nil
+			return removed, bound, short, nil
 		}
-		return removed, bound, err
+		return removed, bound, short, err
 	}
 	// The plan's cuts below the threshold.
 	for len(sp.cuts) > 0 && !thr.less(sp.cuts[0]) {
 		c := sp.cuts[0]
 		sp.cuts = sp.cuts[1:]
+		below = math.MaxInt64 // no count known: a keep check refuses
+		if len(sp.cutCounts) > 0 {
+			below = sp.cutCounts[0] - sp.removedSince
+			sp.cutCounts = sp.cutCounts[1:]
+		}
 		if err := approx(c.String(), 0); err != nil {
 			return stop(err)
 		}
 		if bound {
-			sp.cuts = nil // a group's floor is below the next cuts
+			sp.cuts, sp.cutCounts = nil, nil // a group's floor is below the next cuts
 		}
 	}
 	// Entries below readBelow were read by the plan: the cuts bound them.
 	budget := int64(stepBytes)
+	below = math.MaxInt64
 	if !sp.readBelow.less(thr) {
 		budget = 0
+		if sp.readBelow == thr {
+			below = sp.readCount - sp.removedSince
+		}
 	}
 	if err := approx(threshold, budget); err != nil {
 		return stop(err)
 	}
 	if b.cfg.approximate {
-		return removed, bound, nil
+		return removed, bound, false, nil
 	}
 	// Exact steps: read what is left below the threshold (a partial node
 	// of small entries, normally: a large entry lives alone in its node
@@ -374,12 +407,13 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, pr
 		}
 		last, err := parseID(msgs[len(msgs)-1].id)
 		if err != nil {
-			return removed, bound, b.fail("XRANGE", sp.key, err)
+			return removed, bound, false, b.fail("XRANGE", sp.key, err)
 		}
 		t := threshold
 		if last.next().less(thr) {
 			t = last.next().String()
 		}
+		below = int64(len(msgs)) // every entry below t, just read
 		n, _, floor, err := step(t, "0", 0, 0)
 		bound = bound || floor
 		if err != nil || n == 0 {
@@ -393,12 +427,16 @@ func (b *Backend) trim(ctx context.Context, sp *streamPlan, threshold string, pr
 // trimAdded removes, for max_records beyond the walk (sp.maxlen), the
 // oldest entries that what Papyra added during the run pushed past
 // max_records, as XTRIM MAXLEN would at the end of the run, but read
-// first: each read is sized like any other (one entry when large), its
-// unreadable entries are counted apart as the plan's were, and the trim
-// goes up to the last entry read. It never removes more than XLEN less
-// max_records said was over: each read starts at the oldest entry (an
-// approximate trim leaves part of a node), so only the entries it
-// returned are below the cut.
+// first: each round reads the XLEN less max_records oldest entries, in
+// reads sized like any other (one entry when large), counts their
+// unreadable ones apart as the plan's were, cuts them as the plan does,
+// and trims up to the last one read. It never leaves fewer than
+// max_records: each round starts at the oldest entry (an approximate
+// trim leaves part of a node), so only the entries it read are below
+// the cut, and the script refuses a step that others' removals since
+// the read (XDEL, Papyra's XTRIM) would make leave fewer; the next round
+// reads again. It ends when a round removes nothing and was not refused,
+// or a group's floor stops it.
 func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress, st *backends.Stats) (removed int64, bound bool, err error) {
 	k := newClassifier()
 	rd := b.newReader(sp.key, "-", "+", false, b.cfg.batch)
@@ -415,39 +453,53 @@ func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress,
 		}
 		over := l - sp.maxlen
 		if over <= 0 {
+			// Nothing is past max_records (others may have removed
+			// entries): what is left below the last read owes nothing.
+			sp.readBelow = streamID{}
 			return removed, bound, nil
 		}
-		msgs, err := rd.next(ctx, over)
-		if err != nil || len(msgs) == 0 {
-			return removed, bound, err
-		}
-		for _, m := range msgs {
-			id, err := parseID(m.id)
+		var (
+			cut  cutter
+			read int64
+		)
+		for read < over {
+			msgs, err := rd.next(ctx, over-read)
 			if err != nil {
-				return removed, bound, b.fail("XRANGE", sp.key, err)
+				return removed, bound, err
 			}
-			if id.less(classified) {
-				continue // left by an approximate trim, counted already
+			if len(msgs) == 0 {
+				break
 			}
-			classified = id.next()
-			if v := k.entry(m, false); v.corrupt {
-				sp.unreadable++ // logged with the plan's (Apply)
-				if len(sp.unreadableLog) < maxLogged {
-					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+			for _, m := range msgs {
+				id, err := parseID(m.id)
+				if err != nil {
+					return removed, bound, b.fail("XRANGE", sp.key, err)
+				}
+				cut.add(id, m.size())
+				if id.less(classified) {
+					continue // left by an approximate or refused trim, counted already
+				}
+				classified = id.next()
+				if v := k.entry(m, false); v.corrupt {
+					sp.unreadable++ // logged with the plan's (Apply)
+					if len(sp.unreadableLog) < maxLogged {
+						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+					}
 				}
 			}
+			read += int64(len(msgs))
 		}
-		last, err := parseID(msgs[len(msgs)-1].id)
-		if err != nil {
-			return removed, bound, b.fail("XRANGE", sp.key, err)
+		if read == 0 {
+			return removed, bound, nil
 		}
-		sp.readBelow = last.next()
+		sp.cuts, sp.readBelow = cut.end()
+		sp.cutCounts, sp.readCount, sp.removedSince = cut.counts, read, 0
 		if err := rd.pace.wait(ctx); err != nil {
 			return removed, bound, err
 		}
-		n, floor, err := b.trim(ctx, sp, sp.readBelow.String(), prog, st)
+		n, floor, short, err := b.trim(ctx, sp, sp.readBelow.String(), sp.maxlen, prog, st)
 		removed, bound = removed+n, bound || floor
-		if err != nil || floor || n == 0 {
+		if err != nil || floor || n == 0 && !short {
 			return removed, bound, err
 		}
 	}

@@ -41,7 +41,11 @@
 //     and Apply trims them with MINID up to the last one read; the
 //     entries that what Papyra adds meanwhile pushes past max_records
 //     are read the same way, then trimmed, so the run ends at
-//     max_records as XTRIM MAXLEN would, but no step frees entries
+//     max_records as XTRIM MAXLEN would, and never below it: each step
+//     tells its script at most how many entries are below its cut, and
+//     the script refuses it when XLEN less that is below max_records
+//     (others removed entries since the read: XDEL, Papyra's own XTRIM);
+//     the entries are then read again. No step frees entries
 //     nobody read (MAXLEN would, sized only by a script reading the
 //     oldest entry at several times its cost). Entries are counted as
 //     Papyra's own XTRIM MAXLEN counts them, unless the stream was read

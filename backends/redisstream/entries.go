@@ -202,16 +202,21 @@ const trimBytes = 16 << 20
 type cutter struct {
 	bytes int64
 	cuts  []streamID
-	last  streamID
-	open  bool
+	// counts[i] is how many entries were read below cuts[i]; n in all.
+	counts []int64
+	n      int64
+	last   streamID
+	open   bool
 }
 
 // add counts one entry read, in order.
 func (c *cutter) add(id streamID, size int64) {
 	c.bytes += size
+	c.n++
 	c.last, c.open = id, true
 	if c.bytes >= trimBytes {
 		c.cuts = append(c.cuts, id.next())
+		c.counts = append(c.counts, c.n)
 		c.bytes, c.open = 0, false
 	}
 }
@@ -221,6 +226,7 @@ func (c *cutter) add(id streamID, size int64) {
 func (c *cutter) end() (cuts []streamID, readBelow streamID) {
 	if c.open {
 		c.cuts = append(c.cuts, c.last.next())
+		c.counts = append(c.counts, c.n)
 		c.open = false
 	}
 	if len(c.cuts) > 0 {

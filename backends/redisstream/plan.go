@@ -60,6 +60,16 @@ type streamPlan struct {
 	// readBelow was read by the plan.
 	cuts      []streamID
 	readBelow streamID
+	// For max_records beyond the walk (maxlen), cutCounts[i] is how many
+	// entries the read that made the cuts found below cuts[i], readCount
+	// how many below readBelow, and removedSince how many the run's trims
+	// removed since that read. Every removal takes a prefix of the
+	// stream, and no entry can be added below a cut, so the entries
+	// below a cut number at most its count less removedSince: what the
+	// trim script checks against XLEN so as never to leave fewer than
+	// max_records, whatever others removed meanwhile.
+	cutCounts               []int64
+	readCount, removedSince int64
 
 	// boundary: entries below it go (XTRIM MINID); zero when none do.
 	boundary streamID

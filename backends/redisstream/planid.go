@@ -157,6 +157,7 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 		read += int64(len(msgs))
 	}
 	sp.cuts, sp.readBelow = cut.end()
+	sp.cutCounts, sp.readCount = cut.counts, read
 	if exhausted && sp.readBelow.less(bound) {
 		sp.readBelow = bound // every entry below it was read
 	}

@@ -319,6 +319,15 @@ func TestRetention_MaxLenAddedDuringRun(t *testing.T) {
 			if st.Stream == nil || st.Stream.RemovedCorrupt != 1 {
 				t.Errorf("RemovedCorrupt: %+v, want 1 (the unreadable entry past the plan)", st.Stream)
 			}
+			var owed int64
+			for _, d := range st.Debt {
+				if d.Reason == backends.DebtApproximate {
+					owed += d.Records
+				}
+			}
+			if want := n - keep; owed != want {
+				t.Errorf("approximate_trim debt %d records, want %d (the entries left past max_records): %+v", owed, want, st.Debt)
+			}
 			for _, l := range agentCommands(t, c) {
 				a := l.Args
 				switch {
@@ -327,6 +336,80 @@ func TestRetention_MaxLenAddedDuringRun(t *testing.T) {
 				case len(a) >= 3 && strings.EqualFold(a[0], "XTRIM"):
 					t.Errorf("%s: a trim outside the scripts", describe(l))
 				}
+			}
+		})
+	}
+}
+
+// TestRetention_MaxLenRemovedDuringRun: max_records beyond the walk never
+// leaves fewer than max_records entries, whoever else removes entries
+// between the plan's read of the oldest ones and the trims: the entries
+// the plan read are not all beyond max_records any more when others
+// deleted newer ones (XDEL by a consumer or by hand) or trimmed the
+// oldest while the plan counted (Papyra's XTRIM MAXLEN ~).
+func TestRetention_MaxLenRemovedDuringRun(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const keep, planned = 120_000, 2_000
+	for _, tc := range []struct {
+		name        string
+		gone, added int // removed by others, and added by Papyra, between Plan and Apply
+		approx      bool
+	}{
+		{"newest deleted", 500, 0, false},
+		{"newest deleted approximate", 500, 0, true},
+		{"all planned deleted", planned, 0, false},
+		{"more deleted than added", 700, 300, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := "maxlen-removed-" + strings.ReplaceAll(tc.name, " ", "-")
+			key := "papyra:" + sys + ":events"
+			fill(t, c, key, keep+planned)
+			b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
+				t.Approximate, t.QuarantineCorrupt = ptr(tc.approx), ptr(false)
+			}))
+			p, err := b.Plan(ctx, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](keep)}, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			newest, err := c.XRevRangeN(ctx, key, "+", "-", int64(tc.gone)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]string, len(newest))
+			for i, m := range newest {
+				ids[i] = m.ID
+			}
+			if err := c.XDel(ctx, key, ids...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.added {
+				must(t, c.XAdd(ctx, xadd(key, papyra(keep+planned+i, float64(time.Now().UnixMilli())/1000))).Err())
+			}
+			st, err := b.Apply(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := xlen(t, c, key)
+			if n < keep || !tc.approx && n != keep || n >= keep+100 {
+				t.Errorf("%d entries left, want %d (or less than a node more): never fewer than max_records", n, keep)
+			}
+			if want := int64(keep+planned-tc.gone+tc.added) - n; st.Removed() != want {
+				t.Errorf("Removed %d, want %d", st.Removed(), want)
+			}
+			if st.RecordsAfter != n {
+				t.Errorf("RecordsAfter %d, want %d", st.RecordsAfter, n)
+			}
+			var owed int64
+			for _, d := range st.Debt {
+				if d.Reason == backends.DebtApproximate {
+					owed += d.Records
+				}
+			}
+			if owed != n-keep {
+				t.Errorf("approximate_trim debt %d records, want %d: %+v", owed, n-keep, st.Debt)
 			}
 		})
 	}

@@ -69,7 +69,9 @@ end
 //	ARGV[1] "minid"; ARGV[2] the threshold;
 //	ARGV[3] "1" approximate (~ with LIMIT ARGV[4]) or "0" exact;
 //	ARGV[5] the step's byte budget, or 0 when the caller knows the
-//	bytes below the threshold (a cut of the plan, see cutter).
+//	bytes below the threshold (a cut of the plan, see cutter);
+//	ARGV[6] (optional) max_records to leave, with ARGV[7] at most how
+//	many entries are below the threshold.
 //
 // MINID is lowered to the consumer-group floor. With a budget, an
 // approximate step of more than one entry first reads the oldest entry
@@ -78,7 +80,11 @@ end
 // an entry larger than the budget lives alone in its node, and the step
 // then frees that node only. The reply is {removed, threshold used,
 // floor or "", size of the oldest entry still to trim when nothing was
-// removed, else 0}, or {0, "", "missing", 0} when the stream is gone.
+// removed, else 0, 1 when the step was refused because it could leave
+// fewer than ARGV[6] entries, else 0}, or {0, "", "missing", 0} when the
+// stream is gone. That check and the trim are one atomic step: entries
+// others removed since the caller counted (XDEL, Papyra's own XTRIM)
+// show in XLEN.
 var trimScript = redis.NewScript(luaIDs + `
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {0, '', 'missing', 0} end
@@ -96,6 +102,10 @@ local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
 local f = floor(key)
 local b = ARGV[2]
 if f and idlt(f, b) then b = f end
+local keep, below = tonumber(ARGV[6] or '0'), tonumber(ARGV[7] or '0')
+if keep > 0 and redis.call('XLEN', key) - below < keep then
+  return {0, b, f or '', 0, 1}
+end
 if ARGV[3] == '1' and limit > 1 and budget > 0 then
   local s = firstSize(b)
   if s > 0 then limit = math.max(1, math.min(limit, math.floor(budget / s))) end
@@ -106,7 +116,7 @@ if ARGV[3] == '1' then
 else
   n = redis.call('XTRIM', key, 'MINID', '=', b)
 end
-return {n, b, f or '', n == 0 and firstSize(b) or 0}
+return {n, b, f or '', n == 0 and firstSize(b) or 0, 0}
 `)
 
 // delScript deletes the IDs in ARGV from KEYS[1], except those at or above
