@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 )
@@ -153,6 +154,7 @@ func (b *Backend) applyStream(ctx context.Context, sp *streamPlan, prog *progres
 		err              error
 	)
 	finish := func(err error) (backends.Stats, error) {
+		b.leftUnreadable(ctx, sp)
 		b.attribute(&st, planned, sp, trimmed, deleted)
 		if floorBound || planned.Stream != nil && len(planned.Stream.HeldBack) > 0 {
 			if herr := b.liveHeldBack(ctx, sp, &st); herr != nil && err == nil {
@@ -482,6 +484,7 @@ func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress,
 				classified = id.next()
 				if v := k.entry(m, false); v.corrupt {
 					sp.unreadable++ // logged with the plan's (Apply)
+					sp.unreadableIDs = append(sp.unreadableIDs, id)
 					if len(sp.unreadableLog) < maxLogged {
 						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
 					}
@@ -503,6 +506,46 @@ func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress,
 			return removed, bound, err
 		}
 	}
+}
+
+// leftUnreadable moves to sp.keptUnreadable the unreadable entries
+// counted for removal that the trims left in place (an approximate trim
+// leaves part of a node; a group's floor or a refused step stops a
+// trim), so that they are counted neither as removed nor as records.
+// Trims remove the oldest entries, so those left are the ones at or
+// after the stream's first entry: one read of one entry tells. Like
+// measure, it runs with a context of its own; when the read fails, the
+// figures stay as the trims' replies make them.
+func (b *Backend) leftUnreadable(ctx context.Context, sp *streamPlan) {
+	if len(sp.unreadableIDs) == 0 {
+		return
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
+	defer cancel()
+	msgs, err := b.xrange(mctx, sp.key, "-", "+", 1, false)
+	if err != nil {
+		return
+	}
+	gone := len(sp.unreadableIDs) // all of them when the stream is empty
+	if len(msgs) > 0 {
+		first, err := parseID(msgs[0].id)
+		if err != nil {
+			return
+		}
+		gone, _ = slices.BinarySearchFunc(sp.unreadableIDs, first, func(a, b streamID) int {
+			switch {
+			case a.less(b):
+				return -1
+			case b.less(a):
+				return 1
+			}
+			return 0
+		})
+	}
+	left := int64(len(sp.unreadableIDs) - gone)
+	sp.unreadable -= left
+	sp.keptUnreadable += left
+	sp.unreadableIDs = sp.unreadableIDs[:gone]
 }
 
 // errStop ends a trim early without failing the run (a note says why).

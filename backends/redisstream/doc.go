@@ -128,7 +128,8 @@
 // original is removed; see quarantine.go for why a crash anywhere loses
 // and duplicates nothing. With quarantine_corrupt: false they are removed
 // with retention, counted apart (Stats.Stream.RemovedCorrupt) and named in the
-// log. A valid entry nested deeper than 900 levels is not corrupt: whether
+// log; those a trim leaves in place (part of a node an approximate trim
+// keeps, a group's floor) count neither as removed nor as records. A valid entry nested deeper than 900 levels is not corrupt: whether
 // Papyra reads it depends on its Python, so it is kept in place, never
 // quarantined, not counted as a record, and the trim stays below it while
 // age keeps it (as the file backends do).

@@ -86,6 +86,9 @@ type streamPlan struct {
 	// unreadable counts corrupt entries below the boundary that are
 	// trimmed with it (not quarantined): they are not records.
 	unreadable int64
+	// unreadableIDs are their IDs, oldest first: Apply counts those a
+	// trim left in place (leftUnreadable).
+	unreadableIDs []streamID
 	// keptUnreadable counts unreadable entries the run leaves in place
 	// (above the boundary without quarantine, or held by a group).
 	keptUnreadable int64

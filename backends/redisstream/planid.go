@@ -128,11 +128,23 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 	k := newClassifier()
 	rd := b.newReader(sp.key, "-", end, false, b.cfg.batch)
 	var (
-		read      int64
-		cut       cutter
-		exhausted bool
+		read, belowAge int64
+		cut            cutter
+		exhausted      bool
 	)
-	for read < todo {
+	// With max_records and an age boundary, age may remove more than
+	// the estimate said (and than max_records does): after the oldest
+	// todo entries, the read goes on to the boundary, for the same reason.
+	toAge := sp.maxlen > 0 && !sp.boundary.isZero()
+	for read < todo || toAge {
+		if read >= todo {
+			toAge = false
+			if !cut.last.less(sp.boundary) {
+				break // read past it already
+			}
+			bound, todo = sp.boundary, math.MaxInt64
+			rd.end, rd.ended = "("+bound.String(), false
+		}
 		msgs, err := rd.next(ctx, todo-read)
 		if err != nil {
 			return err
@@ -147,8 +159,12 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 				return b.fail("XRANGE", sp.key, err)
 			}
 			cut.add(id, m.size())
+			if id.less(sp.boundary) {
+				belowAge++
+			}
 			if v := k.entry(m, false); v.corrupt {
 				sp.unreadable++
+				sp.unreadableIDs = append(sp.unreadableIDs, id)
 				if len(sp.unreadableLog) < maxLogged {
 					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
 				}
@@ -160,6 +176,12 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 	sp.cutCounts, sp.readCount = cut.counts, read
 	if exhausted && sp.readBelow.less(bound) {
 		sp.readBelow = bound // every entry below it was read
+	}
+	if sp.maxlen > 0 && !sp.boundary.isZero() && !sp.readBelow.less(sp.boundary) {
+		// Every entry below the age boundary was read: what each rule
+		// removes is known, not estimated from the IDs.
+		s.RemovedAge = belowAge
+		s.RemovedCount = max(0, sp.length-belowAge-sp.maxlen)
 	}
 	// They are not records: take them from the rules, oldest first.
 	streamStats(s).RemovedCorrupt = sp.unreadable

@@ -248,6 +248,7 @@ func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
 		for i := range cut {
 			if es[i].corrupt() {
 				sp.unreadable++
+				sp.unreadableIDs = append(sp.unreadableIDs, es[i].id)
 			}
 		}
 		streamStats(s).RemovedCorrupt = sp.unreadable

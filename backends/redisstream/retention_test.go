@@ -414,3 +414,98 @@ func TestRetention_MaxLenRemovedDuringRun(t *testing.T) {
 		})
 	}
 }
+
+// TestRetention_MaxLenAgeUnderestimated: with max_records beyond the walk
+// and max_age, the plan estimates from the IDs how many entries age
+// removes; when more are old than the estimate (a burst of old entries),
+// the plan still reads every entry the run removes: the unreadable one
+// among them is counted apart, and no trim step sizes itself by reading
+// in the script.
+func TestRetention_MaxLenAgeUnderestimated(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const keep, old, fresh = 120_000, 40_000, 110_000
+	sys := "maxlen-age-burst"
+	key := "papyra:" + sys + ":events"
+	now := time.Now().Truncate(time.Millisecond)
+	// A burst of old entries (1,000 per ms) 61 minutes ago with an
+	// unreadable one in its newer half, then fresh entries over the last
+	// 50 minutes: the IDs' times put about 2% of the entries below the
+	// age boundary (1 hour), where 27% are.
+	var recs []rec
+	burst := now.Add(-61 * time.Minute).UnixMilli()
+	for i := range old {
+		ms := burst + int64(i/1000)
+		r := rec{ms: ms, seq: int64(i % 1000), i: i, ts: float64(ms-2) / 1000}
+		if i == old-5_000 {
+			r.fields = []any{"data", "not json"}
+		}
+		recs = append(recs, r)
+	}
+	recs = append(recs, series(now.Add(-50*time.Minute), fresh, 25*time.Millisecond)...)
+	write(t, c, key, recs)
+	if n := xlen(t, c, key); n != old+fresh {
+		t.Fatalf("wrote %d entries, want %d", n, old+fresh)
+	}
+	b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
+		t.Approximate, t.QuarantineCorrupt = ptr(false), ptr(false)
+	}))
+	slowlogOn(t, c, 100_000)
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0), MaxRecords: ptr[int64](keep)}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := xlen(t, c, key); n != fresh {
+		t.Errorf("%d entries left, want %d", n, fresh)
+	}
+	if st.Stream == nil || st.Stream.RemovedCorrupt != 1 {
+		t.Errorf("RemovedCorrupt: %+v, want 1", st.Stream)
+	}
+	if st.Removed() != old-1 || st.RemovedAge != old-1 {
+		t.Errorf("Removed %d records, %d by age, want %d, all by age", st.Removed(), st.RemovedAge, old-1)
+	}
+	for _, l := range agentCommands(t, c) {
+		a := l.Args
+		if len(a) >= 9 && strings.EqualFold(a[0], "EVALSHA") && a[3] == key && a[8] != "0" {
+			t.Errorf("%s: a trim step sized by reading in the script", describe(l))
+		}
+	}
+}
+
+// TestRetention_UnreadableLeftByApproximateTrim: without quarantine, an
+// unreadable entry below the boundary that an approximate trim leaves in
+// place (part of a node) is not counted as removed, nor as a record left.
+func TestRetention_UnreadableLeftByApproximateTrim(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	must(t, c.ConfigSet(ctx, "stream-node-max-entries", "10").Err())
+	sys := "unreadable-left"
+	key := "papyra:" + sys + ":events"
+	at := time.Now().Add(-2 * time.Hour).Truncate(time.Millisecond)
+	recs := series(at, 300, time.Millisecond)
+	recs[152].fields = []any{"data", "not json"}
+	recs[40].fields = []any{"data", "[1, 2]"}
+	write(t, c, key, recs)
+	b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
+		t.Approximate, t.QuarantineCorrupt = ptr(true), ptr(false)
+	}))
+	// Age keeps entries 155 and on: nodes of 10 entries leave 150-154.
+	st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(3600.0)}, Now: at.Add(time.Hour + 155*time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := xlen(t, c, key)
+	if n != 150 {
+		t.Fatalf("%d entries left, want 150 (145 kept and 5 of a node)", n)
+	}
+	if st.Stream == nil || st.Stream.RemovedCorrupt != 1 {
+		t.Errorf("RemovedCorrupt %+v, want 1 (entry 40; entry 152 is still there)", st.Stream)
+	}
+	if st.Removed() != 149 {
+		t.Errorf("Removed %d records, want 149", st.Removed())
+	}
+	if st.RecordsAfter != n-1 {
+		t.Errorf("RecordsAfter %d, want %d (the unreadable entry left is no record)", st.RecordsAfter, n-1)
+	}
+}
