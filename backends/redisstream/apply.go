@@ -548,6 +548,48 @@ func (b *Backend) leftUnreadable(ctx context.Context, sp *streamPlan) {
 	sp.unreadableIDs = sp.unreadableIDs[:gone]
 }
 
+// heldPastMaxlen is what groups hold of the entries left past
+// max_records (sp.maxlen; a group created during the run stopped the
+// trim at its floor, as the plan had no group): all of them for the
+// group of the lowest floor (exact unless an approximate trim may have
+// left some below it), at most as many, estimated from the IDs, for the
+// others whose floor is below the last cut.
+func (b *Backend) heldPastMaxlen(ctx context.Context, sp *streamPlan, groups []groupFloor) ([]backends.HeldBack, error) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.timeout)
+	defer cancel()
+	l, err := b.client.XLen(mctx, sp.key).Result()
+	if err != nil {
+		return nil, b.failCtx(mctx, "XLEN", sp.key, err)
+	}
+	over := l - sp.maxlen
+	if over <= 0 || len(groups) == 0 {
+		return nil, nil
+	}
+	lowest := groups[0].floor
+	for _, g := range groups {
+		lowest = minIDOf(lowest, g.floor)
+	}
+	probe := *sp
+	probe.boundary = sp.readBelow
+	est, _ := probe.heldBack(groups)
+	var out []backends.HeldBack
+	for _, g := range groups {
+		h := backends.HeldBack{Stream: sp.key, Group: g.name, Entries: over, Estimated: b.cfg.approximate}
+		if g.floor != lowest {
+			h.Entries, h.Estimated = 0, true
+			for _, e := range est {
+				if e.Group == g.name {
+					h.Entries = min(over, e.Entries)
+				}
+			}
+		}
+		if h.Entries > 0 {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
 // errStop ends a trim early without failing the run (a note says why).
 var errStop = errors.New("stop")
 
@@ -586,6 +628,13 @@ func (b *Backend) liveHeldBack(ctx context.Context, sp *streamPlan, st *backends
 		return err
 	}
 	live, _ := sp.heldBack(groups)
+	if sp.maxlen > 0 {
+		// max_records beyond the walk has no boundary: what a group
+		// created during the run holds is what is left past max_records.
+		if live, err = b.heldPastMaxlen(ctx, sp, groups); err != nil {
+			return err
+		}
+	}
 	// A group whose floor has not moved holds what the plan counted (the
 	// plan saw the stream whole; the trimmed stream no longer tells).
 	planned := map[string]groupFloor{}

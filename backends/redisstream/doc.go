@@ -116,7 +116,8 @@
 // group held back (Stats.Stream.HeldBack), at a cost bounded by the number of
 // groups: exact when the stream was read whole or XINFO GROUPS knows the
 // group's lag, otherwise estimated from the IDs and marked Estimated
-// ("about" in the summary).
+// ("about" in the summary). With max_records beyond the walk, a group
+// created during the run holds what is left past max_records (one XLEN).
 //
 // # Corrupt entries
 //

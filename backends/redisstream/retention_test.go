@@ -509,3 +509,62 @@ func TestRetention_UnreadableLeftByApproximateTrim(t *testing.T) {
 		t.Errorf("RecordsAfter %d, want %d (the unreadable entry left is no record)", st.RecordsAfter, n-1)
 	}
 }
+
+// TestRetention_MaxLenGroupCreatedDuringRun: a consumer group created
+// between Plan and Apply stops max_records beyond the walk at its floor,
+// whether the trim is the plan's or the one of entries Papyra added, and
+// the run ends (no loop on a trim the floor blocks).
+func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
+	ctx := context.Background()
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const keep, planned, floorAt = 120_000, 2_000, 1_000
+	for _, tc := range []struct {
+		name   string
+		added  int
+		approx bool
+	}{{"plan", 0, false}, {"added", 500, false}, {"added approximate", 500, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := "maxlen-group-" + strings.ReplaceAll(tc.name, " ", "-")
+			key := "papyra:" + sys + ":events"
+			fill(t, c, key, keep+planned)
+			b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
+				t.Approximate, t.QuarantineCorrupt = ptr(tc.approx), ptr(false)
+			}))
+			p, err := b.Plan(ctx, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](keep)}, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			for i := range tc.added {
+				must(t, c.XAdd(ctx, xadd(key, papyra(keep+planned+i, float64(time.Now().UnixMilli())/1000))).Err())
+			}
+			oldest, err := c.XRangeN(ctx, key, "-", "+", floorAt).Result()
+			if err != nil || len(oldest) != floorAt {
+				t.Fatalf("XRANGE: %v (%d entries)", err, len(oldest))
+			}
+			floor := oldest[floorAt-1].ID // delivered up to it: needs the rest
+			must(t, c.XGroupCreate(ctx, key, "late", floor).Err())
+			st, err := b.Apply(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := xlen(t, c, key)
+			if want := int64(keep + planned + tc.added - floorAt); n < want || !tc.approx && n != want || n >= want+100 {
+				t.Errorf("%d entries left, want %d: the group's floor holds the rest", n, want)
+			}
+			if st.Stream == nil || len(st.Stream.HeldBack) != 1 || st.Stream.HeldBack[0].Group != "late" || st.Stream.HeldBack[0].Entries != n-keep {
+				t.Errorf("HeldBack %+v, want %d entries for group late", st.Stream, n-keep)
+			}
+			var owed int64
+			for _, d := range st.Debt {
+				if d.Reason == backends.DebtHeldByGroup {
+					owed += d.Records
+				}
+			}
+			if owed != n-keep {
+				t.Errorf("held_by_group debt %d records, want %d: %+v", owed, n-keep, st.Debt)
+			}
+		})
+	}
+}
