@@ -624,6 +624,9 @@ func (b *Backend) attribute(st *backends.Stats, planned backends.Stats, sp *stre
 // they are after the run: their floors may have moved since planning.
 func (b *Backend) liveHeldBack(ctx context.Context, sp *streamPlan, st *backends.Stats) error {
 	groups, err := b.floors(context.WithoutCancel(ctx), sp.key)
+	if errors.Is(err, errStreamGone) {
+		groups, err = nil, nil // deleted during the run: nothing is held
+	}
 	if err != nil {
 		return err
 	}

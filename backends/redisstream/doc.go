@@ -150,7 +150,8 @@
 // scripts' commands included, and refuses naming the command and the
 // user; a refusal at run time is reported the same way. A Papyra key
 // that is not a stream is skipped and reported: the rest is compacted
-// and the run fails. Plan writes nothing; each trim is atomic and
+// and the run fails. A stream deleted while the plan looks at it has
+// nothing to do this run. Plan writes nothing; each trim is atomic and
 // bounded by the plan, so a run that fails part way has removed only
 // entries retention removes, and the next run finishes the work. The
 // figures of a plan are estimates where the plan did not read the

@@ -302,6 +302,9 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		return nil, err
 	}
 	if sp.groups, err = b.floors(ctx, key); err != nil {
+		if errors.Is(err, errStreamGone) {
+			return nil, nil // deleted since TYPE (by Papyra or by hand): nothing to do
+		}
 		return nil, err
 	}
 	sp.stats.RecordsBefore = sp.length
@@ -399,6 +402,10 @@ func (b *Backend) ends(ctx context.Context, sys, key string) (*streamPlan, error
 	return sp, nil
 }
 
+// errStreamGone is a stream deleted since it was found: no group needs
+// anything of it.
+var errStreamGone = errors.New("stream deleted during the run")
+
 // floors reads every consumer group's floor: the lower of its oldest
 // pending ID and the ID right after its last-delivered-id. The oldest
 // pending ID comes from the extended XPENDING with COUNT 1, which reads
@@ -407,6 +414,9 @@ func (b *Backend) ends(ctx context.Context, sys, key string) (*streamPlan, error
 // whatever the number of consumers or pending entries.
 func (b *Backend) floors(ctx context.Context, key string) ([]groupFloor, error) {
 	groups, err := b.client.XInfoGroups(ctx, key).Result()
+	if err != nil && strings.Contains(err.Error(), "no such key") {
+		return nil, fmt.Errorf("%w: %w", errStreamGone, b.failCtx(ctx, "XINFO GROUPS", key, err))
+	}
 	if err != nil {
 		return nil, b.failCtx(ctx, "XINFO GROUPS", key, err)
 	}
@@ -419,6 +429,9 @@ func (b *Backend) floors(ctx context.Context, key string) ([]groupFloor, error) 
 		f := last.next()
 		if g.Pending > 0 {
 			pe, err := b.client.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Start: "-", End: "+", Count: 1}).Result()
+			if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+				continue // destroyed since XINFO GROUPS: it needs nothing
+			}
 			if err != nil {
 				return nil, b.failCtx(ctx, "XPENDING", key+" "+g.Name+" - + 1", err)
 			}
