@@ -2,8 +2,8 @@
 # bench/redis.sh: trim Redis streams of four shapes by age while another
 # client runs XADD back to back, on a throwaway redis-server, and print
 # for each the longest commands the agent sent (the server's SLOWLOG,
-# threshold 0), the trim time, and the writer's XADD p50/p99 during the
-# trim next to the same without it:
+# threshold 0), the trim time, the agent's heap growth during it, and the
+# writer's XADD p50/p99 during the trim next to the same without it:
 #   long       ENTRIES (default 10 M) Papyra records, half of them old;
 #   large      LARGE (default 60) old records of LARGE_MB (default 10) MB,
 #              then small fresh ones;
@@ -21,6 +21,10 @@
 # the trim removed what the shape makes old (no work measured is a
 # failure). Not a timed test: run it by hand and read the figures. 10 M
 # entries need about 3 GB of memory and a few minutes to write.
+# The heap may grow by at most 128 MB (compaction streams; reading the
+# large entries at once would be 600 MB). SCAN=1 runs long in the
+# default mode (every entry read, 32 bytes kept per entry until the plan
+# is made), where it grows with the stream's length.
 # Other settings: SHAPES="long large" TRIM_LIMIT=… DUTY_CYCLE=… bench/redis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +36,7 @@ export PAPYRA_BENCH_CONSUMERS=${CONSUMERS:-100000}
 export PAPYRA_BENCH_MIXED_SMALL=${MIXED_SMALL:-5000}
 export PAPYRA_BENCH_TRIM_LIMIT=${TRIM_LIMIT:-}
 export PAPYRA_BENCH_DUTY_CYCLE=${DUTY_CYCLE:-}
+export PAPYRA_BENCH_SCAN=${SCAN:-}
 go test -c -o /tmp/redisstream.bench.$$ ./backends/redisstream/
 trap 'rm -f /tmp/redisstream.bench.$$' EXIT
 status=0
