@@ -52,7 +52,10 @@ import (
 // excuses, and prints apart, only each read sized on small entries that
 // first met large ones: Redis tells an entry's size only by returning
 // it, see entries.go), or
-// when the writer's XADD p99 during the trim is over twice its baseline.
+// when the writer's XADD p99 during the trim is over twice its baseline
+// and a quarter millisecond above it, or when the agent's heap grew by
+// more than maxHeapGrowth (for mixed, plus what each excused read
+// returned).
 func BenchmarkTrimUnderLoad(b *testing.B) {
 	ctx := context.Background()
 	srv := testutil.StartRedis(b)
@@ -283,12 +286,6 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 	fmt.Printf("XADD latency, during the trim: %s\n", percentiles(during))
 	fmt.Printf("slowest agent command: %s; writer XADD p99 during the trim: %s (baseline %s)\n",
 		describe(cmds[0]), quantile(during, 0.99), quantile(baseline, 0.99))
-	fmt.Printf("agent heap: peak %.1f MB above its %.1f MB before the trim (the stream: %.0f MB in Redis)\n",
-		float64(heapGrowth)/1e6, float64(heapBase)/1e6, float64(mem)/1e6)
-	b.ReportMetric(float64(heapGrowth)/1e6, "heap-peak-MB")
-	if heapGrowth > maxHeapGrowth {
-		b.Errorf("the agent's heap grew by %.1f MB during the trim, want at most %d MB: compaction streams, one step at a time", float64(heapGrowth)/1e6, maxHeapGrowth>>20)
-	}
 	b.ReportMetric(float64(cmds[0].Duration.Microseconds())/1000, "max-cmd-ms")
 	b.ReportMetric(took.Seconds(), "trim-s")
 	limit := maxCommand
@@ -303,9 +300,12 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 	// entries that meets several large ones (Redis tells an entry's size
 	// only by returning it). Reported apart, and only that read excused.
 	excused := map[int64]bool{}
+	heapAllowed := int64(maxHeapGrowth)
 	if shape == "mixed" {
 		for _, fc := range firstContacts(b, cmds, key, shapeIDs) {
 			excused[fc.l.ID] = true
+			// Its reply is in the agent's memory too, parsed.
+			heapAllowed = max(heapAllowed, maxHeapGrowth+int64(fc.large)*int64(env("PAPYRA_BENCH_LARGE_MB", 10)<<20)*3/2)
 			fmt.Printf("first read to meet large entries after small ones (the exception entries.go documents): %s returned %d large entries\n", describe(fc.l), fc.large)
 		}
 	}
@@ -321,8 +321,17 @@ func BenchmarkTrimUnderLoad(b *testing.B) {
 		}
 		break // the longest first: the rest are shorter
 	}
-	if p99, base := quantile(during, 0.99), quantile(baseline, 0.99); p99 > 2*base {
-		b.Errorf("writer XADD p99 during the trim %s, want at most twice the baseline's %s", p99, base)
+	fmt.Printf("agent heap: peak %.1f MB above its %.1f MB before the trim (the stream: %.0f MB in Redis; bound %.0f MB)\n",
+		float64(heapGrowth)/1e6, float64(heapBase)/1e6, float64(mem)/1e6, float64(heapAllowed)/1e6)
+	b.ReportMetric(float64(heapGrowth)/1e6, "heap-peak-MB")
+	if heapGrowth > heapAllowed {
+		b.Errorf("the agent's heap grew by %.1f MB during the trim, want at most %.0f MB: compaction streams, one step at a time", float64(heapGrowth)/1e6, float64(heapAllowed)/1e6)
+	}
+	// An XADD that arrives during an agent step waits for it: with steps
+	// busy 2-3 % of the time at the default duty cycle, the writer's p99
+	// is about one step (0.2-0.3 ms), whatever the baseline.
+	if p99, base := quantile(during, 0.99), quantile(baseline, 0.99); p99 > max(2*base, base+250*time.Microsecond) {
+		b.Errorf("writer XADD p99 during the trim %s, want at most twice the baseline's %s or a quarter millisecond above it", p99, base)
 	}
 }
 

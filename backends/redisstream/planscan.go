@@ -43,7 +43,10 @@ func (sp *streamPlan) index(id streamID) int {
 func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Policy, prog *progress) error {
 	_, wantSize := pol.ByteLimit()
 	k := newClassifier()
-	sp.scanned = make([]scanned, 0, min(sp.length, 1<<16))
+	// Sized for the whole stream at once (with room for entries added
+	// before its last ID was read): growing by doubling would copy it
+	// and hold both copies at the end, half as much again.
+	sp.scanned = make([]scanned, 0, sp.length+sp.length/64+1024)
 	var ages *backends.Ages
 	if !pol.Now.IsZero() {
 		// Every entry is read anyway: dating it costs nothing.
