@@ -640,16 +640,11 @@ func TestEmergency_OrderByNewestRecord(t *testing.T) {
 	}
 }
 
-// TestEmergency_DaemonChecksBeforeFirstRuns: a daemon started on a file
-// system already below keep_free drops segments before any target's
-// first compaction starts.
-func TestEmergency_DaemonChecksBeforeFirstRuns(t *testing.T) {
-	mnt := smallFS(t, 1<<20+512<<10)
-	now := time.Now()
-	cfg := emStores(t, mnt, now)
-	dir := t.TempDir()
-	free := fill(t, mnt, 64<<10)
-	keep := free + segmentBytes/2
+// writeEmDaemonConfig writes dir/compact.yaml for a daemon over cfg's
+// rotating stores (state, lock and quarantine under dir, no textfile),
+// keep_free at keep for those that opted in, and returns its path.
+func writeEmDaemonConfig(t *testing.T, dir string, cfg *config.Config, keep int64) string {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "state_dir: %s/state\nlock_dir: %s/lock\nquarantine_dir: %s/q\nmetrics:\n  textfile: \"\"\ndefaults:\n  grace_period: 10ms\ntargets:\n", dir, dir, dir)
 	for _, tg := range cfg.Targets {
@@ -663,6 +658,20 @@ func TestEmergency_DaemonChecksBeforeFirstRuns(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// TestEmergency_DaemonChecksBeforeFirstRuns: a daemon started on a file
+// system already below keep_free drops segments before any target's
+// first compaction starts.
+func TestEmergency_DaemonChecksBeforeFirstRuns(t *testing.T) {
+	mnt := smallFS(t, 1<<20+512<<10)
+	now := time.Now()
+	cfg := emStores(t, mnt, now)
+	dir := t.TempDir()
+	free := fill(t, mnt, 64<<10)
+	keep := free + segmentBytes/2
+	path := writeEmDaemonConfig(t, dir, cfg, keep)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -276,19 +276,7 @@ func TestEmergency_DaemonLogsUnmetOnce(t *testing.T) {
 	free := fill(t, mnt, 64<<10)
 	// The six segments that may go free 6 segments; 10 are needed.
 	keep := free + 10*segmentBytes
-	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s/state\nlock_dir: %s/lock\nquarantine_dir: %s/q\nmetrics:\n  textfile: \"\"\ndefaults:\n  grace_period: 10ms\ntargets:\n", dir, dir, dir)
-	for _, tg := range cfg.Targets {
-		fmt.Fprintf(&b, "  - {name: %s, kind: rotating, path: %s, max_bytes: %d, max_files: 10, interval: 1h", tg.Name, tg.Path, segmentBytes)
-		if tg.KeepFree != nil {
-			fmt.Fprintf(&b, ", keep_free: %d, min_keep: 1d", keep)
-		}
-		b.WriteString("}\n")
-	}
-	path := filepath.Join(dir, "compact.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeEmDaemonConfig(t, dir, cfg, keep)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -340,7 +328,11 @@ func TestEmergency_DaemonLogsUnmetOnce(t *testing.T) {
 	}
 
 	// A reload builds a new agent; the daemon's memory stays.
-	if err := os.WriteFile(path, []byte(b.String()+"# reloaded\n"), 0o644); err != nil {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(text, "# reloaded\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "the reload", func() bool {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 	"github.com/papyra-compact/papyra-compact/config"
@@ -363,17 +365,7 @@ func TestRetention_MaxLenRemovedDuringRun(t *testing.T) {
 		{"more deleted than added", 700, 300, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sys := "maxlen-removed-" + strings.ReplaceAll(tc.name, " ", "-")
-			key := "papyra:" + sys + ":events"
-			fill(t, c, key, keep+planned)
-			b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
-				t.Approximate, t.QuarantineCorrupt = ptr(tc.approx), ptr(false)
-			}))
-			p, err := b.Plan(ctx, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](keep)}, Now: time.Now()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
+			b, p, key := maxLenPlan(t, c, srv.Addr, "maxlen-removed-"+strings.ReplaceAll(tc.name, " ", "-"), keep, planned, tc.approx)
 			newest, err := c.XRevRangeN(ctx, key, "+", "-", int64(tc.gone)).Result()
 			if err != nil {
 				t.Fatal(err)
@@ -525,17 +517,7 @@ func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
 		approx bool
 	}{{"plan", 0, false}, {"added", 500, false}, {"added approximate", 500, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			sys := "maxlen-group-" + strings.ReplaceAll(tc.name, " ", "-")
-			key := "papyra:" + sys + ":events"
-			fill(t, c, key, keep+planned)
-			b := newBackend(t, target([]string{srv.Addr}, system(sys), func(t *config.Target) {
-				t.Approximate, t.QuarantineCorrupt = ptr(tc.approx), ptr(false)
-			}))
-			p, err := b.Plan(ctx, backends.Policy{Retention: config.Retention{MaxRecords: ptr[int64](keep)}, Now: time.Now()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
+			b, p, key := maxLenPlan(t, c, srv.Addr, "maxlen-group-"+strings.ReplaceAll(tc.name, " ", "-"), keep, planned, tc.approx)
 			for i := range tc.added {
 				must(t, c.XAdd(ctx, xadd(key, papyra(keep+planned+i, float64(time.Now().UnixMilli())/1000))).Err())
 			}
@@ -567,4 +549,22 @@ func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maxLenPlan fills sys's events stream with keep+extra records and plans
+// max_records keep over it, without quarantine (approximate or not):
+// max_records beyond the walk. The plan is closed with the test.
+func maxLenPlan(t *testing.T, c redis.UniversalClient, addr, sys string, keep, extra int, approx bool) (backends.Backend, backends.Plan, string) {
+	t.Helper()
+	key := "papyra:" + sys + ":events"
+	fill(t, c, key, keep+extra)
+	b := newBackend(t, target([]string{addr}, system(sys), func(t *config.Target) {
+		t.Approximate, t.QuarantineCorrupt = ptr(approx), ptr(false)
+	}))
+	p, err := b.Plan(context.Background(), backends.Policy{Retention: config.Retention{MaxRecords: ptr(int64(keep))}, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return b, p, key
 }
