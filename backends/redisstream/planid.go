@@ -177,11 +177,18 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 	if exhausted && sp.readBelow.less(bound) {
 		sp.readBelow = bound // every entry below it was read
 	}
-	if sp.maxlen > 0 && !sp.boundary.isZero() && !sp.readBelow.less(sp.boundary) {
+	switch {
+	case sp.maxlen > 0 && !sp.boundary.isZero() && !sp.readBelow.less(sp.boundary):
 		// Every entry below the age boundary was read: what each rule
 		// removes is known, not estimated from the IDs.
 		s.RemovedAge = belowAge
 		s.RemovedCount = max(0, sp.length-belowAge-sp.maxlen)
+		streamStats(s).Estimated = false
+	case sp.maxlen == 0 && exhausted && bound == sp.boundary && s.RemovedCount == 0 && s.RemovedBytes == 0:
+		// Age alone, and every entry below its boundary read (no group's
+		// floor below it): the count is exact.
+		s.RemovedAge = read
+		streamStats(s).Estimated = false
 	}
 	// They are not records: take them from the rules, oldest first.
 	streamStats(s).RemovedCorrupt = sp.unreadable

@@ -568,3 +568,38 @@ func maxLenPlan(t *testing.T, c redis.UniversalClient, addr, sys string, keep, e
 	t.Cleanup(func() { p.Close() })
 	return b, p, key
 }
+
+// TestRetention_AgeReadNotEstimated: without quarantine, age by ID reads
+// every entry below its boundary (to count the unreadable ones and cut
+// the trims), so its plan says exactly what the run removes, unmarked
+// as an estimate, even where the IDs are spaced too unevenly for the
+// estimate from them (150 entries in the stream's first 10 s, 50 in
+// its last 190 s) to hold.
+func TestRetention_AgeReadNotEstimated(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	const key = "papyra:uneven:events"
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, c, key, series(start, 150, 10*time.Second/150))
+	late := series(start.Add(10*time.Second), 50, 190*time.Second/50)
+	for i := range late {
+		late[i].i += 150
+	}
+	write(t, c, key, late)
+	now := start.Add(200 * time.Second)
+	b := newBackend(t, target([]string{srv.Addr}, system("uneven"), exact, func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }))
+	p, err := b.Plan(context.Background(), backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(100.0)}, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	planned := p.Stats()
+	st, err := b.Apply(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept: the late entries at or after now-100 s, 10 s + 3.8 s × i.
+	if st.RemovedAge != 150+24 || planned.RemovedAge != st.RemovedAge || planned.Stream == nil || planned.Stream.Estimated {
+		t.Errorf("planned %d by age (stream stats %+v), applied %d; want 174 both, not estimated", planned.RemovedAge, planned.Stream, st.RemovedAge)
+	}
+}
