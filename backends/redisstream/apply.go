@@ -483,11 +483,7 @@ func (b *Backend) trimAdded(ctx context.Context, sp *streamPlan, prog *progress,
 				}
 				classified = id.next()
 				if v := k.entry(m, false); v.corrupt {
-					sp.unreadable++ // logged with the plan's (Apply)
-					sp.unreadableIDs = append(sp.unreadableIDs, id)
-					if len(sp.unreadableLog) < maxLogged {
-						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
-					}
+					sp.addUnreadable(id, m.size(), v.reason) // logged with the plan's (Apply)
 				}
 			}
 			read += int64(len(msgs))

@@ -379,9 +379,6 @@ func TestLargeEntries(t *testing.T) {
 func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string) {
 	tb.Helper()
 	const stepBytes = 1 << 20
-	ctx := context.Background()
-	inOrder := append([]redis.SlowLog(nil), cmds...)
-	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
 	replayed := 0
 	var recent int64 // the largest entry read lately, halving at every read
 	var last string
@@ -390,19 +387,12 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 	// end. A read that does not is another loop, which starts at one
 	// entry and knows nothing of the last loop's sizes.
 	var loopNext string
-	for _, l := range inOrder {
+	replayReads(tb, c, what, cmds, key, orig, func(l redis.SlowLog, msgs []redis.XMessage) {
 		a := l.Args
-		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && (a[4] == "minid" || a[4] == "maxlen") {
-			break // the first trim
-		}
-		if len(a) < 6 || a[1] != key || !strings.EqualFold(a[4], "COUNT") ||
-			!(strings.EqualFold(a[0], "XRANGE") || strings.EqualFold(a[0], "XREVRANGE")) {
-			continue
-		}
-		if a[5] == "1" && (a[2] == "-" && a[3] == "+" || a[2] == "+" && a[3] == "-") {
+		if !strings.EqualFold(a[4], "COUNT") || a[5] == "1" && (a[2] == "-" && a[3] == "+" || a[2] == "+" && a[3] == "-") {
 			// The plan's first look at the stream's two ends, an entry
 			// each: no loop's steps are sized on them.
-			continue
+			return
 		}
 		count, err := strconv.ParseInt(a[5], 10, 64)
 		if err != nil {
@@ -418,24 +408,46 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 			tb.Errorf("%s: %s after %s, which returned entries of up to %d bytes lately: want COUNT at most %d (reads are sized by bytes, down to one entry)",
 				what, describe(l), last, recent, max(1, stepBytes/recent))
 		}
-		msgs := redis.NewXMessageSliceCmd(ctx, a[0], orig, a[2], a[3], a[4], a[5])
-		if err := c.Process(ctx, msgs); err != nil {
-			tb.Fatalf("%s: replaying %s: %v", what, describe(l), err)
-		}
 		replayed++
 		var largest int64
-		for _, m := range msgs.Val() {
+		for _, m := range msgs {
 			d, _ := m.Values["data"].(string)
 			largest = max(largest, int64(len(d)))
 		}
 		recent, last = max(largest, recent/2), describe(l)
 		loopNext = ""
-		if n := len(msgs.Val()); n > 0 {
-			loopNext = a[0] + " (" + msgs.Val()[n-1].ID + " " + a[3]
+		if n := len(msgs); n > 0 {
+			loopNext = a[0] + " (" + msgs[n-1].ID + " " + a[3]
 		}
-	}
+	})
 	if replayed == 0 {
 		tb.Errorf("%s: no read of %s before the first trim, want the agent's reads replayed", what, key)
+	}
+}
+
+// replayReads calls check, in the order the server ran them, for every
+// XRANGE and XREVRANGE of key (with a COUNT) the agent sent before its
+// first trim, with what the same read returns from orig, a copy of key
+// taken before the compaction. Reads after the first trim are left out:
+// orig still holds what the trim removed.
+func replayReads(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string, check func(redis.SlowLog, []redis.XMessage)) {
+	tb.Helper()
+	ctx := context.Background()
+	inOrder := append([]redis.SlowLog(nil), cmds...)
+	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
+	for _, l := range inOrder {
+		a := l.Args
+		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && (a[4] == "minid" || a[4] == "maxlen") {
+			return // the first trim
+		}
+		if len(a) < 6 || a[1] != key || !(strings.EqualFold(a[0], "XRANGE") || strings.EqualFold(a[0], "XREVRANGE")) {
+			continue
+		}
+		msgs := redis.NewXMessageSliceCmd(ctx, a[0], orig, a[2], a[3], a[4], a[5])
+		if err := c.Process(ctx, msgs); err != nil {
+			tb.Fatalf("%s: replaying %s: %v", what, describe(l), err)
+		}
+		check(l, msgs.Val())
 	}
 }
 
@@ -449,24 +461,10 @@ func checkReadBytes(tb testing.TB, c redis.UniversalClient, what string, cmds []
 // large ones, which the agent cannot foresee (entries.go); only that one.
 func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, cmds []redis.SlowLog, key, orig string, large int, firstContact bool) {
 	tb.Helper()
-	ctx := context.Background()
-	inOrder := append([]redis.SlowLog(nil), cmds...)
-	sort.Slice(inOrder, func(i, j int) bool { return inOrder[i].ID < inOrder[j].ID })
 	prev := -1 // large entries the previous read returned
-	for _, l := range inOrder {
-		a := l.Args
-		if len(a) >= 5 && (strings.EqualFold(a[0], "EVAL") || strings.EqualFold(a[0], "EVALSHA")) && a[3] == key && a[4] == "minid" {
-			return // the first trim: orig no longer matches key
-		}
-		if len(a) < 6 || a[1] != key || !(strings.EqualFold(a[0], "XRANGE") || strings.EqualFold(a[0], "XREVRANGE")) {
-			continue
-		}
-		msgs := redis.NewXMessageSliceCmd(ctx, a[0], orig, a[2], a[3], a[4], a[5])
-		if err := c.Process(ctx, msgs); err != nil {
-			tb.Fatalf("%s: replaying %s: %v", what, describe(l), err)
-		}
+	replayReads(tb, c, what, cmds, key, orig, func(l redis.SlowLog, msgs []redis.XMessage) {
 		var n int
-		for _, m := range msgs.Val() {
+		for _, m := range msgs {
 			if d, _ := m.Values["data"].(string); len(d) >= large {
 				n++
 			}
@@ -475,7 +473,7 @@ func checkOneLargePerRead(tb testing.TB, c redis.UniversalClient, what string, c
 			tb.Errorf("%s: %s returned %d entries of %d bytes or more, want at most one per command", what, describe(l), n, large)
 		}
 		prev = n
-	}
+	})
 }
 
 // TestGuardReadsOnlyItsWindow: the age guard reads back from the ID

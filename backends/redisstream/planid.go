@@ -163,11 +163,7 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 				belowAge++
 			}
 			if v := k.entry(m, false); v.corrupt {
-				sp.unreadable++
-				sp.unreadableIDs = append(sp.unreadableIDs, id)
-				if len(sp.unreadableLog) < maxLogged {
-					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
-				}
+				sp.addUnreadable(id, m.size(), v.reason)
 			}
 		}
 		read += int64(len(msgs))
@@ -200,6 +196,16 @@ func (b *Backend) countUnreadable(ctx context.Context, sp *streamPlan) error {
 		left -= d
 	}
 	return nil
+}
+
+// addUnreadable counts an entry Papyra cannot read that the run removes
+// without quarantine, and names it in the log (the first maxLogged).
+func (sp *streamPlan) addUnreadable(id streamID, size int64, reason string) {
+	sp.unreadable++
+	sp.unreadableIDs = append(sp.unreadableIDs, id)
+	if len(sp.unreadableLog) < maxLogged {
+		sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: size, reason: reason})
+	}
 }
 
 // Why a walk stopped.
