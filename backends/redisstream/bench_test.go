@@ -452,8 +452,9 @@ func firstContacts(tb testing.TB, cmds []redis.SlowLog, key string, written []wr
 // maxHeapGrowth bounds how much the agent's heap may grow during a bench
 // trim: a few steps of at most one large entry each, the plan's cuts, and
 // the writer's latency samples; reading the 60 large entries at once
-// would be 600 MB. (A whole-stream scan, the default mode, keeps 32
-// bytes per entry until the plan is made: PAPYRA_BENCH_SCAN=1 shows it.)
+// would be 600 MB. A whole-stream scan (the default mode,
+// PAPYRA_BENCH_SCAN=1) keeps counts, not an item per entry: the plan that
+// kept 32 bytes per entry grew by over 1 GB at 10 M entries.
 const maxHeapGrowth = 128 << 20
 
 // heapBytes is the memory occupied by live and not yet swept heap objects.

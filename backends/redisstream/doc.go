@@ -89,7 +89,12 @@
 // needs their contents (the age guard, walks for count and bytes, scans
 // for quarantine or age_by timestamp, and, without quarantine, the
 // entries it removes, to count the unreadable ones); the plan keeps no
-// contents, so the agent's memory is bounded by one step. KEYS, FLUSH*
+// contents, so the agent's memory is bounded by one step. A scan keeps
+// counts, not an item per entry: what it holds grows with what the run
+// removes one by one (records age drops above the boundary, entries to
+// quarantine), never with the stream's length; when max_records or
+// max_total_bytes removes records, one walk back from the newest entry
+// finds the survivors, reading only what is kept. KEYS, FLUSH*
 // and unbounded XRANGE are never used; system_id "*" discovers systems
 // with SCAN … TYPE stream on every master. Cancelling the context stops
 // the run between two commands; the next run resumes from what is left.

@@ -102,9 +102,9 @@ type streamPlan struct {
 	// boundary; -1 when no walk reached it.
 	walked int64
 
-	// scanned holds every entry when the stream was read whole, for
-	// exact counts (held-back entries); nil otherwise.
-	scanned []scanned
+	// scan holds what a read of the whole stream counted, for exact
+	// held-back figures; nil otherwise.
+	scan *scanCounts
 
 	stats backends.Stats
 }
@@ -340,7 +340,7 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 		kept := max(0, sp.length-s.Removed()-int64(len(sp.corrupt))-sp.unreadable)
 		s.BytesAfter = int64(float64(s.BytesBefore) * float64(kept) / float64(sp.length))
 	}
-	sp.scanned = nil // only needed for the counts above
+	sp.scan = nil // only needed for the counts above
 	if s.Stream != nil {
 		s.Debt = b.heldDebt(ctx, key, s.Stream.HeldBack, sp.groups)
 	}
@@ -525,8 +525,8 @@ func (sp *streamPlan) heldBack(groups []groupFloor) (held []backends.HeldBack, p
 		if !sp.boundary.isZero() && g.floor.less(sp.boundary) {
 			var from int64 // entries at or above the floor
 			switch {
-			case sp.scanned != nil:
-				from = int64(len(sp.scanned) - sp.index(g.floor))
+			case sp.scan != nil:
+				from = sp.scan.from[g.floor]
 			case g.pending == 0 && g.lag >= 0 && keptExact:
 				from = g.lag
 			default:
@@ -555,8 +555,8 @@ func (sp *streamPlan) heldBack(groups []groupFloor) (held []backends.HeldBack, p
 // keptAbove is the number of entries at or above the boundary, and
 // whether it is exact (counted by a scan or a walk, not estimated).
 func (sp *streamPlan) keptAbove() (int64, bool) {
-	if sp.scanned != nil {
-		return int64(len(sp.scanned) - sp.index(sp.boundary)), true
+	if sp.scan != nil {
+		return sp.scan.above, true
 	}
 	if sp.walked >= 0 {
 		return sp.walked, true

@@ -4,57 +4,197 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/papyra-compact/papyra-compact/backends"
 	"github.com/papyra-compact/papyra-compact/backends/internal/pyjson"
 )
 
-// scanned is one entry of a stream read whole, kept compact (32 bytes):
-// a scan holds one per entry until the plan is made.
-type scanned struct {
-	id    streamID
-	ts    float64
-	size  uint32 // repr size, saturated (a Redis value is at most 512 MB)
-	flags uint8
+// tally counts the entries one read went through, by kind.
+type tally struct {
+	entries, corrupt, unsure int64
+	// passed are the records age keeps, passedBytes their repr sizes.
+	passed, passedBytes int64
 }
 
-const (
-	flagCorrupt = 1 << iota
-	flagTS
-	flagUnsure
-)
+func (t tally) minus(u tally) tally {
+	return tally{
+		entries: t.entries - u.entries, corrupt: t.corrupt - u.corrupt, unsure: t.unsure - u.unsure,
+		passed: t.passed - u.passed, passedBytes: t.passedBytes - u.passedBytes,
+	}
+}
 
-// record reports whether Papyra's reader surely reads the entry: neither
-// corrupt nor Unsure (nested too deeply to tell; kept, not counted).
-func (e *scanned) record() bool { return e.flags&(flagCorrupt|flagUnsure) == 0 }
+// count adds one entry; pass is whether age keeps it (for records).
+func (t *tally) count(v verdict, pass bool) {
+	t.entries++
+	switch {
+	case v.corrupt:
+		t.corrupt++
+	case v.unsure:
+		t.unsure++
+	case pass:
+		t.passed++
+		t.passedBytes += v.size
+	}
+}
 
-func (e *scanned) corrupt() bool { return e.flags&flagCorrupt != 0 }
+// mark is an entry the scan passed, with the tally of those before it.
+type mark struct {
+	id     streamID
+	before tally
+	ok     bool
+}
 
-// index is the position of the first scanned entry at or above id.
-func (sp *streamPlan) index(id streamID) int {
-	return sort.Search(len(sp.scanned), func(i int) bool { return !sp.scanned[i].id.less(id) })
+// scanCounts are what a scan of the whole stream counted exactly, for
+// holdBack (the other plans estimate them).
+type scanCounts struct {
+	above int64              // entries at or above the boundary
+	from  map[streamID]int64 // per group floor: entries at or above it
+}
+
+// floorCounter counts, in one pass in ID order, the entries at or above
+// each group floor: a few words per group, however long the stream.
+type floorCounter struct {
+	ids   []streamID // distinct floors, ascending
+	below []int64
+	next  int
+	n     int64
+}
+
+func newFloorCounter(groups []groupFloor) *floorCounter {
+	c := &floorCounter{}
+	for _, g := range groups {
+		c.ids = append(c.ids, g.floor)
+	}
+	slices.SortFunc(c.ids, func(a, b streamID) int {
+		switch {
+		case a.less(b):
+			return -1
+		case b.less(a):
+			return 1
+		}
+		return 0
+	})
+	c.ids = slices.Compact(c.ids)
+	c.below = make([]int64, len(c.ids))
+	return c
+}
+
+func (c *floorCounter) add(id streamID) {
+	for c.next < len(c.ids) && !id.less(c.ids[c.next]) {
+		c.below[c.next] = c.n
+		c.next++
+	}
+	c.n++
+}
+
+func (c *floorCounter) from() map[streamID]int64 {
+	m := make(map[streamID]int64, len(c.ids))
+	for i, id := range c.ids {
+		if i >= c.next {
+			c.below[i] = c.n
+		}
+		m[id] = c.n - c.below[i]
+	}
+	return m
+}
+
+// agePass is Papyra's age rule as a test on one record: by the JSON
+// timestamp (age_by timestamp), or by ID at the boundary the guard
+// checked against the timestamps just below it.
+func (b *Backend) agePass(ctx context.Context, sp *streamPlan, pol backends.Policy) (func(streamID, verdict) bool, error) {
+	if pol.Retention.MaxAgeSeconds == nil {
+		return func(streamID, verdict) bool { return true }, nil
+	}
+	cutoff := cutoffOf(pol)
+	if b.cfg.ageByTimestamp {
+		return func(_ streamID, v verdict) bool { return v.hasTS && v.ts >= cutoff }, nil
+	}
+	g := &guard{age: cutoffID(pol), cutoff: cutoff}
+	if err := b.runGuard(ctx, sp, g); err != nil {
+		return nil, err
+	}
+	g.note(sp)
+	age := g.age
+	return func(id streamID, _ verdict) bool { return !id.less(age) }, nil
+}
+
+// survivorDates are the dates of the records retention keeps.
+type survivorDates struct {
+	oldest               float64
+	future               int64
+	newestFuture         float64
+	hasOldest, ageFuture bool
+}
+
+func (d *survivorDates) add(pol backends.Policy, v verdict) {
+	if !v.hasTS {
+		return
+	}
+	if !d.hasOldest || v.ts < d.oldest {
+		d.oldest, d.hasOldest = v.ts, true
+	}
+	// Future-dated survivors; those retention removes are not counted
+	// (a consumer group may still hold them back).
+	if d.ageFuture && pol.Future(v.ts) {
+		d.future++
+		d.newestFuture = max(d.newestFuture, v.ts)
+	}
 }
 
 // planScan reads the whole stream, oldest first, batch by batch up to the
 // newest entry at planning time, and plans exactly as Papyra's reader
-// would apply retention to it: used for age_by timestamp, and for
-// quarantine_corrupt, which must look at every entry anyway.
+// would apply retention to it (§4.2): age, then the last max_records,
+// then the newest-first run that fits max_total_bytes. It is used for
+// age_by timestamp, and for quarantine_corrupt, which must look at every
+// entry anyway.
+//
+// It keeps counts, not entries: its memory does not grow with the
+// stream (only with what the run removes one by one, the records age
+// drops above the boundary, and the entries to quarantine). When
+// max_records or max_total_bytes removes records (known once the scan
+// has counted more than they keep), one walk back from the newest entry
+// finds which survive (keepNewest); it reads only what is kept.
+//
+// The survivors' oldest ID becomes the trim boundary; records age drops
+// above it (timestamps out of order, or age by timestamp) are deleted
+// one by one.
 func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Policy, prog *progress) error {
-	_, wantSize := pol.ByteLimit()
-	k := newClassifier()
-	// Sized for the whole stream at once (with room for entries added
-	// before its last ID was read): growing by doubling would copy it
-	// and hold both copies at the end, half as much again.
-	sp.scanned = make([]scanned, 0, sp.length+sp.length/64+1024)
+	limit, bySize := pol.ByteLimit()
+	n, byCount := pol.CountLimit()
+	s := &sp.stats
+	pass, err := b.agePass(ctx, sp, pol)
+	if err != nil {
+		return err
+	}
 	var ages *backends.Ages
 	if !pol.Now.IsZero() {
 		// Every entry is read anyway: dating it costs nothing.
 		ages = &backends.Ages{}
-		sp.stats.Ages = ages
+		s.Ages = ages
 	}
+	var (
+		k      = newClassifier()
+		floors = newFloorCounter(sp.groups)
+		cut    cutter
+		tot    tally
+		// first is the first record age keeps, unsure the first Unsure
+		// entry that age keeps or whose timestamp could not be read:
+		// the boundary is no higher than either.
+		first, unsure mark
+		// cand are the records age drops above the first of them, and
+		// fromUnsure the index of the first above unsure.
+		cand       []streamID
+		fromUnsure int
+		// binds: max_records or max_total_bytes removes records, and
+		// only keepNewest knows where the boundary is.
+		binds      bool
+		corruptIDs []streamID
+		newest     = math.Inf(-1)
+		dates      = survivorDates{ageFuture: ages != nil}
+	)
 	rd := b.newReader(sp.key, "-", sp.last.String(), false, b.cfg.batch)
-	var cut cutter
 	for {
 		msgs, err := rd.next(ctx, 0)
 		if err != nil {
@@ -68,33 +208,128 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 			if err != nil {
 				return b.fail("XRANGE", sp.key, err)
 			}
-			v := k.entry(m, wantSize)
-			e := scanned{id: id, ts: v.ts, size: uint32(min(v.size, math.MaxUint32))}
-			if v.hasTS {
-				e.flags |= flagTS
-			}
-			if v.unsure {
-				e.flags |= flagUnsure
-			}
-			if ages != nil && !v.corrupt && !v.unsure {
+			v := k.entry(m, bySize)
+			record := !v.corrupt && !v.unsure
+			ok := pass(id, v)
+			if ages != nil && record {
 				ages.Add(pol, v.ts, v.hasTS, m.size())
 			}
+			if record && v.hasTS && v.ts > newest && !math.IsInf(v.ts, 1) {
+				newest = v.ts
+			}
 			if v.corrupt {
-				e.flags |= flagCorrupt
 				if b.cfg.quarantine {
 					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: m.size(), reason: v.reason})
-				} else if len(sp.unreadableLog) < maxLogged {
-					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+				} else {
+					corruptIDs = append(corruptIDs, id)
+					if len(sp.unreadableLog) < maxLogged {
+						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
+					}
 				}
 			}
-			sp.scanned = append(sp.scanned, e)
+			if v.unsure && (ok || !v.hasTS) && !unsure.ok {
+				unsure, fromUnsure = mark{id: id, before: tot, ok: true}, len(cand)
+			}
+			if record && ok && !first.ok {
+				first = mark{id: id, before: tot, ok: true}
+			}
+			if record && !ok && (unsure.ok || first.ok && !binds) {
+				cand = append(cand, id)
+			}
+			if record && ok && !binds {
+				dates.add(pol, v)
+			}
+			tot.count(v, ok)
+			floors.add(id)
 			cut.add(id, m.size())
+			if !binds && (byCount && tot.passed > n || bySize && tot.passedBytes > limit) {
+				// Candidates below the first Unsure entry now stay:
+				// the boundary is the walk's or that entry's.
+				binds = true
+				if unsure.ok {
+					cand = slices.Clone(cand[fromUnsure:])
+				} else {
+					cand = nil
+				}
+				fromUnsure = 0
+			}
 		}
 		prog.add(int64(len(msgs)))
 	}
-	if err := b.retainScanned(sp, pol); err != nil {
-		return err
+
+	s.RecordsBefore = tot.entries - tot.corrupt - tot.unsure
+	s.Quarantined = int64(len(sp.corrupt))
+	if pol.Retention.MaxAgeSeconds != nil && b.cfg.ageByTimestamp {
+		if err := pol.CheckClock(sp.key, newest, fixAgeByID); err != nil {
+			return err
+		}
 	}
+	survivors := tot.passed
+	if byCount && survivors > n {
+		survivors = n
+	}
+	s.RemovedAge = s.RecordsBefore - tot.passed
+	s.RemovedCount = tot.passed - survivors
+
+	// The boundary is the oldest survivor; with none, everything planned.
+	boundary := sp.last.next()
+	var above tally
+	fit := survivors
+	del := cand
+	if binds {
+		w, err := b.keepNewest(ctx, sp, pol, pass, survivors, limit, bySize)
+		if err != nil {
+			return err
+		}
+		fit, above, del, dates = w.fit, w.above, w.del, w.dates
+		if fit > 0 {
+			boundary = w.boundary
+		}
+	} else if first.ok {
+		boundary, above = first.id, tot.minus(first.before)
+	}
+	if bySize {
+		s.RemovedBytes = survivors - fit
+	}
+	if dates.hasOldest {
+		s.OldestKept, s.HasOldest = dates.oldest, true
+	}
+	s.Future, s.NewestFuture = dates.future, dates.newestFuture
+
+	// An Unsure entry that age keeps (or whose timestamp could not be
+	// read) stays: Papyra may read it. The boundary goes no higher than
+	// it; records above it that count or bytes dropped stay too (keeping
+	// errs on the safe side), those age drops are deleted.
+	if unsure.ok && unsure.id.less(boundary) {
+		kept := tot.minus(unsure.before).passed - fit
+		d := min(kept, s.RemovedBytes)
+		s.RemovedBytes -= d
+		s.RemovedCount -= min(kept-d, s.RemovedCount)
+		// cand holds exactly the records age drops above it: collected
+		// from it on, and those before it dropped once count or bytes
+		// bound.
+		boundary, above, del = unsure.id, tot.minus(unsure.before), cand
+	}
+	if sp.first.less(boundary) {
+		sp.boundary = boundary
+	}
+	sp.del = del
+	sp.keptUnsure = above.unsure
+	if sp.keptUnsure > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s nested deeper than %d levels left in place and not counted as records: whether Papyra reads them depends on its Python version",
+			sp.keptUnsure, sp.key, pyjson.DefaultMaxDepth))
+	}
+	if !b.cfg.quarantine {
+		below := sort.Search(len(corruptIDs), func(i int) bool { return !corruptIDs[i].less(boundary) })
+		sp.unreadableIDs = corruptIDs[:below]
+		sp.unreadable = int64(below)
+		streamStats(s).RemovedCorrupt = sp.unreadable
+		sp.keptUnreadable += above.corrupt
+		// Log only those retention removes.
+		sp.unreadableLog = slices.DeleteFunc(sp.unreadableLog, func(c corruptEntry) bool { return !c.id.less(boundary) })
+	}
+	sp.scan = &scanCounts{above: above.entries, from: floors.from()}
+
 	// Only cuts up to the boundary serve; the whole stream was read.
 	cuts, _ := cut.end()
 	for _, c := range cuts {
@@ -111,163 +346,71 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 // removes them without quarantine.
 const maxLogged = 100
 
-// retainScanned applies Papyra's apply_retention to the scanned records
-// (§4.2): age, then the last max_records, then the newest-first run that
-// fits max_total_bytes. The survivors' oldest ID becomes the trim
-// boundary; records age drops above it (timestamps out of order, or age
-// by timestamp) are deleted one by one.
-func (b *Backend) retainScanned(sp *streamPlan, pol backends.Policy) error {
-	ret := pol.Retention
-	s := &sp.stats
-	es := sp.scanned
-	var records int64
-	newest := math.Inf(-1)
-	for i := range es {
-		if es[i].record() {
-			records++
-			if es[i].flags&flagTS != 0 && es[i].ts > newest && !math.IsInf(es[i].ts, 1) {
-				newest = es[i].ts
-			}
-		}
-	}
-	s.RecordsBefore = records
-	s.Quarantined = int64(len(sp.corrupt))
+// keptNewest is what keepNewest found.
+type keptNewest struct {
+	boundary streamID // the oldest survivor, when fit > 0
+	fit      int64    // the survivors
+	above    tally    // the entries at or above the boundary
+	del      []streamID
+	dates    survivorDates
+}
 
-	passes := func(*scanned) bool { return true }
-	if ret.MaxAgeSeconds != nil {
-		cutoff := cutoffOf(pol)
-		if b.cfg.ageByTimestamp {
-			if err := pol.CheckClock(sp.key, newest, fixAgeByID); err != nil {
-				return err
+// keepNewest finds the survivors when max_records or max_total_bytes
+// removes records: Papyra keeps the newest want records age keeps, as
+// many of them, newest first, as fit limit (bySize). It walks back from
+// the newest entry the scan read; it reads only what is kept, and with
+// max_total_bytes up to the first record that does not fit. del are the
+// records age drops above the boundary, oldest first.
+func (b *Backend) keepNewest(ctx context.Context, sp *streamPlan, pol backends.Policy, pass func(streamID, verdict) bool, want, limit int64, bySize bool) (keptNewest, error) {
+	w := keptNewest{dates: survivorDates{ageFuture: !pol.Now.IsZero()}}
+	k := newClassifier()
+	rd := b.newReader(sp.key, sp.last.String(), "-", true, b.cfg.batch)
+	var (
+		seen  tally
+		total int64
+		del   []streamID
+		nDel  int
+	)
+walk:
+	for w.fit < want {
+		// Each survivor is an entry: no read needs more than are left.
+		msgs, err := rd.next(ctx, want-w.fit)
+		if err != nil {
+			return w, err
+		}
+		if len(msgs) == 0 {
+			break // removed since the scan read them
+		}
+		for _, m := range msgs {
+			id, err := parseID(m.id)
+			if err != nil {
+				return w, b.fail("XREVRANGE", sp.key, err)
 			}
-			passes = func(e *scanned) bool { return e.flags&flagTS != 0 && e.ts >= cutoff }
-		} else {
-			g := &guard{age: cutoffID(pol), cutoff: cutoff}
-			for i := sp.index(g.age) - 1; i >= 0; i-- {
-				e := &es[i]
-				// An Unsure entry is kept like a record, and kept when
-				// its timestamp could not be read.
-				hasTS := e.flags&flagTS != 0
-				if g.feed(e.id, !e.corrupt() && (hasTS && e.ts >= cutoff || e.flags&flagUnsure != 0 && !hasTS)) {
-					break
+			v := k.entry(m, bySize)
+			ok := pass(id, v)
+			record := !v.corrupt && !v.unsure
+			if record && ok {
+				if bySize && total+v.size > limit {
+					break walk
+				}
+				total += v.size
+				w.fit++
+				w.boundary = id
+				w.dates.add(pol, v)
+			}
+			seen.count(v, ok)
+			if record && !ok {
+				del = append(del, id)
+			}
+			if record && ok {
+				w.above, nDel = seen, len(del)
+				if w.fit == want {
+					break walk
 				}
 			}
-			g.note(sp)
-			age := g.age
-			passes = func(e *scanned) bool { return !e.id.less(age) }
 		}
 	}
-
-	var passed int64
-	for i := range es {
-		if es[i].record() && passes(&es[i]) {
-			passed++
-		}
-	}
-	survivors := passed
-	if n, ok := pol.CountLimit(); ok && passed > n {
-		survivors = n
-	}
-	s.RemovedAge = records - passed
-	s.RemovedCount = passed - survivors
-	if limit, ok := pol.ByteLimit(); ok {
-		var total, fit int64
-		for i := len(es) - 1; i >= 0 && fit < survivors; i-- {
-			if e := &es[i]; e.record() && passes(e) {
-				if total+int64(e.size) > limit {
-					break
-				}
-				total += int64(e.size)
-				fit++
-			}
-		}
-		s.RemovedBytes = survivors - fit
-		survivors = fit
-	}
-
-	// The boundary is the oldest survivor; with none, everything planned.
-	boundary := sp.last.next()
-	oldest := math.Inf(1)
-	var seen int64
-	for i := len(es) - 1; i >= 0 && seen < survivors; i-- {
-		if e := &es[i]; e.record() && passes(e) {
-			seen++
-			boundary = e.id
-			if e.flags&flagTS != 0 && e.ts < oldest {
-				oldest = e.ts
-			}
-			// Future-dated survivors; those retention removes are not
-			// counted (a consumer group may still hold them back).
-			if e.flags&flagTS != 0 && s.Ages != nil && pol.Future(e.ts) {
-				s.Future++
-				s.NewestFuture = max(s.NewestFuture, e.ts)
-			}
-		}
-	}
-	if !math.IsInf(oldest, 1) {
-		s.OldestKept, s.HasOldest = oldest, true
-	}
-	// An Unsure entry that age keeps (or whose timestamp could not be
-	// read) stays: Papyra may read it. The boundary goes no higher than
-	// the oldest; records above it that count or bytes dropped stay too
-	// (keeping errs on the safe side), those age drops are deleted.
-	for i := range es {
-		e := &es[i]
-		if !e.id.less(boundary) {
-			break
-		}
-		if e.flags&flagUnsure == 0 || !passes(e) && e.flags&flagTS != 0 {
-			continue
-		}
-		var kept int64
-		for j := i; j < len(es) && es[j].id.less(boundary); j++ {
-			if es[j].record() && passes(&es[j]) {
-				kept++
-			}
-		}
-		d := min(kept, s.RemovedBytes)
-		s.RemovedBytes -= d
-		s.RemovedCount -= min(kept-d, s.RemovedCount)
-		boundary = e.id
-		break
-	}
-	if sp.first.less(boundary) {
-		sp.boundary = boundary
-	}
-	for i := sp.index(boundary); i < len(es); i++ {
-		if e := &es[i]; e.record() && !passes(e) {
-			sp.del = append(sp.del, e.id)
-		}
-		if es[i].flags&flagUnsure != 0 {
-			sp.keptUnsure++
-		}
-	}
-	if sp.keptUnsure > 0 {
-		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s nested deeper than %d levels left in place and not counted as records: whether Papyra reads them depends on its Python version",
-			sp.keptUnsure, sp.key, pyjson.DefaultMaxDepth))
-	}
-	if !b.cfg.quarantine {
-		cut := sp.index(boundary)
-		for i := range cut {
-			if es[i].corrupt() {
-				sp.unreadable++
-				sp.unreadableIDs = append(sp.unreadableIDs, es[i].id)
-			}
-		}
-		streamStats(s).RemovedCorrupt = sp.unreadable
-		for i := cut; i < len(es); i++ {
-			if es[i].corrupt() {
-				sp.keptUnreadable++
-			}
-		}
-		// Log only those retention removes.
-		logged := sp.unreadableLog[:0]
-		for _, c := range sp.unreadableLog {
-			if c.id.less(boundary) {
-				logged = append(logged, c)
-			}
-		}
-		sp.unreadableLog = logged
-	}
-	return nil
+	w.del = del[:nDel]
+	slices.Reverse(w.del)
+	return w, nil
 }
