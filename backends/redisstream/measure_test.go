@@ -281,6 +281,8 @@ func TestLargeEntries(t *testing.T) {
 		{"QuarantineScan", func(*config.Target) {}, true},
 		{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, true},
 		{"Count", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, false},
+		// A scan that max_records binds walks back for the survivors.
+		{"ScanCount", func(*config.Target) {}, true},
 		{"AgeAndCount", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }, false},
 		{"ByTimestamp", func(t *config.Target) { t.AgeBy, t.QuarantineCorrupt = "timestamp", ptr(false) }, false},
 	} {
@@ -320,7 +322,7 @@ func TestLargeEntries(t *testing.T) {
 				b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
 				ret := config.Retention{MaxAgeSeconds: ptr(3600.0)}
 				switch mode.name {
-				case "Count":
+				case "Count", "ScanCount":
 					ret = config.Retention{MaxRecords: ptr[int64](20)}
 				case "AgeAndCount":
 					// A walk back from the newest entry, to the age boundary.
