@@ -103,14 +103,46 @@ func (b *Backend) streamDebt(ctx context.Context, sp *streamPlan, st *backends.S
 		}
 		groups = g
 	}
-	st.Debt = append(st.Debt, b.heldDebt(ctx, sp.key, held, groups)...)
 	n, est, err := b.approximateLeft(ctx, sp, groups)
+	if err == nil && n > 0 && sp.maxlen > 0 && st.Stream != nil {
+		// What the lowest group holds past max_records was counted as
+		// all that is left past it (heldPastMaxlen), the entries below
+		// its floor that the approximate trim left included: they are
+		// approximate_trim debt, not the group's.
+		held = withoutLeftBelow(held, groups, n)
+		st.Stream.HeldBack = held
+	}
+	st.Debt = append(st.Debt, b.heldDebt(ctx, sp.key, held, groups)...)
 	switch {
 	case err != nil:
 		st.Notes = append(st.Notes, "could not count what the approximate trim left of "+sp.key+": "+err.Error())
 	case n > 0:
 		st.Debt = append(st.Debt, backends.Debt{Reason: backends.DebtApproximate, Detail: sp.key, Records: n, Bytes: -1, Estimated: est})
 	}
+}
+
+// withoutLeftBelow takes n entries an approximate trim left below every
+// group's floor out of what the lowest group holds, in a copy of held.
+func withoutLeftBelow(held []backends.HeldBack, groups []groupFloor, n int64) []backends.HeldBack {
+	if len(groups) == 0 {
+		return held
+	}
+	lowest := groups[0]
+	for _, g := range groups[1:] {
+		if g.floor.less(lowest.floor) {
+			lowest = g
+		}
+	}
+	out := make([]backends.HeldBack, 0, len(held))
+	for _, h := range held {
+		if h.Group == lowest.name {
+			h.Entries -= min(n, h.Entries)
+		}
+		if h.Entries > 0 {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // owe adds to st, a stream's stats after a run that did not finish it,
