@@ -113,6 +113,9 @@ func (b *Backend) streamDebt(ctx context.Context, sp *streamPlan, st *backends.S
 		st.Stream.HeldBack = held
 	}
 	st.Debt = append(st.Debt, b.heldDebt(ctx, sp.key, held, groups)...)
+	if sp.backlog.Reason != "" {
+		st.Debt = append(st.Debt, sp.backlog)
+	}
 	switch {
 	case err != nil:
 		st.Notes = append(st.Notes, "could not count what the approximate trim left of "+sp.key+": "+err.Error())
@@ -150,7 +153,9 @@ func withoutLeftBelow(held []backends.HeldBack, groups []groupFloor, n int64) []
 // incomplete), and what the plan knew its groups hold.
 func owe(st *backends.Stats, sp *streamPlan, reason backends.DebtReason) {
 	if !hasReason(st.Debt, backends.DebtHeldByGroup) {
-		st.Debt = append(st.Debt, sp.stats.Debt...)
+		st.Debt = append(st.Debt, sp.stats.Debt...) // the backlog's too
+	} else if sp.backlog.Reason != "" {
+		st.Debt = append(st.Debt, sp.backlog)
 	}
 	if left := sp.stats.Removed() - st.Removed(); left > 0 {
 		st.Debt = append(st.Debt, backends.Debt{Reason: reason, Detail: sp.key, Records: left, Bytes: -1,

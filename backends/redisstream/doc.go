@@ -132,7 +132,10 @@
 // quarantine stream: Papyra's fields, then the source ID, the reason and
 // every field/value pair of the entry, copied and verified before the
 // original is removed; see quarantine.go for why a crash anywhere loses
-// and duplicates nothing. With quarantine_corrupt: false they are removed
+// and duplicates nothing. One run moves at most 100,000 of a stream's
+// unreadable entries (the plan holds an item for each): past that, it
+// trims nothing at or above the first one left, and owes what retention
+// removes from there on as quarantine_backlog debt; the next run goes on. With quarantine_corrupt: false they are removed
 // with retention, counted apart (Stats.Stream.RemovedCorrupt) and named in the
 // log; those a trim leaves in place (part of a node an approximate trim
 // keeps, a group's floor) count neither as removed nor as records. A valid entry nested deeper than 900 levels is not corrupt: whether

@@ -97,6 +97,9 @@ type streamPlan struct {
 	keptUnsure int64
 	// unreadableLog names the first maxLogged of them, for the log.
 	unreadableLog []corruptEntry
+	// backlog is what retention removes that the run leaves because it
+	// quarantines at most quarantineMax entries (Reason empty: none).
+	backlog backends.Debt
 
 	// walked is the number of entries a walk found at or above the
 	// boundary; -1 when no walk reached it.
@@ -343,6 +346,9 @@ func (b *Backend) planStream(ctx context.Context, sys, key string, pol backends.
 	sp.scan = nil // only needed for the counts above
 	if s.Stream != nil {
 		s.Debt = b.heldDebt(ctx, key, s.Stream.HeldBack, sp.groups)
+	}
+	if sp.backlog.Reason != "" {
+		s.Debt = append(s.Debt, sp.backlog)
 	}
 	return sp, nil
 }

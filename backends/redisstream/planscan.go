@@ -181,8 +181,10 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		tot    tally
 		// first is the first record age keeps, unsure the first Unsure
 		// entry that age keeps or whose timestamp could not be read:
-		// the boundary is no higher than either.
-		first, unsure mark
+		// the boundary is no higher than either. backlog is the first
+		// unreadable entry past quarantineMax: nothing at or above it
+		// is trimmed this run (it would go unquarantined).
+		first, unsure, backlog mark
 		// cand are the records age drops above the first of them, and
 		// fromUnsure the index of the first above unsure.
 		cand       []streamID
@@ -218,9 +220,14 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 				newest = v.ts
 			}
 			if v.corrupt {
-				if b.cfg.quarantine {
+				switch {
+				case b.cfg.quarantine && len(sp.corrupt) < b.cfg.quarantineMax:
 					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: m.size(), reason: v.reason})
-				} else {
+				case b.cfg.quarantine:
+					if !backlog.ok {
+						backlog = mark{id: id, before: tot, ok: true}
+					}
+				default:
 					corruptIDs = append(corruptIDs, id)
 					if len(sp.unreadableLog) < maxLogged {
 						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
@@ -309,6 +316,23 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		// from it on, and those before it dropped once count or bytes
 		// bound.
 		boundary, above, del = unsure.id, tot.minus(unsure.before), cand
+	}
+	if backlog.ok && backlog.id.less(boundary) {
+		// Below it, every record goes (none survives below the
+		// boundary): age's first, then the oldest count drops, then
+		// bytes'. Records age drops above the old boundary are still
+		// deleted; those between stay for the next run.
+		below := backlog.before
+		gone := below.passed
+		before := s.Removed()
+		s.RemovedAge = below.entries - below.corrupt - below.unsure - below.passed + int64(len(del))
+		s.RemovedCount = min(gone, tot.passed-survivors)
+		s.RemovedBytes = gone - s.RemovedCount
+		boundary, above = backlog.id, tot.minus(backlog.before)
+		left := tot.corrupt - int64(len(sp.corrupt))
+		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
+		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s wait for the next run (a run quarantines at most %d a stream), and the %d records retention removes at or above the first of them with them",
+			left, sp.key, b.cfg.quarantineMax, sp.backlog.Records))
 	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary

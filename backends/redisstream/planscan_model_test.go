@@ -69,12 +69,15 @@ func TestPlanScan_Model(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := be.(*Backend)
+		if r.IntN(4) == 0 {
+			b.cfg.quarantineMax = r.IntN(6) // a backlog of unreadable entries
+		}
 		pol := randomPolicy(r, now, entries)
 		if !b.cfg.quarantine && !b.cfg.ageByTimestamp {
 			pol.Explain = true // the third reason to scan
 		}
-		desc := fmt.Sprintf("seed %d (%d entries, quarantine %v, age_by timestamp %v, max_age %v, max_records %v, max_total_bytes %v)",
-			seed, len(entries), b.cfg.quarantine, b.cfg.ageByTimestamp, deref(pol.Retention.MaxAgeSeconds), deref(pol.Retention.MaxRecords), deref(pol.Retention.MaxTotalBytes))
+		desc := fmt.Sprintf("seed %d (%d entries, quarantine %v (at most %d), age_by timestamp %v, max_age %v, max_records %v, max_total_bytes %v)",
+			seed, len(entries), b.cfg.quarantine, b.cfg.quarantineMax, b.cfg.ageByTimestamp, deref(pol.Retention.MaxAgeSeconds), deref(pol.Retention.MaxRecords), deref(pol.Retention.MaxTotalBytes))
 
 		got, gotErr := scanPlanOf(ctx, b, key, pol, b.planScan)
 		want, wantErr := scanPlanOf(ctx, b, key, pol, b.modelScan)
@@ -106,6 +109,7 @@ type scanPlanView struct {
 	Unreadable, KeptUnreadable, KeptUnsure int64
 	Scan                                   scanCounts
 	Stats                                  backends.Stats
+	Backlog                                backends.Debt
 }
 
 // scanPlanOf plans key as planStream does with a scan, by scan (the
@@ -131,7 +135,7 @@ func scanPlanOf(ctx context.Context, b *Backend, key string, pol backends.Policy
 		Cuts: nilIfEmpty(sp.cuts), Del: nilIfEmpty(sp.del), HeldDel: nilIfEmpty(sp.heldDel), UnreadableIDs: nilIfEmpty(sp.unreadableIDs),
 		Corrupt: nilIfEmpty(sp.corrupt), UnreadableLog: nilIfEmpty(sp.unreadableLog),
 		Unreadable: sp.unreadable, KeptUnreadable: sp.keptUnreadable, KeptUnsure: sp.keptUnsure,
-		Stats: sp.stats,
+		Stats: sp.stats, Backlog: sp.backlog,
 	}
 	if sp.scan != nil {
 		v.Scan = *sp.scan
@@ -282,6 +286,7 @@ func (b *Backend) modelScan(ctx context.Context, sp *streamPlan, pol backends.Po
 		sp.stats.Ages = ages
 	}
 	var cut cutter
+	backlog := -1 // the first unreadable entry past quarantineMax
 	for _, m := range msgs {
 		id, err := parseID(m.id)
 		if err != nil {
@@ -292,8 +297,12 @@ func (b *Backend) modelScan(ctx context.Context, sp *streamPlan, pol backends.Po
 			ages.Add(pol, v.ts, v.hasTS, m.size())
 		}
 		if v.corrupt {
-			if b.cfg.quarantine {
+			if b.cfg.quarantine && len(sp.corrupt) < b.cfg.quarantineMax {
 				sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: m.size(), reason: v.reason})
+			} else if b.cfg.quarantine {
+				if backlog < 0 {
+					backlog = len(es)
+				}
 			} else if len(sp.unreadableLog) < maxLogged {
 				sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
 			}
@@ -301,7 +310,7 @@ func (b *Backend) modelScan(ctx context.Context, sp *streamPlan, pol backends.Po
 		es = append(es, modelScanned{id: id, v: v})
 		cut.add(id, m.size())
 	}
-	if err := b.modelRetain(ctx, sp, es, pol); err != nil {
+	if err := b.modelRetain(ctx, sp, es, pol, backlog); err != nil {
 		return err
 	}
 	cuts, _ := cut.end()
@@ -324,7 +333,7 @@ func (e *modelScanned) record() bool { return !e.v.corrupt && !e.v.unsure }
 
 // modelRetain is Papyra's apply_retention on the slice (§4.2), as the
 // plan applied it before it streamed.
-func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelScanned, pol backends.Policy) error {
+func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelScanned, pol backends.Policy, backlog int) error {
 	ret := pol.Retention
 	s := &sp.stats
 	index := func(id streamID) int {
@@ -373,6 +382,7 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 	if n, ok := pol.CountLimit(); ok && passed > n {
 		survivors = n
 	}
+	byCount := survivors
 	s.RemovedAge = records - passed
 	s.RemovedCount = passed - survivors
 	if limit, ok := pol.ByteLimit(); ok {
@@ -428,14 +438,44 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 		boundary = e.id
 		break
 	}
+	// Records age drops above the boundary retention alone sets are
+	// deleted; with a backlog of unreadable entries below it, nothing at
+	// or above the first of them is trimmed, and below it every record
+	// goes (age's, then the oldest count drops, then bytes').
+	for i := index(boundary); i < len(es); i++ {
+		if e := &es[i]; e.record() && !passes(e) {
+			sp.del = append(sp.del, e.id)
+		}
+	}
+	if backlog >= 0 && es[backlog].id.less(boundary) {
+		before := s.Removed()
+		var age, gone int64
+		for i := range backlog {
+			if e := &es[i]; e.record() && passes(e) {
+				gone++
+			} else if e.record() {
+				age++
+			}
+		}
+		s.RemovedAge = age + int64(len(sp.del))
+		s.RemovedCount = min(gone, passed-byCount)
+		s.RemovedBytes = gone - s.RemovedCount
+		boundary = es[backlog].id
+		var left int64
+		for i := backlog; i < len(es); i++ {
+			if es[i].v.corrupt {
+				left++
+			}
+		}
+		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
+		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s wait for the next run (a run quarantines at most %d a stream), and the %d records retention removes at or above the first of them with them",
+			left, sp.key, b.cfg.quarantineMax, sp.backlog.Records))
+	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
 	}
 	cut := index(boundary)
 	for i := cut; i < len(es); i++ {
-		if e := &es[i]; e.record() && !passes(e) {
-			sp.del = append(sp.del, e.id)
-		}
 		if es[i].v.unsure {
 			sp.keptUnsure++
 		}

@@ -27,9 +27,15 @@ const (
 	defaultSystemID  = "local"
 	defaultTrimLimit = 5000
 	defaultBatch     = 1000
-	defaultLeaseTTL  = 30 * time.Second
-	defaultTimeout   = 5 * time.Second
-	defaultDuty      = 0.1
+	// defaultQuarantineMax is the most unreadable entries one run moves
+	// out of one stream: a stream of millions of them (another program's
+	// data under Papyra's prefix) is quarantined over several runs, in
+	// bounded memory, and a run that moves them one at a time still ends
+	// well within run_timeout.
+	defaultQuarantineMax = 100_000
+	defaultLeaseTTL      = 30 * time.Second
+	defaultTimeout       = 5 * time.Second
+	defaultDuty          = 0.1
 	// defaultRunTimeout bounds one run (Plan and Apply) of a target: long
 	// enough for tens of millions of entries at the default duty cycle,
 	// short enough that an hourly timer's runs never pile up.
@@ -50,9 +56,12 @@ type settings struct {
 	trimLimit, batch int64
 	duty             float64
 	quarantine       bool
-	deleteEmpty      bool
-	leaseTTL         time.Duration
-	runTimeout       time.Duration
+	// quarantineMax bounds the unreadable entries one run quarantines
+	// per stream (and the plan holds: one item each).
+	quarantineMax int
+	deleteEmpty   bool
+	leaseTTL      time.Duration
+	runTimeout    time.Duration
 }
 
 // Backend compacts the Papyra streams of one Redis target.
@@ -87,6 +96,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 		trimLimit:      defaultTrimLimit,
 		batch:          defaultBatch,
 		quarantine:     t.QuarantineCorrupt == nil || *t.QuarantineCorrupt,
+		quarantineMax:  defaultQuarantineMax,
 		deleteEmpty:    t.DeleteEmpty != nil && *t.DeleteEmpty,
 		leaseTTL:       defaultLeaseTTL,
 		duty:           defaultDuty,
