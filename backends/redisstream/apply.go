@@ -528,15 +528,7 @@ func (b *Backend) leftUnreadable(ctx context.Context, sp *streamPlan) {
 		if err != nil {
 			return
 		}
-		gone, _ = slices.BinarySearchFunc(sp.unreadableIDs, first, func(a, b streamID) int {
-			switch {
-			case a.less(b):
-				return -1
-			case b.less(a):
-				return 1
-			}
-			return 0
-		})
+		gone, _ = slices.BinarySearchFunc(sp.unreadableIDs, first, streamID.compare)
 	}
 	left := int64(len(sp.unreadableIDs) - gone)
 	sp.unreadable -= left

@@ -38,6 +38,17 @@ func (id streamID) less(o streamID) bool {
 	return id.ms < o.ms || id.ms == o.ms && id.seq < o.seq
 }
 
+// compare orders IDs for the slices package: -1, 0 or 1.
+func (id streamID) compare(o streamID) int {
+	switch {
+	case id.less(o):
+		return -1
+	case o.less(id):
+		return 1
+	}
+	return 0
+}
+
 func (id streamID) isZero() bool { return id == minID }
 
 // next is the smallest ID above id: XTRIM MINID next(x) removes x and

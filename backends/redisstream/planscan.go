@@ -67,15 +67,7 @@ func newFloorCounter(groups []groupFloor) *floorCounter {
 	for _, g := range groups {
 		c.ids = append(c.ids, g.floor)
 	}
-	slices.SortFunc(c.ids, func(a, b streamID) int {
-		switch {
-		case a.less(b):
-			return -1
-		case b.less(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(c.ids, streamID.compare)
 	c.ids = slices.Compact(c.ids)
 	c.below = make([]int64, len(c.ids))
 	return c
@@ -331,8 +323,7 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		boundary, above = backlog.id, tot.minus(backlog.before)
 		left := tot.corrupt - int64(len(sp.corrupt))
 		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
-		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s wait for the next run (a run quarantines at most %d a stream), and the %d records retention removes at or above the first of them with them",
-			left, sp.key, b.cfg.quarantineMax, sp.backlog.Records))
+		s.Notes = append(s.Notes, backlogNote(sp.key, left, b.cfg.quarantineMax, sp.backlog.Records))
 	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
@@ -364,6 +355,13 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	}
 	sp.readBelow = sp.last.next()
 	return nil
+}
+
+// backlogNote says what a run leaves for the next because it quarantines
+// at most quarantineMax entries a stream.
+func backlogNote(key string, left int64, quarantineMax int, records int64) string {
+	return fmt.Sprintf("%d unreadable entries of %s wait for the next run (a run quarantines at most %d a stream), and the %d records retention removes at or above the first of them with them",
+		left, key, quarantineMax, records)
 }
 
 // maxLogged bounds the unreadable entries a run names in its log when it

@@ -468,8 +468,7 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 			}
 		}
 		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
-		s.Notes = append(s.Notes, fmt.Sprintf("%d unreadable entries of %s wait for the next run (a run quarantines at most %d a stream), and the %d records retention removes at or above the first of them with them",
-			left, sp.key, b.cfg.quarantineMax, sp.backlog.Records))
+		s.Notes = append(s.Notes, backlogNote(sp.key, left, b.cfg.quarantineMax, sp.backlog.Records))
 	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
