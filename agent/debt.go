@@ -218,14 +218,14 @@ func incompleteDebt(planned, got backends.Stats) []backends.Debt {
 
 // debtWords are the plain words for each reason, after the amount.
 var debtWords = map[backends.DebtReason]string{
-	backends.DebtHeldByGroup:       "held by a consumer group that has not acknowledged them",
-	backends.DebtApproximate:       "left by the approximate trim, which removes whole stream nodes only (approximate: false trims exactly)",
-	backends.DebtBelowMinReclaim:   "left because the compaction was skipped below min_reclaim",
-	backends.DebtSafetyValve:       "left because the safety valve (max_remove_fraction) refused the run; rerun with --force to confirm",
-	backends.DebtClockGuard:        "left because the clock guard refused age retention",
-	backends.DebtRunTimeout:        "left because the run stopped at run_timeout; the next run continues",
-	backends.DebtIncomplete:        "left because the run failed or was interrupted after planning",
-	backends.DebtQuarantineBacklog: "left, with unreadable entries past what one run quarantines, for the next run",
+	backends.DebtHeldByGroup:     "held by a consumer group that has not acknowledged them",
+	backends.DebtApproximate:     "left by the approximate trim, which removes whole stream nodes only (approximate: false trims exactly)",
+	backends.DebtBelowMinReclaim: "left because the compaction was skipped below min_reclaim",
+	backends.DebtSafetyValve:     "left because the safety valve (max_remove_fraction) refused the run; rerun with --force to confirm",
+	backends.DebtClockGuard:      "left because the clock guard refused age retention",
+	backends.DebtRunTimeout:      "left because the run stopped at run_timeout; the next run continues",
+	backends.DebtIncomplete:      "left because the run failed or was interrupted after planning",
+	backends.DebtBacklog:         "left for the next run: more unreadable entries to quarantine, or records to delete one by one, than one run handles",
 }
 
 // DescribeDebt says one part of the debt in plain words:

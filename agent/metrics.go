@@ -385,7 +385,7 @@ func newCollector(version, goVersion string, kinds *backends.Registry) *collecto
 		maxBytes: d("retention", "max_total_bytes",
 			"The target's retention max_total_bytes (summed record sizes as Papyra counts them); absent when unset."),
 		debtRecords: d("retention_debt", "records",
-			"Records retention says should be gone but the last run that could tell left in the store, by reason: held_by_group, approximate_trim, run_timeout, quarantine_backlog (Redis), below_min_reclaim, safety_valve, clock_guard, incomplete. Absent before such a run, and for a reason whose amount is unknown (clock_guard).", "reason"),
+			"Records retention says should be gone but the last run that could tell left in the store, by reason: held_by_group, approximate_trim, run_timeout, backlog (Redis), below_min_reclaim, safety_valve, clock_guard, incomplete. Absent before such a run, and for a reason whose amount is unknown (clock_guard).", "reason"),
 		debtBytes: d("retention_debt", "bytes",
 			"Bytes of the records counted in papyra_compact_retention_debt_records, by reason; absent where the bytes are unknown (Redis entries, a partial run).", "reason"),
 		debtSince: d("retention_debt", "since_timestamp_seconds",
@@ -527,7 +527,7 @@ func (c *collector) collectTarget(ch chan<- prometheus.Metric, cfg *config.Confi
 // a run measured the debt; streamDebtReasons those of stream stores.
 var (
 	debtReasons       = []backends.DebtReason{backends.DebtBelowMinReclaim, backends.DebtSafetyValve, backends.DebtClockGuard, backends.DebtIncomplete}
-	streamDebtReasons = []backends.DebtReason{backends.DebtHeldByGroup, backends.DebtApproximate, backends.DebtRunTimeout, backends.DebtQuarantineBacklog}
+	streamDebtReasons = []backends.DebtReason{backends.DebtHeldByGroup, backends.DebtApproximate, backends.DebtRunTimeout, backends.DebtBacklog}
 )
 
 // collectDebt exports a target's retention debt by reason: every reason

@@ -330,10 +330,11 @@ const (
 	// DebtIncomplete: the run failed or was interrupted after planning;
 	// what it planned to remove is still there.
 	DebtIncomplete DebtReason = "incomplete"
-	// DebtQuarantineBacklog: a stream held more unreadable entries than
-	// one run quarantines; the records retention removes at or above the
-	// first one left wait with it for the next run (Redis).
-	DebtQuarantineBacklog DebtReason = "quarantine_backlog"
+	// DebtBacklog: a stream held more unreadable entries to quarantine,
+	// or records to delete one by one, than one run handles; what
+	// retention removes that waits with them is left for the next run
+	// (Redis).
+	DebtBacklog DebtReason = "backlog"
 )
 
 // Debt is one part of what retention says should be gone but is not.

@@ -92,7 +92,7 @@ func TestQuarantineBacklog(t *testing.T) {
 		}
 		var owed int64
 		for _, d := range st.Debt {
-			if d.Reason == backends.DebtQuarantineBacklog {
+			if d.Reason == backends.DebtBacklog {
 				owed += d.Records
 			}
 		}

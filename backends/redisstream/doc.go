@@ -135,7 +135,10 @@
 // and duplicates nothing. One run moves at most 100,000 of a stream's
 // unreadable entries (the plan holds an item for each): past that, it
 // trims nothing at or above the first one left, and owes what retention
-// removes from there on as quarantine_backlog debt; the next run goes on. With quarantine_corrupt: false they are removed
+// removes from there on as backlog debt; the next run goes on. So with
+// records deleted one by one (XDEL: those age drops above the trim, out
+// of order by timestamp or above a too deeply nested entry): at most
+// 100,000 a run, the oldest first. With quarantine_corrupt: false they are removed
 // with retention, counted apart (Stats.Stream.RemovedCorrupt) and named in the
 // log; those a trim leaves in place (part of a node an approximate trim
 // keeps, a group's floor) count neither as removed nor as records. A valid entry nested deeper than 900 levels is not corrupt: whether

@@ -177,10 +177,10 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		// unreadable entry past quarantineMax: nothing at or above it
 		// is trimmed this run (it would go unquarantined).
 		first, unsure, backlog mark
-		// cand are the records age drops above the first of them, and
-		// fromUnsure the index of the first above unsure.
-		cand       []streamID
-		fromUnsure int
+		// afterFirst and afterUnsure are the records age drops above
+		// first (until count or bytes bind) and above unsure.
+		afterFirst  = idList{max: b.cfg.deleteMax}
+		afterUnsure = idList{max: b.cfg.deleteMax}
 		// binds: max_records or max_total_bytes removes records, and
 		// only keepNewest knows where the boundary is.
 		binds      bool
@@ -227,13 +227,16 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 				}
 			}
 			if v.unsure && (ok || !v.hasTS) && !unsure.ok {
-				unsure, fromUnsure = mark{id: id, before: tot, ok: true}, len(cand)
+				unsure = mark{id: id, before: tot, ok: true}
 			}
 			if record && ok && !first.ok {
 				first = mark{id: id, before: tot, ok: true}
 			}
-			if record && !ok && (unsure.ok || first.ok && !binds) {
-				cand = append(cand, id)
+			if record && !ok && first.ok && !binds {
+				afterFirst.add(id)
+			}
+			if record && !ok && unsure.ok {
+				afterUnsure.add(id)
 			}
 			if record && ok && !binds {
 				dates.add(pol, v)
@@ -242,15 +245,9 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 			floors.add(id)
 			cut.add(id, m.size())
 			if !binds && (byCount && tot.passed > n || bySize && tot.passedBytes > limit) {
-				// Candidates below the first Unsure entry now stay:
-				// the boundary is the walk's or that entry's.
+				// The boundary is the walk's, or unsure's.
 				binds = true
-				if unsure.ok {
-					cand = slices.Clone(cand[fromUnsure:])
-				} else {
-					cand = nil
-				}
-				fromUnsure = 0
+				afterFirst = idList{}
 			}
 		}
 		prog.add(int64(len(msgs)))
@@ -274,13 +271,13 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	boundary := sp.last.next()
 	var above tally
 	fit := survivors
-	del := cand
+	del := &afterFirst
 	if binds {
 		w, err := b.keepNewest(ctx, sp, pol, pass, survivors, limit, bySize)
 		if err != nil {
 			return err
 		}
-		fit, above, del, dates = w.fit, w.above, w.del, w.dates
+		fit, above, del, dates = w.fit, w.above, &w.del, w.dates
 		if fit > 0 {
 			boundary = w.boundary
 		}
@@ -304,12 +301,17 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		d := min(kept, s.RemovedBytes)
 		s.RemovedBytes -= d
 		s.RemovedCount -= min(kept-d, s.RemovedCount)
-		// cand holds exactly the records age drops above it: collected
-		// from it on, and those before it dropped once count or bytes
-		// bound.
-		boundary, above, del = unsure.id, tot.minus(unsure.before), cand
+		boundary, above, del = unsure.id, tot.minus(unsure.before), &afterUnsure
 	}
-	if backlog.ok && backlog.id.less(boundary) {
+	// Records to delete one by one past deleteMax stay, with the debt.
+	s.RemovedAge -= del.dropped
+	owed := del.dropped
+	if del.dropped > 0 {
+		s.Notes = append(s.Notes, fmt.Sprintf("%d records of %s that age drops above the trim wait for the next run (a run deletes at most %d one by one a stream)",
+			del.dropped, sp.key, b.cfg.deleteMax))
+	}
+	pinned := backlog.ok && backlog.id.less(boundary)
+	if pinned {
 		// Below it, every record goes (none survives below the
 		// boundary): age's first, then the oldest count drops, then
 		// bytes'. Records age drops above the old boundary are still
@@ -317,18 +319,20 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		below := backlog.before
 		gone := below.passed
 		before := s.Removed()
-		s.RemovedAge = below.entries - below.corrupt - below.unsure - below.passed + int64(len(del))
+		s.RemovedAge = below.entries - below.corrupt - below.unsure - below.passed + int64(len(del.ids))
 		s.RemovedCount = min(gone, tot.passed-survivors)
 		s.RemovedBytes = gone - s.RemovedCount
 		boundary, above = backlog.id, tot.minus(backlog.before)
-		left := tot.corrupt - int64(len(sp.corrupt))
-		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
-		s.Notes = append(s.Notes, backlogNote(sp.key, left, b.cfg.quarantineMax, sp.backlog.Records))
+		owed += before - s.Removed()
+		s.Notes = append(s.Notes, backlogNote(sp.key, tot.corrupt-int64(len(sp.corrupt)), b.cfg.quarantineMax, before-s.Removed()))
+	}
+	if pinned || del.dropped > 0 {
+		sp.backlog = backends.Debt{Reason: backends.DebtBacklog, Detail: sp.key, Records: owed, Bytes: -1}
 	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
 	}
-	sp.del = del
+	sp.del = del.ascending()
 	sp.keptUnsure = above.unsure
 	if sp.keptUnsure > 0 {
 		s.Notes = append(s.Notes, fmt.Sprintf("%d entries of %s nested deeper than %d levels left in place and not counted as records: whether Papyra reads them depends on its Python version",
@@ -373,7 +377,7 @@ type keptNewest struct {
 	boundary streamID // the oldest survivor, when fit > 0
 	fit      int64    // the survivors
 	above    tally    // the entries at or above the boundary
-	del      []streamID
+	del      idList   // added newest first
 	dates    survivorDates
 }
 
@@ -390,9 +394,11 @@ func (b *Backend) keepNewest(ctx context.Context, sp *streamPlan, pol backends.P
 	var (
 		seen  tally
 		total int64
-		del   []streamID
-		nDel  int
+		// pending are the records age drops below the last survivor
+		// found: they are above the boundary once another is found.
+		pending = idList{max: b.cfg.deleteMax, keepLast: true}
 	)
+	w.del = idList{max: b.cfg.deleteMax, keepLast: true}
 walk:
 	for w.fit < want {
 		// Each survivor is an entry: no read needs more than are left.
@@ -422,17 +428,67 @@ walk:
 			}
 			seen.count(v, ok)
 			if record && !ok {
-				del = append(del, id)
+				pending.add(id)
 			}
 			if record && ok {
-				w.above, nDel = seen, len(del)
+				w.above = seen
+				pending.moveTo(&w.del)
 				if w.fit == want {
 					break walk
 				}
 			}
 		}
 	}
-	w.del = del[:nDel]
-	slices.Reverse(w.del)
 	return w, nil
+}
+
+// idList holds the IDs of records to delete one by one, at most max (a
+// run deletes at most deleteMax a stream: the plan holds each, and the
+// rest wait for the next run): the first max added (a read oldest
+// first), or with keepLast the last max added (a walk newest first), so
+// the oldest either way. dropped counts the others.
+type idList struct {
+	ids      []streamID
+	max      int
+	keepLast bool
+	next     int // with keepLast, the oldest added, overwritten next
+	dropped  int64
+}
+
+func (l *idList) add(id streamID) {
+	switch {
+	case len(l.ids) < l.max:
+		l.ids = append(l.ids, id)
+	case l.keepLast && l.max > 0:
+		l.ids[l.next] = id
+		l.next = (l.next + 1) % l.max
+		l.dropped++
+	default:
+		l.dropped++
+	}
+}
+
+// inOrder is the IDs held, in the order added.
+func (l *idList) inOrder() []streamID {
+	return append(slices.Clone(l.ids[l.next:]), l.ids[:l.next]...)
+}
+
+// moveTo adds l's IDs to dst, in order, as if every one l dropped had
+// been added too (with keepLast, dst would have dropped them anyway),
+// and empties l.
+func (l *idList) moveTo(dst *idList) {
+	dst.dropped += l.dropped
+	for _, id := range l.inOrder() {
+		dst.add(id)
+	}
+	*l = idList{max: l.max, keepLast: l.keepLast}
+}
+
+// ascending is the IDs held, oldest first.
+func (l *idList) ascending() []streamID {
+	ids := l.inOrder()
+	if l.keepLast {
+		slices.Reverse(ids)
+	}
+	return ids
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,7 +45,15 @@ func TestPlanScan_Model(t *testing.T) {
 		r := rand.New(rand.NewPCG(uint64(seed), 7))
 		key := fmt.Sprintf("papyra:model-%d:events", seed)
 		now := time.Now()
-		entries := randomStream(r, now)
+		// One stream in five is dated all out of order, aged by
+		// timestamp, with max_records and a small deleteMax: walks
+		// back that find more records to delete than a run deletes.
+		disorder := r.IntN(5) == 0
+		skewed := []int{0, 6, 2}[r.IntN(3)]
+		if disorder {
+			skewed = 2
+		}
+		entries := randomStream(r, now, skewed)
 		pipe := c.Pipeline()
 		for _, e := range entries {
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: e.id, Values: e.fields})
@@ -58,7 +67,7 @@ func TestPlanScan_Model(t *testing.T) {
 		// the plan decides).
 		tgt := config.Target{Name: "t", Kind: config.KindRedis, Addrs: []string{srv.Addr},
 			QuarantineCorrupt: ptrTo(r.IntN(3) > 0), DutyCycle: ptrTo(1.0)}
-		if r.IntN(3) == 0 {
+		if r.IntN(3) == 0 || disorder {
 			tgt.AgeBy = "timestamp"
 		}
 		if r.IntN(4) == 0 {
@@ -72,12 +81,18 @@ func TestPlanScan_Model(t *testing.T) {
 		if r.IntN(4) == 0 {
 			b.cfg.quarantineMax = r.IntN(6) // a backlog of unreadable entries
 		}
+		if r.IntN(4) == 0 || disorder {
+			b.cfg.deleteMax = r.IntN(6) // and of records to delete
+		}
 		pol := randomPolicy(r, now, entries)
+		if disorder && pol.Retention.MaxRecords == nil {
+			pol.Retention.MaxRecords = ptrTo(1 + r.Int64N(int64(len(entries))))
+		}
 		if !b.cfg.quarantine && !b.cfg.ageByTimestamp {
 			pol.Explain = true // the third reason to scan
 		}
-		desc := fmt.Sprintf("seed %d (%d entries, quarantine %v (at most %d), age_by timestamp %v, max_age %v, max_records %v, max_total_bytes %v)",
-			seed, len(entries), b.cfg.quarantine, b.cfg.quarantineMax, b.cfg.ageByTimestamp, deref(pol.Retention.MaxAgeSeconds), deref(pol.Retention.MaxRecords), deref(pol.Retention.MaxTotalBytes))
+		desc := fmt.Sprintf("seed %d (%d entries, quarantine %v (at most %d), delete at most %d, age_by timestamp %v, max_age %v, max_records %v, max_total_bytes %v)",
+			seed, len(entries), b.cfg.quarantine, b.cfg.quarantineMax, b.cfg.deleteMax, b.cfg.ageByTimestamp, deref(pol.Retention.MaxAgeSeconds), deref(pol.Retention.MaxRecords), deref(pol.Retention.MaxTotalBytes))
 
 		got, gotErr := scanPlanOf(ctx, b, key, pol, b.planScan)
 		want, wantErr := scanPlanOf(ctx, b, key, pol, b.modelScan)
@@ -157,17 +172,14 @@ type modelEntry struct {
 }
 
 // randomStream writes 1 to 300 entries, 1 to 200 ms apart, ending about
-// now: mostly Papyra records dated a little before their ID (some far
-// off it, some in the future, some undated), and unreadable or too
-// deeply nested entries.
-func randomStream(r *rand.Rand, now time.Time) []modelEntry {
+// now: mostly Papyra records dated a little before their ID (one in
+// skewed up to 10 s either way; 0: none), some in the future, some
+// undated, and unreadable or too deeply nested entries.
+func randomStream(r *rand.Rand, now time.Time, skewed int) []modelEntry {
 	n := 1 + r.IntN(300)
 	ms := now.Add(-time.Duration(n) * 100 * time.Millisecond).UnixMilli()
 	var out []modelEntry
 	seq := 0
-	// Some streams are in order, some have a few records dated far
-	// from their ID, some many.
-	skewed := []int{0, 6, 2}[r.IntN(3)]
 	for i := range n {
 		if r.IntN(5) == 0 {
 			seq++
@@ -447,7 +459,17 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 			sp.del = append(sp.del, e.id)
 		}
 	}
-	if backlog >= 0 && es[backlog].id.less(boundary) {
+	// Past deleteMax, the newest wait for the next run.
+	var owed int64
+	if over := len(sp.del) - b.cfg.deleteMax; over > 0 {
+		sp.del = sp.del[:b.cfg.deleteMax]
+		s.RemovedAge -= int64(over)
+		owed = int64(over)
+		s.Notes = append(s.Notes, fmt.Sprintf("%d records of %s that age drops above the trim wait for the next run (a run deletes at most %d one by one a stream)",
+			over, sp.key, b.cfg.deleteMax))
+	}
+	pinned := backlog >= 0 && es[backlog].id.less(boundary)
+	if pinned {
 		before := s.Removed()
 		var age, gone int64
 		for i := range backlog {
@@ -467,8 +489,11 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 				left++
 			}
 		}
-		sp.backlog = backends.Debt{Reason: backends.DebtQuarantineBacklog, Detail: sp.key, Records: before - s.Removed(), Bytes: -1}
-		s.Notes = append(s.Notes, backlogNote(sp.key, left, b.cfg.quarantineMax, sp.backlog.Records))
+		owed += before - s.Removed()
+		s.Notes = append(s.Notes, backlogNote(sp.key, left, b.cfg.quarantineMax, before-s.Removed()))
+	}
+	if pinned || owed > 0 {
+		sp.backlog = backends.Debt{Reason: backends.DebtBacklog, Detail: sp.key, Records: owed, Bytes: -1}
 	}
 	if sp.first.less(boundary) {
 		sp.boundary = boundary
@@ -511,4 +536,57 @@ func (b *Backend) modelRetain(ctx context.Context, sp *streamPlan, es []modelSca
 	}
 	sp.scan = sc
 	return nil
+}
+
+// TestIDList: a list of records to delete keeps the oldest max either
+// way it is filled: the first max added oldest first, the last max added
+// newest first (a ring), and moving a ring into another keeps what
+// adding every ID to it would.
+func TestIDList(t *testing.T) {
+	ids := func(ms ...uint64) []streamID {
+		out := []streamID{}
+		for _, m := range ms {
+			out = append(out, streamID{ms: m})
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name     string
+		max      int
+		keepLast bool
+		add      []uint64
+		want     []uint64 // ascending
+		dropped  int64
+	}{
+		{"oldest first, room", 5, false, []uint64{1, 2, 3}, []uint64{1, 2, 3}, 0},
+		{"oldest first, full", 3, false, []uint64{1, 2, 3, 4, 5}, []uint64{1, 2, 3}, 2},
+		{"newest first, room", 5, true, []uint64{9, 8, 7}, []uint64{7, 8, 9}, 0},
+		{"newest first, wrapped", 3, true, []uint64{9, 8, 7, 6, 5, 4, 3}, []uint64{3, 4, 5}, 4},
+		{"newest first, wrapped once", 3, true, []uint64{9, 8, 7, 6}, []uint64{6, 7, 8}, 1},
+		{"none kept", 0, true, []uint64{2, 1}, []uint64{}, 2},
+	} {
+		l := idList{max: tt.max, keepLast: tt.keepLast}
+		for _, m := range tt.add {
+			l.add(streamID{ms: m})
+		}
+		if got := l.ascending(); !slices.Equal(got, ids(tt.want...)) || l.dropped != tt.dropped {
+			t.Errorf("%s: %v, dropped %d; want %v, %d", tt.name, got, l.dropped, ids(tt.want...), tt.dropped)
+		}
+	}
+	// A ring moved into a ring: as if each ID had been added to it.
+	for _, n := range []int{0, 1, 2, 3, 4, 7} {
+		direct := idList{max: 3, keepLast: true}
+		moved := idList{max: 3, keepLast: true}
+		direct.add(streamID{ms: 100})
+		moved.add(streamID{ms: 100})
+		pending := idList{max: 3, keepLast: true}
+		for i := range n {
+			direct.add(streamID{ms: uint64(50 - i)})
+			pending.add(streamID{ms: uint64(50 - i)})
+		}
+		pending.moveTo(&moved)
+		if !slices.Equal(moved.ascending(), direct.ascending()) || moved.dropped != direct.dropped {
+			t.Errorf("%d moved: %v dropped %d, want %v dropped %d", n, moved.ascending(), moved.dropped, direct.ascending(), direct.dropped)
+		}
+	}
 }

@@ -33,9 +33,13 @@ const (
 	// bounded memory, and a run that moves them one at a time still ends
 	// well within run_timeout.
 	defaultQuarantineMax = 100_000
-	defaultLeaseTTL      = 30 * time.Second
-	defaultTimeout       = 5 * time.Second
-	defaultDuty          = 0.1
+	// defaultDeleteMax is the most records one run deletes one by one
+	// (XDEL) from one stream: records age drops above the trim, out of
+	// order by timestamp or above an entry too deeply nested to tell.
+	defaultDeleteMax = 100_000
+	defaultLeaseTTL  = 30 * time.Second
+	defaultTimeout   = 5 * time.Second
+	defaultDuty      = 0.1
 	// defaultRunTimeout bounds one run (Plan and Apply) of a target: long
 	// enough for tens of millions of entries at the default duty cycle,
 	// short enough that an hourly timer's runs never pile up.
@@ -59,9 +63,12 @@ type settings struct {
 	// quarantineMax bounds the unreadable entries one run quarantines
 	// per stream (and the plan holds: one item each).
 	quarantineMax int
-	deleteEmpty   bool
-	leaseTTL      time.Duration
-	runTimeout    time.Duration
+	// deleteMax bounds the records one run deletes one by one per
+	// stream (and the plan holds), age_by timestamp's out of order.
+	deleteMax   int
+	deleteEmpty bool
+	leaseTTL    time.Duration
+	runTimeout  time.Duration
 }
 
 // Backend compacts the Papyra streams of one Redis target.
@@ -97,6 +104,7 @@ func New(t config.Target, env backends.Env) (backends.Backend, error) {
 		batch:          defaultBatch,
 		quarantine:     t.QuarantineCorrupt == nil || *t.QuarantineCorrupt,
 		quarantineMax:  defaultQuarantineMax,
+		deleteMax:      defaultDeleteMax,
 		deleteEmpty:    t.DeleteEmpty != nil && *t.DeleteEmpty,
 		leaseTTL:       defaultLeaseTTL,
 		duty:           defaultDuty,

@@ -241,8 +241,8 @@ func heldWords(h agent.ExplainHeld) string {
 		return "A run would be REFUSED by the safety valve and remove nothing: " + h.Detail
 	case "run_timeout":
 		return fmt.Sprintf("%s%s left when the last run stopped at its run_timeout%s; the next run continues.", about, n, since)
-	case "quarantine_backlog":
-		return fmt.Sprintf("%s%s left with the unreadable entries of %s past what one run quarantines%s; the next run continues.", about, n, h.Detail, since)
+	case "backlog":
+		return fmt.Sprintf("%s%s of %s left with more unreadable entries to quarantine, or records to delete one by one, than one run handles%s; the next run continues.", about, n, h.Detail, since)
 	}
 	return fmt.Sprintf("%s%s stay (%s): %s%s.", about, n, h.Reason, h.Detail, since)
 }
