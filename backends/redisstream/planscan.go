@@ -92,24 +92,46 @@ func (c *floorCounter) from() map[streamID]int64 {
 	return m
 }
 
-// agePass is Papyra's age rule as a test on one record: by the JSON
+// ageRule is Papyra's age rule as a test on one record: by the JSON
 // timestamp (age_by timestamp), or by ID at the boundary the guard
-// checked against the timestamps just below it.
-func (b *Backend) agePass(ctx context.Context, sp *streamPlan, pol backends.Policy) (func(streamID, verdict) bool, error) {
-	if pol.Retention.MaxAgeSeconds == nil {
-		return func(streamID, verdict) bool { return true }, nil
+// checks against the timestamps just below it (guard non-nil: the scan
+// holds back the entries below the ID boundary until it has).
+type ageRule struct {
+	none, byTS bool
+	cutoff     float64
+	guard      *guard
+	age        streamID // by ID, once the guard has checked it
+}
+
+func newAgeRule(pol backends.Policy, byTS bool) *ageRule {
+	r := &ageRule{none: pol.Retention.MaxAgeSeconds == nil, byTS: byTS}
+	if r.none {
+		return r
 	}
-	cutoff := cutoffOf(pol)
-	if b.cfg.ageByTimestamp {
-		return func(_ streamID, v verdict) bool { return v.hasTS && v.ts >= cutoff }, nil
+	r.cutoff = cutoffOf(pol)
+	if !byTS {
+		r.guard = &guard{age: cutoffID(pol), cutoff: r.cutoff}
+		r.age = r.guard.age
 	}
-	g := &guard{age: cutoffID(pol), cutoff: cutoff}
-	if err := b.runGuard(ctx, sp, g); err != nil {
-		return nil, err
+	return r
+}
+
+func (r *ageRule) pass(id streamID, v verdict) bool {
+	switch {
+	case r.none:
+		return true
+	case r.byTS:
+		return v.hasTS && v.ts >= r.cutoff
 	}
-	g.note(sp)
-	age := g.age
-	return func(id streamID, _ verdict) bool { return !id.less(age) }, nil
+	return !id.less(r.age)
+}
+
+// heldEntry is an entry the scan holds back until the guard has checked
+// the age boundary.
+type heldEntry struct {
+	id   streamID
+	v    verdict
+	size int64
 }
 
 // survivorDates are the dates of the records retention keeps.
@@ -156,10 +178,8 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	limit, bySize := pol.ByteLimit()
 	n, byCount := pol.CountLimit()
 	s := &sp.stats
-	pass, err := b.agePass(ctx, sp, pol)
-	if err != nil {
-		return err
-	}
+	rule := newAgeRule(pol, b.cfg.ageByTimestamp)
+	pass := rule.pass
 	var ages *backends.Ages
 	if !pol.Now.IsZero() {
 		// Every entry is read anyway: dating it costs nothing.
@@ -188,6 +208,76 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		newest     = math.Inf(-1)
 		dates      = survivorDates{ageFuture: ages != nil}
 	)
+	// count takes one entry into the plan, in ID order.
+	count := func(id streamID, v verdict, size int64) {
+		record := !v.corrupt && !v.unsure
+		ok := pass(id, v)
+		if ages != nil && record {
+			ages.Add(pol, v.ts, v.hasTS, size)
+		}
+		if record && v.hasTS && v.ts > newest && !math.IsInf(v.ts, 1) {
+			newest = v.ts
+		}
+		if v.corrupt {
+			switch {
+			case b.cfg.quarantine && len(sp.corrupt) < b.cfg.quarantineMax:
+				sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: size, reason: v.reason})
+			case b.cfg.quarantine:
+				if !backlog.ok {
+					backlog = mark{id: id, before: tot, ok: true}
+				}
+			default:
+				corruptIDs = append(corruptIDs, id)
+				if len(sp.unreadableLog) < maxLogged {
+					sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: size, reason: v.reason})
+				}
+			}
+		}
+		if v.unsure && (ok || !v.hasTS) && !unsure.ok {
+			unsure = mark{id: id, before: tot, ok: true}
+		}
+		if record && ok && !first.ok {
+			first = mark{id: id, before: tot, ok: true}
+		}
+		if record && !ok && first.ok && !binds {
+			afterFirst.add(id)
+		}
+		if record && !ok && unsure.ok {
+			afterUnsure.add(id)
+		}
+		if record && ok && !binds {
+			dates.add(pol, v)
+		}
+		tot.count(v, ok)
+		floors.add(id)
+		cut.add(id, size)
+		if !binds && (byCount && tot.passed > n || bySize && tot.passedBytes > limit) {
+			// The boundary is the walk's, or unsure's.
+			binds = true
+			afterFirst = idList{}
+		}
+	}
+	// By ID, the entries below the boundary wait in held (the newest
+	// guardMax of them; older ones are below any boundary the guard can
+	// set) until the scan passes it: the guard checks them newest first,
+	// and they are counted with the boundary it leaves. Reading them
+	// again instead would double what the scan reads there, where the old
+	// large entries are.
+	var held []heldEntry
+	checked := rule.guard == nil
+	check := func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			if rule.guard.feed(held[i].id, held[i].v.keptByAge(rule.cutoff)) {
+				break
+			}
+		}
+		rule.age, checked = rule.guard.age, true
+		rule.guard.note(sp)
+		for _, e := range held {
+			count(e.id, e.v, e.size)
+		}
+		held = nil
+	}
 	rd := b.newReader(sp.key, "-", sp.last.String(), false, b.cfg.batch)
 	for {
 		msgs, err := rd.next(ctx, 0)
@@ -203,54 +293,24 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 				return b.fail("XRANGE", sp.key, err)
 			}
 			v := k.entry(m, bySize)
-			record := !v.corrupt && !v.unsure
-			ok := pass(id, v)
-			if ages != nil && record {
-				ages.Add(pol, v.ts, v.hasTS, m.size())
-			}
-			if record && v.hasTS && v.ts > newest && !math.IsInf(v.ts, 1) {
-				newest = v.ts
-			}
-			if v.corrupt {
-				switch {
-				case b.cfg.quarantine && len(sp.corrupt) < b.cfg.quarantineMax:
-					sp.corrupt = append(sp.corrupt, corruptEntry{id: id, size: m.size(), reason: v.reason})
-				case b.cfg.quarantine:
-					if !backlog.ok {
-						backlog = mark{id: id, before: tot, ok: true}
-					}
-				default:
-					corruptIDs = append(corruptIDs, id)
-					if len(sp.unreadableLog) < maxLogged {
-						sp.unreadableLog = append(sp.unreadableLog, corruptEntry{id: id, size: m.size(), reason: v.reason})
-					}
+			switch {
+			case checked:
+				count(id, v, m.size())
+			case id.less(rule.guard.age):
+				if len(held) == guardMax {
+					count(held[0].id, held[0].v, held[0].size)
+					held = held[1:]
 				}
-			}
-			if v.unsure && (ok || !v.hasTS) && !unsure.ok {
-				unsure = mark{id: id, before: tot, ok: true}
-			}
-			if record && ok && !first.ok {
-				first = mark{id: id, before: tot, ok: true}
-			}
-			if record && !ok && first.ok && !binds {
-				afterFirst.add(id)
-			}
-			if record && !ok && unsure.ok {
-				afterUnsure.add(id)
-			}
-			if record && ok && !binds {
-				dates.add(pol, v)
-			}
-			tot.count(v, ok)
-			floors.add(id)
-			cut.add(id, m.size())
-			if !binds && (byCount && tot.passed > n || bySize && tot.passedBytes > limit) {
-				// The boundary is the walk's, or unsure's.
-				binds = true
-				afterFirst = idList{}
+				held = append(held, heldEntry{id: id, v: v, size: m.size()})
+			default:
+				check()
+				count(id, v, m.size())
 			}
 		}
 		prog.add(int64(len(msgs)))
+	}
+	if !checked {
+		check()
 	}
 
 	s.RecordsBefore = tot.entries - tot.corrupt - tot.unsure

@@ -198,6 +198,51 @@ func TestRetention_ClockSkewGuard(t *testing.T) {
 	}
 }
 
+// TestRetention_ClockSkewGuardGivesUp: 12,000 records below the ID age
+// boundary, all with timestamps an hour ahead (Papyra would keep every
+// one). The guard looks at no more than the 10,000 newest below the
+// boundary (guardMax), lowers it below each, and stops there: the 2,000
+// oldest go, 10,000 stay, and a note says so. The same whether the plan
+// reads the whole stream (quarantine on: the scan holds those entries
+// back until it passes the boundary) or reads below the boundary for the
+// guard alone (quarantine off).
+func TestRetention_ClockSkewGuardGivesUp(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	c := newClient(t, srv.Addr)
+	now := time.Now().Truncate(time.Second)
+	for _, mode := range []struct {
+		name string
+		mod  func(*config.Target)
+	}{
+		{"Scan", func(*config.Target) {}},
+		{"ByID", func(t *config.Target) { t.QuarantineCorrupt = ptr(false) }},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			sys := "guard-" + strings.ToLower(mode.name)
+			key := "papyra:" + sys + ":events"
+			recs := series(now.Add(-200*time.Second), 12_000, time.Millisecond)
+			for i := range recs {
+				recs[i].ts += 3600
+			}
+			write(t, c, key, recs)
+			b := newBackend(t, target([]string{srv.Addr}, system(sys), exact, mode.mod))
+			st, err := compact(t, b, backends.Policy{Retention: config.Retention{MaxAgeSeconds: ptr(100.0)}, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := readI(t, c, key); len(got) != 10_000 || got[0] != 2000 {
+				t.Errorf("%d records left from %v; want 10,000 from 2000", len(got), got[:min(1, len(got))])
+			}
+			if st.RecordsBefore != 12_000 || st.RemovedAge != 2000 || st.Removed() != 2000 {
+				t.Errorf("records before %d, removed %d by age (%d in all); want 12,000, 2,000", st.RecordsBefore, st.RemovedAge, st.Removed())
+			}
+			if !strings.Contains(strings.Join(st.Notes, "\n"), "stopped looking") {
+				t.Errorf("notes %q: want one saying the guard stopped looking", st.Notes)
+			}
+		})
+	}
+}
+
 // TestRetention_DeleteEmpty: a stream retention empties stays by default;
 // with delete_empty it goes, unless a consumer group would go with it.
 func TestRetention_DeleteEmpty(t *testing.T) {
