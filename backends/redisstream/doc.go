@@ -23,7 +23,10 @@
 //     so an entry old by its ID is old by its timestamp too, and Papyra's
 //     reader would drop it as well. The guard (planid.go) checks the
 //     entries just below the boundary and lowers it below any whose
-//     timestamp Papyra would keep (a Papyra clock ahead of the server's).
+//     timestamp Papyra would keep (a Papyra clock ahead of the server's):
+//     the newest 10,000 below it at most. A plan that reads the whole
+//     stream holds those entries' verdicts back until it passes the
+//     boundary and checks them there, instead of reading them twice.
 //     With Papyra's default monotonic clock (§0.2) the JSON timestamps are
 //     seconds since boot and Papyra's own age retention drops everything;
 //     the ID time still measures age correctly, so age by ID works there.
