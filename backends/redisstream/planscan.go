@@ -409,7 +409,13 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 	}
 	sp.scan = &scanCounts{above: above.entries, from: floors.from()}
 
-	// Only cuts up to the boundary serve; the whole stream was read.
+	sp.scanned(&cut)
+	return nil
+}
+
+// scanned takes the cuts of a read of the whole stream: only those up to
+// the boundary serve, and every entry was read.
+func (sp *streamPlan) scanned(cut *cutter) {
 	cuts, _ := cut.end()
 	for _, c := range cuts {
 		if sp.boundary.less(c) {
@@ -418,7 +424,6 @@ func (b *Backend) planScan(ctx context.Context, sp *streamPlan, pol backends.Pol
 		sp.cuts = append(sp.cuts, c)
 	}
 	sp.readBelow = sp.last.next()
-	return nil
 }
 
 // backlogNote says what a run leaves for the next because it quarantines

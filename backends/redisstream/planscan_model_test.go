@@ -325,14 +325,7 @@ func (b *Backend) modelScan(ctx context.Context, sp *streamPlan, pol backends.Po
 	if err := b.modelRetain(ctx, sp, es, pol, backlog); err != nil {
 		return err
 	}
-	cuts, _ := cut.end()
-	for _, c := range cuts {
-		if sp.boundary.less(c) {
-			break
-		}
-		sp.cuts = append(sp.cuts, c)
-	}
-	sp.readBelow = sp.last.next()
+	sp.scanned(&cut)
 	return nil
 }
 
