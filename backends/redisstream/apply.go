@@ -553,10 +553,7 @@ func (b *Backend) heldPastMaxlen(ctx context.Context, sp *streamPlan, groups []g
 	if over <= 0 || len(groups) == 0 {
 		return nil, nil
 	}
-	lowest := groups[0].floor
-	for _, g := range groups {
-		lowest = minIDOf(lowest, g.floor)
-	}
+	lowest, _ := lowestFloor(groups)
 	probe := *sp
 	probe.boundary = sp.readBelow
 	est, _ := probe.heldBack(groups)

@@ -105,10 +105,10 @@ func (b *Backend) streamDebt(ctx context.Context, sp *streamPlan, st *backends.S
 	}
 	n, est, err := b.approximateLeft(ctx, sp, groups)
 	if err == nil && n > 0 && sp.maxlen > 0 && st.Stream != nil {
-		// What the lowest group holds past max_records was counted as
-		// all that is left past it (heldPastMaxlen), the entries below
-		// its floor that the approximate trim left included: they are
-		// approximate_trim debt, not the group's.
+		// What the groups of the lowest floor hold past max_records was
+		// counted as all that is left past it (heldPastMaxlen), the
+		// entries below their floor that the approximate trim left
+		// included: they are approximate_trim debt, not the groups'.
 		held = withoutLeftBelow(held, groups, n)
 		st.Stream.HeldBack = held
 	}
@@ -125,20 +125,22 @@ func (b *Backend) streamDebt(ctx context.Context, sp *streamPlan, st *backends.S
 }
 
 // withoutLeftBelow takes n entries an approximate trim left below every
-// group's floor out of what the lowest group holds, in a copy of held.
+// group's floor out of what each group of the lowest floor holds, in a
+// copy of held.
 func withoutLeftBelow(held []backends.HeldBack, groups []groupFloor, n int64) []backends.HeldBack {
-	if len(groups) == 0 {
+	lowest, ok := lowestFloor(groups)
+	if !ok {
 		return held
 	}
-	lowest := groups[0]
-	for _, g := range groups[1:] {
-		if g.floor.less(lowest.floor) {
-			lowest = g
+	atLowest := map[string]bool{}
+	for _, g := range groups {
+		if g.floor == lowest {
+			atLowest[g.name] = true
 		}
 	}
 	out := make([]backends.HeldBack, 0, len(held))
 	for _, h := range held {
-		if h.Group == lowest.name {
+		if atLowest[h.Group] {
 			h.Entries -= min(n, h.Entries)
 		}
 		if h.Entries > 0 {

@@ -113,13 +113,17 @@ type streamPlan struct {
 }
 
 // floor is the lowest group floor; ok is false when there are no groups.
-func (sp *streamPlan) floor() (f streamID, ok bool) {
-	for i, g := range sp.groups {
+func (sp *streamPlan) floor() (f streamID, ok bool) { return lowestFloor(sp.groups) }
+
+// lowestFloor is the lowest floor of groups; ok is false when there are
+// none.
+func lowestFloor(groups []groupFloor) (f streamID, ok bool) {
+	for i, g := range groups {
 		if i == 0 || g.floor.less(f) {
 			f = g.floor
 		}
 	}
-	return f, len(sp.groups) > 0
+	return f, len(groups) > 0
 }
 
 // Plan implements backends.Backend: it reads, and writes nothing. A key
@@ -518,12 +522,7 @@ func (b *Backend) holdBack(ctx context.Context, sp *streamPlan) error {
 // last-delivered-id); otherwise they are estimated from the IDs and
 // marked Estimated.
 func (sp *streamPlan) heldBack(groups []groupFloor) (held []backends.HeldBack, prefix int64) {
-	var lowest streamID
-	for i, g := range groups {
-		if i == 0 || g.floor.less(lowest) {
-			lowest = g.floor
-		}
-	}
+	lowest, _ := lowestFloor(groups)
 	keptAbove, keptExact := sp.keptAbove()
 	for _, g := range groups {
 		var n int64

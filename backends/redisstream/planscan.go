@@ -121,7 +121,7 @@ func (r *ageRule) pass(id streamID, v verdict) bool {
 	case r.none:
 		return true
 	case r.byTS:
-		return v.hasTS && v.ts >= r.cutoff
+		return v.keptByAge(r.cutoff)
 	}
 	return !id.less(r.age)
 }

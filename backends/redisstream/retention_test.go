@@ -560,7 +560,8 @@ func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
 		name   string
 		added  int
 		approx bool
-	}{{"plan", 0, false}, {"added", 500, false}, {"added approximate", 500, true}} {
+		groups int // created at the same floor
+	}{{"plan", 0, false, 1}, {"added", 500, false, 1}, {"added approximate", 500, true, 1}, {"added approximate two groups", 500, true, 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, p, key := maxLenPlan(t, c, srv.Addr, "maxlen-group-"+strings.ReplaceAll(tc.name, " ", "-"), keep, planned, tc.approx)
 			for i := range tc.added {
@@ -571,7 +572,10 @@ func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
 				t.Fatalf("XRANGE: %v (%d entries)", err, len(oldest))
 			}
 			floor := oldest[floorAt-1].ID // delivered up to it: needs the rest
-			must(t, c.XGroupCreate(ctx, key, "late", floor).Err())
+			names := []string{"late", "late2"}[:tc.groups]
+			for _, g := range names {
+				must(t, c.XGroupCreate(ctx, key, g, floor).Err())
+			}
 			st, err := b.Apply(ctx, p)
 			if err != nil {
 				t.Fatal(err)
@@ -599,11 +603,16 @@ func TestRetention_MaxLenGroupCreatedDuringRun(t *testing.T) {
 			if approx != int64(len(below)) || !tc.approx && approx != 0 {
 				t.Errorf("approximate_trim debt %d records, want the %d left below the group's floor", approx, len(below))
 			}
-			if st.Stream == nil || len(st.Stream.HeldBack) != 1 || st.Stream.HeldBack[0].Group != "late" || st.Stream.HeldBack[0].Entries != n-keep-approx {
-				t.Errorf("HeldBack %+v, want %d entries for group late", st.Stream, n-keep-approx)
+			if st.Stream == nil || len(st.Stream.HeldBack) != len(names) {
+				t.Fatalf("HeldBack %+v, want %d entries for each of %v", st.Stream, n-keep-approx, names)
 			}
-			if owed != n-keep-approx {
-				t.Errorf("held_by_group debt %d records, want %d: %+v", owed, n-keep-approx, st.Debt)
+			for i, h := range st.Stream.HeldBack {
+				if h.Group != names[i] || h.Entries != n-keep-approx {
+					t.Errorf("HeldBack %+v, want %d entries for group %s", h, n-keep-approx, names[i])
+				}
+			}
+			if owed != int64(len(names))*(n-keep-approx) {
+				t.Errorf("held_by_group debt %d records, want %d for each of %v: %+v", owed, n-keep-approx, names, st.Debt)
 			}
 		})
 	}
