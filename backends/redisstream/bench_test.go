@@ -454,7 +454,7 @@ func firstContacts(tb testing.TB, cmds []redis.SlowLog, key string, written []wr
 // the writer's latency samples; reading the 60 large entries at once
 // would be 600 MB. A whole-stream scan (the default mode,
 // PAPYRA_BENCH_SCAN=1) keeps counts, not an item per entry: the plan that
-// kept 32 bytes per entry grew by over 1 GB at 10 M entries.
+// kept 32 bytes per entry grew by 262 MB at 2 M entries.
 const maxHeapGrowth = 128 << 20
 
 // heapBytes is the memory occupied by live and not yet swept heap objects.
